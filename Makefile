@@ -1,0 +1,47 @@
+# engine: `make run` starts the daemon with its defaults; `make test` runs the whole suite.
+# Both install what they need first (Debian packages, then a .venv with every distribution editable).
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+PIP := $(VENV)/bin/pip
+# Debian packages engine and its tests need. python3-btrfsutil and python3-systemd are only
+# importable from Debian's python3, hence a venv made from /usr/bin/python3 with system site-packages.
+APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
+	iproute2 btrfs-progs python3-btrfsutil rsyslog python3-systemd uidmap tini kmod
+DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
+STAMP := $(VENV)/.installed
+
+.PHONY: install system-packages run test lint bench clean
+
+install: system-packages $(STAMP)
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): $(addsuffix /pyproject.toml,$(DISTRIBUTIONS)) requirements-dev.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(addprefix -e ,$(DISTRIBUTIONS)) -r requirements-dev.txt
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/engined
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(VENV)/bin/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV)

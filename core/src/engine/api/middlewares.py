@@ -1,0 +1,86 @@
+"""Middlewares, outermost first: Docker's error form, API version checks, authorization."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from engine import API_VERSION, MIN_API_VERSION
+from engine.api.keys import DAEMON
+from engine.api.util import dumps, version_tuple
+from engine.errors import EngineError, Forbidden, InvalidParameter
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.Response(status=status, body=dumps({"message": message}).encode(), content_type="application/json")
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map engine errors and aiohttp's own HTTP errors to ``{"message": ...}`` responses."""
+    try:
+        return await handler(request)
+    except EngineError as exc:
+        if exc.status == 304:
+            return web.Response(status=304)
+        if exc.status >= 500:
+            log.error("%s %s: %s", request.method, request.path, exc.message)
+        return error_response(exc.status, exc.message)
+    except web.HTTPNotFound:
+        return error_response(404, "page not found")
+    except web.HTTPMethodNotAllowed:
+        return error_response(405, "Method Not Allowed")
+    except web.HTTPException:
+        raise
+    except (ConnectionResetError, BrokenPipeError):
+        raise
+    except Exception as exc:  # a bug: answer like dockerd (500 with the message), log the traceback
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, str(exc) or exc.__class__.__name__)
+
+
+MAX_VERSION = version_tuple(API_VERSION)
+MIN_VERSION = version_tuple(MIN_API_VERSION)
+
+
+@web.middleware
+async def api_versions(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Check the ``/vX.Y`` prefix: too new or too old is a 400, as dockerd answers."""
+    raw = request.match_info.get("version")
+    if raw is not None:
+        version = version_tuple(raw)
+        if version > MAX_VERSION:
+            raise InvalidParameter(f"client version {raw} is too new. Maximum supported API version is {API_VERSION}")
+        if version < MIN_VERSION:
+            raise InvalidParameter(
+                f"client version {raw} is too old. Minimum supported API version is "
+                f"{MIN_API_VERSION}, please upgrade your client to a newer version"
+            )
+        request["api_version"] = version
+    else:
+        request["api_version"] = MAX_VERSION
+    return await handler(request)
+
+
+@web.middleware
+async def authorization(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Ask every ``engine_authorize_request`` implementation; any deny is a 403."""
+    daemon = request.app[DAEMON]
+    hook = daemon.pm.hook.engine_authorize_request
+    if hook.get_hookimpls():
+        body = b""
+        if request.content_type == "application/json" and (request.content_length or 0) < 1 << 20:
+            body = await request.read()
+        user = request.get("tls_user", "")
+        for denial in hook(
+            user=user, method=request.method, uri=str(request.rel_url), headers=dict(request.headers), body=body
+        ):
+            if denial:
+                raise Forbidden(f"authorization denied by plugin: {denial}")
+    return await handler(request)

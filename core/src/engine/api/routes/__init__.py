@@ -1,0 +1,5 @@
+"""Route modules, one per resource; each has ``setup(router)``."""
+
+from engine.api.routes import system, unsupported
+
+ROUTE_MODULES = [system, unsupported]

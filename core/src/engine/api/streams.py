@@ -1,0 +1,145 @@
+"""Streaming responses: JSON message streams, stdcopy framing, and hijacked connections.
+
+A *hijacked* connection (attach, exec start) answers ``101 UPGRADED`` and then carries raw
+bytes both ways. aiohttp's own protocol closes the transport when the client half-closes
+(``CloseWrite`` after stdin EOF), but Docker clients expect output to keep flowing; so after
+the 101 we swap in our own asyncio protocol that keeps the connection open on EOF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+from aiohttp import web
+
+from engine.api.util import dumps
+
+STDIN, STDOUT, STDERR, SYSTEMERR = 0, 1, 2, 3
+_HEADER = struct.Struct(">BxxxL")
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    """One stdcopy frame: ``[stream, 0, 0, 0, size (big-endian uint32)]`` then the payload."""
+    return _HEADER.pack(stream, len(payload)) + payload
+
+
+class JSONStream:
+    """A streamed ``application/json`` response of one JSON object per line (progress, events)."""
+
+    def __init__(self, request: web.Request, content_type: str = "application/json") -> None:
+        self.request = request
+        self.response = web.StreamResponse(status=200)
+        self.response.content_type = content_type
+        self.prepared = False
+
+    async def prepare(self) -> None:
+        if not self.prepared:
+            self.prepared = True
+            await self.response.prepare(self.request)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.prepare()
+        await self.response.write(dumps(message).encode())
+
+    async def error(self, message: str) -> None:
+        """A stream that already started can only report errors in-band (Docker's errorDetail)."""
+        await self.send({"errorDetail": {"message": message}, "error": message})
+
+    async def finish(self) -> web.StreamResponse:
+        await self.prepare()
+        await self.response.write_eof()
+        return self.response
+
+
+class _HijackedProtocol(asyncio.Protocol):
+    def __init__(self, incoming: asyncio.Queue[bytes | None]) -> None:
+        self.incoming = incoming
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.incoming.put_nowait(data)
+
+    def eof_received(self) -> bool:
+        self.incoming.put_nowait(None)  # stdin closed; keep the connection for output
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.incoming.put_nowait(None)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class Hijacked:
+    """The raw two-way stream of an attach or exec session.
+
+    ``read()`` returns client bytes (``b""`` at EOF); ``write()`` sends raw bytes; ``close()``
+    ends the session. ``disconnected`` resolves when the client goes away.
+    """
+
+    def __init__(self, request: web.Request, response: web.StreamResponse) -> None:
+        self.request = request
+        self.response = response
+        self.transport = request.transport
+        self._incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._eof = False
+        protocol = _HijackedProtocol(self._incoming)
+        self.disconnected: asyncio.Future[None] = protocol.closed
+        # bytes the client sent right behind the request headers, before our protocol took over
+        tail = getattr(request.protocol, "_message_tail", b"")
+        if tail:
+            self._incoming.put_nowait(bytes(tail))
+        assert self.transport is not None
+        self.transport.set_protocol(protocol)
+        if self.transport.is_closing():
+            protocol.connection_lost(None)
+
+    async def read(self) -> bytes:
+        if self._eof:
+            return b""
+        data = await self._incoming.get()
+        if data is None:
+            self._eof = True
+            return b""
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        # asyncio transports buffer without bound; wait while the client is slow
+        while (
+            self.transport is not None
+            and not self.transport.is_closing()
+            and self.transport.get_write_buffer_size() > 1 << 20
+        ):
+            await asyncio.sleep(0.01)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        # tell aiohttp's handler loop that this connection is done: no keep-alive after hijack
+        self.request.protocol.force_close()
+
+
+async def hijack(request: web.Request) -> Hijacked:
+    """Answer the upgrade (``101 UPGRADED``, or ``200 OK`` without an Upgrade header) and take the socket."""
+    upgrade = "upgrade" in request.headers.get("Connection", "").lower() or "Upgrade" in request.headers
+    if upgrade:
+        response = web.StreamResponse(status=101, reason="UPGRADED")
+        response.headers["Connection"] = "Upgrade"
+        response.headers["Upgrade"] = "tcp"
+    else:
+        response = web.StreamResponse(status=200)
+    response.headers["Content-Type"] = "application/vnd.docker.raw-stream"
+    # no Content-Length and no chunking: the body is the raw stream
+    response.force_close()
+    response._length_check = False  # type: ignore[attr-defined]
+    await response.prepare(request)
+    return Hijacked(request, response)

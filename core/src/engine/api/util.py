@@ -1,0 +1,72 @@
+"""Request parsing and response shaping shared by every route module."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from engine.errors import InvalidParameter
+
+
+def dumps(data: Any) -> str:
+    """Go's encoding/json output: compact, one trailing newline."""
+    return json.dumps(data, separators=(",", ":")) + "\n"
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=dumps(data).encode(), status=status, content_type="application/json")
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    """Docker's boolValue: absent -> default; "", "0", "no", "false", "none" -> False; else True."""
+    if name not in request.query:
+        return default
+    return request.query[name].strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
+
+
+def query_list(request: web.Request, name: str) -> list[str]:
+    return request.query.getall(name, [])
+
+
+async def read_json(request: web.Request, *, required: bool = False) -> dict[str, Any]:
+    """The JSON body as a dict; an empty body is ``{}`` unless ``required``."""
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise InvalidParameter("request body is required")
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidParameter(f"invalid JSON: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidParameter("invalid JSON: expected an object")
+    return data
+
+
+def api_version(request: web.Request) -> tuple[int, int]:
+    """The API version the client asked for (the path's /vX.Y, else the daemon's)."""
+    return request.get("api_version", (1, 41))
+
+
+def version_tuple(raw: str) -> tuple[int, int]:
+    major, _, minor = raw.partition(".")
+    return int(major), int(minor or 0)

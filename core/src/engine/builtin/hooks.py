@@ -1,0 +1,11 @@
+"""Core's hook implementations (registered through the ``engine.plugins`` entry point ``core-builtins``)."""
+
+from __future__ import annotations
+
+from engine import hookimpl
+from engine.config import ConfigSchema
+
+
+@hookimpl
+def engine_add_config(schema: ConfigSchema) -> None:
+    """Core's keys are in :func:`engine.config.core_schema`; nothing more to declare here."""

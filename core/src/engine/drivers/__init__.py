@@ -1,0 +1,1 @@
+"""Driver contracts: the abstract base classes every storage, network and log driver implements."""

@@ -1,0 +1,1 @@
+"""engine-plugin-overlay2: the overlay2 storage driver (kernel overlayfs)."""

@@ -1,0 +1,1 @@
+"""engine-testkit: conformance suites and benchmarks for engine drivers."""

@@ -1,0 +1,149 @@
+"""Run a real ``engined`` for tests: own temp socket, data-root, exec-root and pidfile.
+
+The daemon is stopped by its PID (SIGTERM, then SIGKILL) and nothing it mounted under its
+temp dirs may remain afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ENGINED = Path(sys.executable).with_name("engined")
+
+
+def mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve()) + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mountpoint = line.split()[4].replace("\\040", " ")
+            if mountpoint.startswith(prefix) or mountpoint == prefix[:-1]:
+                found.append(mountpoint)
+    return found
+
+
+class EngineDaemon:
+    """One engined process. Use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        config: dict[str, Any] | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = root or Path(tempfile.mkdtemp(prefix="engine-test-", dir="/tmp"))
+        self.owns_root = root is None
+        self.socket = self.root / "engine.sock"
+        self.data_root = self.root / "data"
+        self.exec_root = self.root / "exec"
+        self.pidfile = self.root / "engine.pid"
+        self.config_file = self.root / "daemon.json"
+        self.log_file = self.root / "engined.log"
+        self.config = dict(config or {})
+        self.args = list(args or [])
+        self.env = dict(env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def command(self) -> list[str]:
+        cmd = [str(ENGINED), "--config-file", str(self.config_file)]
+        base = {
+            "hosts": [self.host],
+            "data-root": str(self.data_root),
+            "exec-root": str(self.exec_root),
+            "pidfile": str(self.pidfile),
+        }
+        for key, value in base.items():
+            if key not in self.config and not any(a.startswith(f"--{key}") for a in self.args):
+                self.config[key] = value
+        return cmd + self.args
+
+    def start(self, timeout: float = 30.0) -> EngineDaemon:
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = self.command()
+        self.config_file.write_text(json.dumps(self.config))
+        log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"engined exited with {self.proc.returncode}:\n{self.log()}")
+            if self.socket.exists() and self._ping():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"engined did not come up in {timeout}s:\n{self.log()}")
+
+    def _ping(self) -> bool:
+        import socket
+
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(1)
+                s.connect(str(self.socket))
+                s.sendall(b"GET /_ping HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\r\n")
+                return s.recv(64).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait; SIGKILL after ``timeout``. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cleanup(self) -> None:
+        """Remove the temp root; unmount anything left first (and report it)."""
+        leftovers = mounts_under(self.root)
+        for mountpoint in sorted(leftovers, reverse=True):
+            subprocess.run(["umount", "-l", mountpoint], check=False)
+        if self.owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+        if leftovers:
+            raise AssertionError(f"engined left mounts behind: {leftovers}")
+
+    def __enter__(self) -> EngineDaemon:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.cleanup()
