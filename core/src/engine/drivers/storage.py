@@ -18,6 +18,9 @@ from enum import IntEnum
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Self
 
+#: the id the kernel shows for host ids outside a user namespace's mapping
+OVERFLOW_ID = 65534
+
 
 @dataclass(frozen=True)
 class IdMapping:
@@ -46,6 +49,19 @@ class IdMap:
 
     def to_host(self, uid: int, gid: int) -> tuple[int, int]:
         return self._to_host(self.uids, uid), self._to_host(self.gids, gid)
+
+    @staticmethod
+    def _to_container(ranges: tuple[IdMapping, ...], hid: int) -> int:
+        if not ranges:
+            return hid
+        for r in ranges:
+            if r.host_id <= hid < r.host_id + r.size:
+                return r.container_id + hid - r.host_id
+        return OVERFLOW_ID  # unmapped host ids show as nobody, as the kernel does
+
+    def to_container(self, uid: int, gid: int) -> tuple[int, int]:
+        """Host ids as the container sees them (tar headers of diffs); unmapped ids become 65534."""
+        return self._to_container(self.uids, uid), self._to_container(self.gids, gid)
 
     def root(self) -> tuple[int, int]:
         """The host uid/gid that container root maps to."""
