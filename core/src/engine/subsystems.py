@@ -9,4 +9,10 @@ if TYPE_CHECKING:
 
 
 def make_subsystems(daemon: Daemon) -> list[Any]:
-    return []
+    subsystems: list[Any] = []
+    # networks: before containers (containers join networks at start, leave them at stop)
+    from engine.networks import NetworkController
+
+    daemon.networks = NetworkController(daemon)
+    subsystems.append(daemon.networks)
+    return subsystems

@@ -1,9 +1,22 @@
 """The network driver contract (libnetwork's driverapi).
 
-A driver owns the data path of its networks: bridges, veth pairs, firewall rules. Core
-owns the objects (networks, endpoints, IPAM) and calls the driver to wire them. A
-*sandbox* is a container's network namespace, named by its path (``/proc/<pid>/ns/net``
-or a bind-mounted file under the exec-root).
+A driver owns the data path of its networks: bridges, veth pairs, firewall rules, published
+ports. Core (:mod:`engine.networks`) owns the objects (networks, endpoints, sandboxes), the
+IPAM, the ``/etc/hosts``/``resolv.conf`` contents and the embedded DNS, and calls the driver to
+wire them. A *sandbox* is a container's network namespace, named by its path (a file under
+``<exec-root>/netns/`` bind-mounted from the namespace) or ``None`` for the host's namespace.
+
+Call order for one container on one network::
+
+    create_endpoint -> join -> program_external_connectivity   (container start / connect)
+    revoke_external_connectivity -> leave -> delete_endpoint    (container stop / disconnect)
+
+Every method is blocking and is called from a worker thread, never from the event loop;
+core serialises calls per network. ``create_network`` is also called at daemon start for
+every stored network (it must be idempotent: "create or restore"), and ``delete_network``
+at shutdown for networks without live endpoints (so a stopped daemon leaves no bridges or
+firewall rules behind); ``restore_endpoint`` re-adopts endpoints of containers that kept
+running across a live-restore restart.
 """
 
 from __future__ import annotations
@@ -32,6 +45,21 @@ class IPAMData:
 
 
 @dataclass
+class NetworkSpec:
+    """Everything a driver needs to create (or restore) one network."""
+
+    network_id: str
+    name: str
+    options: Mapping[str, str]  # ``docker network create -o`` (driver options), as strings
+    ipv4: list[IPAMData] = field(default_factory=list)
+    ipv6: list[IPAMData] = field(default_factory=list)
+    internal: bool = False
+    enable_ipv6: bool = False
+    #: the daemon's own default network (``bridge``): configured from daemon.json, not from options
+    default: bool = False
+
+
+@dataclass
 class EndpointInterface:
     """The addresses core's IPAM gave an endpoint; the driver may set ``mac_address``."""
 
@@ -42,7 +70,11 @@ class EndpointInterface:
 
 @dataclass
 class PortBinding:
-    """One published port: container port/proto to a host ip/port (0 = pick one)."""
+    """One published port: container port/proto to a host ip/port (0 = pick one).
+
+    ``host_port``..``host_port_end`` is a range the driver picks one free port from
+    (``-p 8000-8010:80``); ``host_port_end == 0`` means just ``host_port``.
+    """
 
     proto: str
     container_port: int
@@ -52,11 +84,22 @@ class PortBinding:
 
 
 @dataclass
-class JoinInfo:
-    """What a driver tells core when an endpoint joins a sandbox."""
+class SandboxInfo:
+    """Where and how an endpoint joins a sandbox."""
 
-    interface_name: str = ""  # the name inside the sandbox (eth0, eth1, ...) it created
-    gateway: str = ""
+    key: str  # the netns path
+    container_id: str
+    ifname: str  # the interface name to create inside the sandbox: eth0, eth1, ...
+    #: install the default route through this endpoint's network gateway
+    default_route: bool = True
+
+
+@dataclass
+class JoinInfo:
+    """What a driver tells core when an endpoint joined a sandbox."""
+
+    interface_name: str = ""  # the name inside the sandbox it created
+    gateway: str = ""  # the IPv4 gateway it routes through ("" = none)
     gateway_v6: str = ""
     disable_gateway_service: bool = False
     static_routes: list[tuple[str, str]] = field(default_factory=list)
@@ -69,10 +112,18 @@ class NetworkDriverContext:
     state_dir: Path  # <data-root>/network/<driver>: the driver's own persistent state
     exec_root: Path  # <exec-root>: runtime state (netns files, pid files)
     config: Mapping[str, Any]  # the daemon configuration (daemon.json keys)
+    #: a name unique to this daemon on this host, for host-global objects (nftables table,
+    #: default bridge): ``engine`` for the default exec-root, else derived from the exec-root
+    instance: str = "engine"
 
 
 class NetworkDriver(abc.ABC):
-    """Abstract network driver. Subclasses set ``name``, ``API_VERSION`` and ``capability``."""
+    """Abstract network driver. Subclasses set ``name``, ``API_VERSION`` and ``capability``.
+
+    Errors: raise :mod:`engine.errors` exceptions (``InvalidParameter`` for bad options,
+    ``Conflict`` for a port already allocated, ...) with dockerd's wording; anything else
+    becomes a 500.
+    """
 
     name: ClassVar[str]
     API_VERSION: ClassVar[int]
@@ -81,6 +132,10 @@ class NetworkDriver(abc.ABC):
     uses_ipam: ClassVar[bool] = True
     #: whether users may create more networks of this driver (host and null: only the built-in one)
     user_creatable: ClassVar[bool] = True
+    #: the containers of this driver's networks get their own network namespace (host: no)
+    needs_sandbox: ClassVar[bool] = True
+    #: whether a container may join more networks besides one of this driver (host, null: no)
+    exclusive: ClassVar[bool] = False
 
     def __init__(self, context: NetworkDriverContext) -> None:
         self.context = context
@@ -89,31 +144,35 @@ class NetworkDriver(abc.ABC):
         """Called once after construction, before any network is restored or created."""
 
     def stop(self) -> None:  # noqa: B027 - optional
-        """Called at daemon shutdown, after every endpoint left."""
+        """Called at daemon shutdown, after every network without live endpoints was released."""
+
+    def validate_options(self, options: Mapping[str, str]) -> None:  # noqa: B027 - optional
+        """Reject bad ``-o`` options before anything is created (raise ``InvalidParameter``)."""
 
     @abc.abstractmethod
-    def create_network(
-        self, network_id: str, options: Mapping[str, Any], ipv4: list[IPAMData], ipv6: list[IPAMData]
-    ) -> None:
-        """Create (or, at restart, restore) the network's data path."""
+    def create_network(self, spec: NetworkSpec) -> None:
+        """Create (or, at restart, restore) the network's data path. Must be idempotent."""
 
     @abc.abstractmethod
     def delete_network(self, network_id: str) -> None:
-        """Remove everything ``create_network`` made."""
+        """Remove everything ``create_network`` made. Must tolerate partial state."""
 
     @abc.abstractmethod
     def create_endpoint(
         self, network_id: str, endpoint_id: str, iface: EndpointInterface, options: Mapping[str, Any]
     ) -> None:
-        """Prepare an endpoint (e.g. the veth pair); may fill ``iface.mac_address``."""
+        """Prepare an endpoint (e.g. the veth pair); may fill ``iface.mac_address``.
+
+        ``options`` may hold ``mac_address`` (the user's ``--mac-address``).
+        """
 
     @abc.abstractmethod
     def delete_endpoint(self, network_id: str, endpoint_id: str) -> None:
         """Remove what ``create_endpoint`` made."""
 
     @abc.abstractmethod
-    def join(self, network_id: str, endpoint_id: str, sandbox_key: str, options: Mapping[str, Any]) -> JoinInfo:
-        """Move the endpoint's interface into the sandbox (a netns path) and configure it."""
+    def join(self, network_id: str, endpoint_id: str, sandbox: SandboxInfo) -> JoinInfo:
+        """Move the endpoint's interface into the sandbox and configure it (addresses, routes)."""
 
     @abc.abstractmethod
     def leave(self, network_id: str, endpoint_id: str) -> None:
@@ -128,6 +187,23 @@ class NetworkDriver(abc.ABC):
     def revoke_external_connectivity(self, network_id: str, endpoint_id: str) -> None:  # noqa: B027
         """Withdraw what ``program_external_connectivity`` published."""
 
+    def restore_endpoint(  # noqa: B027 - optional
+        self,
+        network_id: str,
+        endpoint_id: str,
+        iface: EndpointInterface,
+        sandbox: SandboxInfo,
+        ports: list[PortBinding],
+    ) -> None:
+        """Re-adopt an endpoint whose container kept running while the daemon restarted."""
+
     def network_info(self, network_id: str) -> dict[str, str]:
         """Extra options to show in ``docker network inspect`` ``Options``."""
         return {}
+
+    def leftovers(self) -> list[str]:
+        """What this driver still has on the host (links, rules, processes), for leak checks.
+
+        An empty list after every network was deleted and ``stop`` ran means nothing leaked.
+        """
+        return []

@@ -1,0 +1,159 @@
+"""Network routes: /networks (list, inspect, create, remove, connect, disconnect, prune)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from engine.api.keys import DAEMON
+from engine.api.router import Router
+from engine.api.util import json_response, no_content, read_json
+from engine.errors import InvalidParameter, NotFound
+from engine.filters import Filters
+from engine.networks.controller import NETWORK_FILTERS
+
+
+def _controller(request: web.Request) -> Any:
+    daemon = request.app[DAEMON]
+    return daemon.networks
+
+
+async def list_networks(request: web.Request) -> web.Response:
+    ctl = _controller(request)
+    filters = Filters.parse(request.query.get("filters"), NETWORK_FILTERS)
+
+    def run() -> list[dict[str, Any]]:
+        # dockerd 20.10 lists networks without their containers
+        return [ctl.inspect(net, with_containers=False) for net in ctl.list(filters)]
+
+    return json_response(await asyncio.to_thread(run))
+
+
+async def inspect_network(request: web.Request) -> web.Response:
+    ctl = _controller(request)
+    ref = request.match_info["id"]
+    scope = request.query.get("scope", "")
+
+    def run() -> dict[str, Any]:
+        net = ctl.get(ref)
+        if scope and scope != net.scope:
+            raise NotFound(f"network {ref} not found")
+        return ctl.inspect(net)
+
+    return json_response(await asyncio.to_thread(run))
+
+
+def _string_map(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid {what}: expected an object")
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+async def create_network(request: web.Request) -> web.Response:
+    ctl = _controller(request)
+    body = await read_json(request, required=True)
+    name = body.get("Name") or ""
+    if body.get("Ingress"):
+        raise InvalidParameter("ingress networks need swarm mode")
+    if body.get("ConfigOnly") or (body.get("ConfigFrom") or {}).get("Network"):
+        raise InvalidParameter("config-only networks are not supported")
+
+    def run() -> Any:
+        return ctl.create_network(
+            name,
+            body.get("Driver") or "bridge",
+            options=_string_map(body.get("Options"), "options"),
+            ipam=body.get("IPAM") or {},
+            internal=bool(body.get("Internal")),
+            attachable=bool(body.get("Attachable")),
+            enable_ipv6=bool(body.get("EnableIPv6")),
+            labels=_string_map(body.get("Labels"), "labels"),
+            # dockerd 20.10 refuses a duplicate name even without CheckDuplicate
+            check_duplicate=True,
+        )
+
+    net = await asyncio.to_thread(run)
+    return json_response({"Id": net.id, "Warning": ""}, status=201)
+
+
+async def delete_network(request: web.Request) -> web.Response:
+    ctl = _controller(request)
+    await asyncio.to_thread(ctl.remove, request.match_info["id"])
+    return no_content()
+
+
+def _container(request: web.Request, ref: str) -> Any:
+    """The container named in a connect/disconnect body, through the containers subsystem (D2)."""
+    daemon = request.app[DAEMON]
+    containers = getattr(daemon, "containers", None)
+    if not ref:
+        raise InvalidParameter("container is required")
+    if containers is None:
+        raise NotFound(f"No such container: {ref}")
+    return containers.get(ref)
+
+
+def _notify(request: web.Request, container_id: str, settings: dict[str, Any] | None) -> None:
+    """Tell the containers subsystem its running container's NetworkSettings changed (optional hook)."""
+    containers = getattr(request.app[DAEMON], "containers", None)
+    notify = getattr(containers, "network_settings_changed", None)
+    if notify is not None and settings is not None:
+        notify(container_id, settings)
+
+
+async def connect(request: web.Request) -> web.Response:
+    ctl = _controller(request)
+    body = await read_json(request, required=True)
+    ref = request.match_info["id"]
+
+    def run() -> None:
+        container = _container(request, body.get("Container") or "")
+        settings = ctl.connect(
+            ref,
+            container.id,
+            body.get("EndpointConfig") or {},
+            name=getattr(container, "name", ""),
+            config=getattr(container, "config", None) or {},
+        )
+        _notify(request, container.id, settings)
+
+    await asyncio.to_thread(run)
+    return web.Response(status=200)
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    ctl = _controller(request)
+    body = await read_json(request, required=True)
+    ref = request.match_info["id"]
+    force = bool(body.get("Force"))
+
+    def run() -> None:
+        container = _container(request, body.get("Container") or "")
+        settings = ctl.disconnect(ref, container.id, force=force)
+        _notify(request, container.id, settings)
+
+    await asyncio.to_thread(run)
+    return web.Response(status=200)
+
+
+async def prune(request: web.Request) -> web.Response:
+    ctl = _controller(request)
+    filters = Filters.parse(request.query.get("filters"), ("until", "label", "label!"))
+    removed = await asyncio.to_thread(ctl.prune, filters)
+    request.app[DAEMON].events.publish("network", "prune", "", {"reclaimed": "0"})
+    return json_response({"NetworksDeleted": removed or None})
+
+
+def setup(router: Router) -> None:
+    router.get("/networks", list_networks)
+    router.get("/networks/", list_networks)
+    router.post("/networks/create", create_network)
+    router.post("/networks/prune", prune)
+    router.get("/networks/{id}", inspect_network)
+    router.delete("/networks/{id}", delete_network)
+    router.post("/networks/{id}/connect", connect)
+    router.post("/networks/{id}/disconnect", disconnect)

@@ -1,0 +1,115 @@
+"""Network namespaces as files: create, enter (per thread), delete.
+
+A sandbox's namespace lives as long as its bind mount at ``<exec-root>/netns/<key>`` (as
+``ip netns`` and dockerd do), so it outlives the processes in it and survives a daemon
+restart. Namespace switches use ``setns`` in a short-lived thread of our own: the network
+namespace is per thread, so the rest of the daemon never sees the switch, and the thread
+ends instead of switching back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MNT_DETACH = 0x2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def _check(result: int, what: str, path: str = "") -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path or None)
+
+
+def _run_in_thread(fn: Callable[[], T]) -> T:
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name="netns", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out["result"]  # type: ignore[return-value]
+
+
+def _enter(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(fd, CLONE_NEWNET), "setns", str(path))
+    finally:
+        os.close(fd)
+
+
+def run_in(path: str | Path | None, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in the network namespace at ``path`` (``None``: the daemon's own) and return its result."""
+    if path is None:
+        return fn()
+
+    def inside() -> T:
+        _enter(path)
+        return fn()
+
+    return _run_in_thread(inside)
+
+
+def _lo_up() -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+
+def create(path: Path, setup: Callable[[], None] | None = _lo_up) -> None:
+    """Create a new network namespace bound to the file ``path``; ``setup`` runs inside it first."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    os.close(fd)
+
+    def inside() -> None:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare")
+        if setup is not None:
+            setup()
+        source = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
+        _check(_libc.mount(source, str(path).encode(), b"none", MS_BIND, None), "bind mount", str(path))
+
+    try:
+        _run_in_thread(inside)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def is_mounted(path: Path) -> bool:
+    target = str(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == target for line in f)
+    except OSError:
+        return False
+
+
+def delete(path: Path) -> None:
+    """Unmount and remove a namespace file; a missing file is fine (idempotent)."""
+    result = _libc.umount2(str(path).encode(), MNT_DETACH)
+    if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        _check(result, "umount", str(path))
+    path.unlink(missing_ok=True)

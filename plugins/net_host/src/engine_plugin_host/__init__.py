@@ -1,0 +1,1 @@
+"""engine-plugin-host: the ``host`` network driver (containers share the daemon's network namespace)."""

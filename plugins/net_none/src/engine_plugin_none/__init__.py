@@ -1,0 +1,1 @@
+"""engine-plugin-none: the ``null`` network driver behind the predefined ``none`` network."""
