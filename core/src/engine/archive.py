@@ -314,6 +314,9 @@ def open_in_root(root_fd: int, root: Path, rel: str, flags: int = os.O_PATH | os
 class WhiteoutHandler(Protocol):
     """What a layer's whiteout entries do to the extraction target."""
 
+    #: create missing parent directories of a whiteout entry (False: such a whiteout is a no-op)
+    creates_parents: bool
+
     def whiteout(self, ex: Extractor, parent_fd: int, parent_rel: str, name: str, member: tarfile.TarInfo) -> None:
         """``parent_rel/.wh.<name>`` was read: hide ``name``."""
 
@@ -323,6 +326,8 @@ class WhiteoutHandler(Protocol):
 
 class DeleteWhiteouts:
     """Whiteouts remove files: for drivers whose layer directory is a full copy (vfs, naive diff)."""
+
+    creates_parents = False  # a whiteout in a directory that does not exist hides nothing
 
     def whiteout(self, ex: Extractor, parent_fd: int, parent_rel: str, name: str, member: tarfile.TarInfo) -> None:
         ex.remove(parent_fd, name)
@@ -351,6 +356,8 @@ class DeleteWhiteouts:
 
 class OverlayWhiteouts:
     """Whiteouts in overlayfs form, written into an overlay upper (``diff``) directory."""
+
+    creates_parents = True
 
     def __init__(self, opaque_xattr: str = "trusted.overlay.opaque") -> None:
         self.opaque_xattr = opaque_xattr
@@ -444,7 +451,10 @@ class Extractor:
                 while (member := tf.next()) is not None:
                     tf.members.clear()  # a stream can hold millions of entries: keep no history
                     size += member.size
-                    self._entry(tf, member)
+                    try:
+                        self._entry(tf, member)
+                    except OSError as exc:
+                        raise ArchiveError(f"{member.name}: {exc.strerror or exc}") from exc
             self._set_dir_times()
             _drain(raw)
         except tarfile.TarError as exc:
@@ -489,16 +499,10 @@ class Extractor:
         parent_rel, _, name = rel.rpartition("/")
         if self.whiteouts is not None and name.startswith(WHITEOUT_META_PREFIX) and name != WHITEOUT_OPAQUE:
             return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): never part of the content
-        pfd = self._parent(parent_rel)
         if self.whiteouts is not None and name.startswith(WHITEOUT_PREFIX):
-            if name == WHITEOUT_OPAQUE:
-                self.whiteouts.opaque(self, pfd, parent_rel, m)
-                return
-            target = name[len(WHITEOUT_PREFIX) :]
-            if target in ("", ".", ".."):
-                raise BreakoutError(f"invalid whiteout {m.name!r}")
-            self.whiteouts.whiteout(self, pfd, parent_rel, target, m)
+            self._whiteout(parent_rel, name, m)
             return
+        pfd = self._parent(parent_rel)
 
         try:
             existing = os.lstat(name, dir_fd=pfd)
@@ -534,6 +538,23 @@ class Extractor:
             raise ArchiveError(f"unhandled tar header type {m.type!r} for {m.name!r}")
         self._apply_meta(pfd, name, m, is_dir=m.isdir())
         self.unpacked.add(rel)
+
+    def _whiteout(self, parent_rel: str, name: str, m: tarfile.TarInfo) -> None:
+        assert self.whiteouts is not None
+        target = name[len(WHITEOUT_PREFIX) :]
+        if target in ("", ".", ".."):
+            raise BreakoutError(f"invalid whiteout {m.name!r}")
+        if getattr(self.whiteouts, "creates_parents", True):
+            pfd = self._parent(parent_rel)
+        else:
+            try:
+                pfd = self._parent(parent_rel, create=False)
+            except (FileNotFoundError, NotADirectoryError):
+                return  # nothing there to hide
+        if name == WHITEOUT_OPAQUE:
+            self.whiteouts.opaque(self, pfd, parent_rel, m)
+        else:
+            self.whiteouts.whiteout(self, pfd, parent_rel, target, m)
 
     def _shown(self, rel: str) -> str:
         return "/" + _join(self.base, rel)
@@ -607,12 +628,15 @@ class Extractor:
 
     # -- parent directories ----------------------------------------------------------------------------
 
-    def _parent(self, parent_rel: str) -> int:
+    def _parent(self, parent_rel: str, create: bool = True) -> int:
         """An O_PATH fd of the directory ``parent_rel`` (below base), missing directories created."""
         if self._cache is not None and self._cache_valid and self._cache[0] == parent_rel:
             return self._cache[1]
         self._drop_cache()
-        fd = self._open_or_create(parent_rel)
+        if create:
+            fd = self._open_or_create(parent_rel)
+        else:
+            fd = open_in_root(self._root_fd, self.root, _join(self.base, parent_rel))
         self._cache, self._cache_valid = (parent_rel, fd), True
         return fd
 
@@ -629,6 +653,10 @@ class Extractor:
             pass
         except NotADirectoryError:
             raise ArchiveError(f"{self._shown(parent_rel)}: not a directory") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ArchiveError(f"{self._shown(parent_rel)}: too many levels of symbolic links") from None
+            raise
         # Create what is missing, one component at a time, each resolved inside the root again.
         cur = open_in_root(self._root_fd, self.root, self.base)
         done = self.base
