@@ -13,6 +13,7 @@ import pluggy
 
 from engine import DOCKER_VERSION, __version__
 from engine.config import ConfigSchema, DaemonConfig, core_schema, load, parse_command_line
+from engine.config_cmdline import usage
 from engine.errors import ConfigError, DriverError, EngineError
 from engine.plugins import make_plugin_manager
 
@@ -30,22 +31,31 @@ class _LogfmtFormatter(logging.Formatter):
         return f'time="{self.formatTime(record, "%Y-%m-%dT%H:%M:%S")}" level={level} msg="{msg}"'
 
 
+#: logrus level names -> logging levels
+LOG_LEVELS = {
+    "panic": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": logging.DEBUG,
+}
+
+
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LogfmtFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(
-        {
-            "debug": logging.DEBUG,
-            "info": logging.INFO,
-            "warn": logging.WARNING,
-            "error": logging.ERROR,
-            "fatal": logging.CRITICAL,
-        }[level]
-    )
+    set_log_level(level)
     # aiohttp's access log is noise at info level
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def set_log_level(level: str) -> None:
+    logging.getLogger().setLevel(LOG_LEVELS.get(level.lower(), logging.INFO))
 
 
 def build_schema(pm: pluggy.PluginManager) -> ConfigSchema:
@@ -55,7 +65,7 @@ def build_schema(pm: pluggy.PluginManager) -> ConfigSchema:
 
 
 def check_drivers_installed(config: DaemonConfig) -> None:
-    """Named drivers must be installed: catch it at start-up, naming the distribution."""
+    """Named drivers must be installed: catch it before anything starts, naming the distribution."""
     from engine import registry
 
     if config["storage-driver"]:
@@ -73,6 +83,12 @@ def _check_pidfile(path: Path) -> None:
         raise ConfigError(f"pid file found, ensure engined is not running or delete {path}")
 
 
+def fail(message: str) -> int:
+    """dockerd prints a start-up error as is on stderr and exits 1."""
+    print(message, file=sys.stderr, flush=True)
+    return 1
+
+
 async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSchema) -> int:
     from engine.daemon import Daemon
 
@@ -85,13 +101,12 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
     try:
         await daemon.start()
     except (EngineError, OSError) as exc:
-        log.critical("failed to start daemon: %s", getattr(exc, "message", exc))
         await daemon.stop()
-        return 1
+        return fail(getattr(exc, "message", None) or f"failed to start daemon: {exc}")
     await stopping.wait()
-    log.info("processing signal, shutting down")
+    log.info("Processing signal 'terminated'")
     await daemon.stop()
-    log.info("daemon shut down")
+    log.info("Daemon shutdown complete")
     return 0
 
 
@@ -101,39 +116,54 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pm = make_plugin_manager()
         schema = build_schema(pm)
+    except pluggy.PluginValidationError as exc:
+        return fail(f"failed to load plugins: {exc}")
+    except EngineError as exc:
+        return fail(exc.message)
+    try:
         cmdline = parse_command_line(schema, argv)
-        if cmdline.version:
-            print(f"engine version {__version__} (Docker API compatible with {DOCKER_VERSION})")
-            return 0
+    except ConfigError as exc:
+        return fail(exc.message)
+    if cmdline.help:
+        print(usage(schema), end="")
+        return 0
+    if cmdline.version:
+        print(f"Docker version {DOCKER_VERSION}, build engine-{__version__}")
+        return 0
+    try:
         config = load(schema, cmdline)
+    except ConfigError as exc:
+        return fail(exc.message)
+    for key in config.unsupported_keys(schema):
+        log.warning("the %s option is accepted for compatibility but engine does not implement it", key)
+    try:
         check_drivers_installed(config)
-    except (EngineError, pluggy.PluginValidationError) as exc:
-        message = getattr(exc, "message", str(exc))
-        if argv and "--validate" in argv:
-            print(message, file=sys.stderr)
-        else:
-            log.critical("%s", message)
-        return 1
+    except DriverError as exc:
+        return fail(f"failed to start daemon: {exc.message}")
+    try:
+        from engine.api.server import tls_context
+
+        tls_context(config)
+    except ConfigError as exc:
+        return fail(f"failed to create API server: {exc.message}")
     if cmdline.validate_only:
-        print("configuration OK")
+        # as dockerd 23's --validate (20.10 has none): on stderr, exit 0
+        print("configuration OK", file=sys.stderr)
         return 0
     setup_logging("debug" if config["debug"] else config["log-level"])
     if os.geteuid() != 0:
-        log.critical("engined needs to be started with root privileges")
-        return 1
+        return fail("engined needs to be started with root privileges")
     pidfile = Path(config["pidfile"])
     try:
         _check_pidfile(pidfile)
         pidfile.parent.mkdir(parents=True, exist_ok=True)
         pidfile.write_text(str(os.getpid()))
-    except (ConfigError, OSError) as exc:
-        log.critical("%s", getattr(exc, "message", exc))
-        return 1
+    except ConfigError as exc:
+        return fail(f"failed to start daemon: {exc.message}")
+    except OSError as exc:
+        return fail(f"failed to start daemon: {exc}")
     try:
         return asyncio.run(_run(config, pm, schema))
-    except DriverError as exc:
-        log.critical("%s", exc.message)
-        return 1
     finally:
         try:
             if pidfile.read_text().strip() == str(os.getpid()):

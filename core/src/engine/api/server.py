@@ -1,15 +1,20 @@
-"""Listeners: unix sockets (mode 0660, group from ``group``), tcp (with TLS), and fd:// (socket activation)."""
+"""Listeners, as dockerd 20.10 opens them: unix sockets (mode 0660, owned by root and the ``group``),
+tcp (with TLS when ``tls``/``tlsverify``), and ``fd://`` (systemd socket activation).
+
+``config["hosts"]`` already holds resolved addresses (:func:`engine.hosts.parse_host`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import grp
+import ipaddress
 import logging
 import os
 import socket
 import ssl
 import stat
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp.http_parser
 import aiohttp.web_protocol
@@ -20,54 +25,136 @@ from engine.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+#: the socket group used when none is configured; like dockerd's ``docker``, it may be absent
+DEFAULT_SOCKET_GROUP = "engine"
+
 # aiohttp's C request parser only honours "Upgrade: websocket"; its pure-Python parser also
 # honours "Upgrade: tcp", which Docker's attach/exec hijack uses. Without it, stdin bytes
 # sent right behind the request headers would be parsed as a new request and lost.
 aiohttp.web_protocol.HttpRequestParser = aiohttp.http_parser.HttpRequestParserPy  # type: ignore[misc]
 
 
-def _tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
-    if not (config["tls"] or config["tlsverify"]):
+def tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
+    """The server TLS context (go-connections ``tlsconfig.Server``), or None without TLS.
+
+    :raises ConfigError: unreadable certificate, key or CA, with go-connections' wording.
+    """
+    if not config["tls"]:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert, key, ca = config["tlscert"], config["tlskey"], config["tlscacert"]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        ctx.load_cert_chain(config["tlscert"], config["tlskey"])
-        if config["tlsverify"]:
-            ctx.load_verify_locations(config["tlscacert"])
-            ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        missing = exc.filename or (cert if not Path(cert).exists() else key)
+        raise ConfigError(
+            f'Could not load X509 key pair (cert: "{cert}", key: "{key}"): open {missing}: no such file or directory'
+        ) from None
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"could not load TLS certificates: {exc}") from None
+        raise ConfigError(
+            f'Error reading X509 key pair (cert: "{cert}", key: "{key}"): {exc}. Make sure the key is not encrypted.'
+        ) from None
+    if config["tlsverify"]:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if ca:
+            try:
+                ctx.load_verify_locations(ca)
+            except FileNotFoundError:
+                raise ConfigError(
+                    f'Could not read CA certificate "{ca}": open {ca}: no such file or directory'
+                ) from None
+            except (OSError, ssl.SSLError):
+                raise ConfigError(f'failed to append certificates from PEM file: "{ca}"') from None
+        else:
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
     return ctx
 
 
-def _prepare_unix_path(path: Path, group: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
-        if not stat.S_ISSOCK(path.lstat().st_mode):
-            raise ConfigError(f"{path} exists and is not a socket")
-        path.unlink()
+def lookup_gid(group: str) -> int:
+    """dockerd's ``lookupGID``: a group name or a numeric gid; raises ConfigError "group x not found"."""
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        pass
+    if group.isdigit():
+        try:
+            grp.getgrgid(int(group))
+        except KeyError:
+            log.warning("Could not find GID %s", group)
+        return int(group)
+    raise ConfigError(f"group {group} not found")
 
 
-def _secure_unix_socket(path: Path, group: str) -> None:
-    gid = None
+def unix_socket(path: Path, group: str) -> socket.socket:
+    """A listening unix socket at ``path``: mode 0660, owner root, group ``group`` (created without a
+    window where it is more open: umask 0777 while binding)."""
+    gid = os.getgid()
     if group:
         try:
-            gid = grp.getgrnam(group).gr_gid
-        except KeyError:
-            if group not in ("engine", "docker"):  # the defaults may be absent, as in dockerd
-                raise ConfigError(f"group {group!r} for the API socket does not exist") from None
-            log.warning("could not change group %s to %s: group not found", path, group)
-    if gid is not None:
-        os.chown(path, 0, gid)
+            gid = lookup_gid(group)
+        except ConfigError:
+            if group != DEFAULT_SOCKET_GROUP:
+                raise
+            log.warning("could not change group %s to %s: group %s not found", path, group, group)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or path.exists():
+        if stat.S_ISDIR(path.lstat().st_mode):
+            raise ConfigError(f"can't create unix socket {path}: remove {path}: is a directory")
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o777)
+    try:
+        sock.bind(str(path))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"can't create unix socket {path}: listen unix {path}: bind: {exc.strerror.lower()}"
+        ) from None
+    finally:
+        os.umask(old_umask)
+    os.chown(path, 0, gid)
     os.chmod(path, 0o660)
+    sock.listen(socket.SOMAXCONN)
+    sock.setblocking(False)
+    return sock
 
 
-def _systemd_sockets() -> list[socket.socket]:
+def _systemd_sockets(addr: str) -> list[socket.socket]:
     if os.environ.get("LISTEN_PID") != str(os.getpid()):
-        return []
+        raise ConfigError("no sockets found via socket activation: make sure the service was started by systemd")
     count = int(os.environ.get("LISTEN_FDS", "0"))
-    return [socket.socket(fileno=3 + i) for i in range(count)]
+    fds = list(range(3, 3 + count))
+    if addr:
+        if not addr.isdigit() or int(addr) not in fds:
+            raise ConfigError(f"too many file descriptors: no socket with descriptor {addr}")
+        fds = [int(addr)]
+    if not fds:
+        raise ConfigError("no sockets found via socket activation: make sure the service was started by systemd")
+    return [socket.socket(fileno=fd) for fd in fds]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except (OSError, ValueError):
+            return False
+
+
+def _split_tcp(addr: str) -> tuple[str, int]:
+    """``host:port`` of a resolved tcp address; a path after the port cannot be listened on (as in Go)."""
+    if addr.startswith("["):
+        host, _, port = addr[1:].partition("]:")
+    else:
+        host, _, port = addr.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"listen tcp: address tcp/{port}: unknown port")
+    return host, int(port)
 
 
 class APIServer:
@@ -76,40 +163,78 @@ class APIServer:
         self.config = config
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handle_signals=False)
         self.unix_paths: list[Path] = []
+        self.sites: list[web.BaseSite] = []
 
     async def start(self) -> None:
+        """Open every listener; raises ConfigError "failed to load listeners: ..." as dockerd."""
         await self.runner.setup()
-        tls = _tls_context(self.config)
-        for host in self.config["hosts"]:
-            url = urlsplit(host)
-            if url.scheme == "unix":
-                path = Path(url.path or "/run/engine.sock")
-                _prepare_unix_path(path, self.config["group"])
-                site: web.BaseSite = web.UnixSite(self.runner, str(path))
-                await site.start()
-                _secure_unix_socket(path, self.config["group"])
-                self.unix_paths.append(path)
-            elif url.scheme == "tcp":
-                if tls is None:
-                    log.warning(
-                        "Binding to IP address without --tlsverify is insecure and gives root access "
-                        "on this machine to everyone who has access to your network."
-                    )
-                hostname = url.hostname or "0.0.0.0"
-                port = url.port or (2376 if tls else 2375)
-                site = web.TCPSite(self.runner, hostname, port, ssl_context=tls)
-                await site.start()
-            elif url.scheme == "fd":
-                sockets = _systemd_sockets()
-                if not sockets:
-                    raise ConfigError(
-                        "no sockets found via socket activation: make sure the service was started by systemd"
-                    )
-                for sock in sockets:
-                    await web.SockSite(self.runner, sock).start()
-            else:
-                raise ConfigError(f"invalid listen address {host!r}")
-            log.info("API listening on %s", host)
+        try:
+            tls = tls_context(self.config)
+        except ConfigError as exc:
+            raise ConfigError(f"failed to create API server: {exc.message}") from None
+        try:
+            for host in self.config["hosts"]:
+                await self._listen(host, tls)
+        except ConfigError as exc:
+            raise ConfigError(f"failed to load listeners: {exc.message}") from None
+
+    async def _listen(self, host: str, tls: ssl.SSLContext | None) -> None:
+        proto, _, addr = host.partition("://")
+        if proto == "unix":
+            path = Path(addr)
+            sock = unix_socket(path, self.config["group"])
+            self.unix_paths.append(path)
+            await self._start(web.SockSite(self.runner, sock))
+            log.info("API listen on %s", path)
+        elif proto == "tcp":
+            await self._warn_insecure_tcp(host, addr, tls)
+            hostname, port = _split_tcp(addr)
+            site = web.TCPSite(self.runner, hostname, port, ssl_context=tls, reuse_address=True)
+            try:
+                await self._start(site)
+            except OSError as exc:
+                raise ConfigError(f"listen tcp {addr}: bind: {exc.strerror.lower() if exc.strerror else exc}") from None
+            log.info("API listen on %s", addr)
+        elif proto == "fd":
+            for sock in _systemd_sockets(addr):
+                await self._start(web.SockSite(self.runner, sock))
+            log.info("API listen on %s", host)
+        else:
+            raise ConfigError(f'invalid protocol format: "{proto}"')
+
+    async def _start(self, site: web.BaseSite) -> None:
+        await site.start()
+        self.sites.append(site)
+
+    async def _warn_insecure_tcp(self, host: str, addr: str, tls: ssl.SSLContext | None) -> None:
+        """dockerd's deterrent: tcp without client verification warns and waits; 15 s more for a
+        non-loopback address unless ``tls``/``tlsverify`` was given explicitly."""
+        if tls is not None and self.config["tlsverify"]:
+            return
+        log.warning(
+            "Binding to IP address without --tlsverify is insecure and gives root access on this machine "
+            "to everyone who has access to your network. host=%s",
+            host,
+        )
+        log.warning(
+            "Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there! host=%s",
+            host,
+        )
+        await asyncio.sleep(1)
+        explicit = {"tls", "tlsverify"} & (self.config.from_file | self.config.from_flags)
+        if explicit:
+            return
+        hostname = addr.rsplit(":", 1)[0].strip("[]")
+        if not _is_loopback(hostname):
+            log.warning(
+                "Binding to an IP address without --tlsverify is deprecated. Startup is intentionally being "
+                "slowed down to show this message host=%s",
+                host,
+            )
+            log.warning(
+                "You can override this by explicitly specifying '--tls=false' or '--tlsverify=false' host=%s", host
+            )
+            await asyncio.sleep(15)
 
     async def stop(self) -> None:
         await self.runner.cleanup()
