@@ -114,19 +114,24 @@ class Daemon:
 
     def reload(self) -> None:
         """SIGHUP: re-read daemon.json; a bad file logs the error and keeps the running config."""
+        import json
+
+        from engine.cli import set_log_level
+
+        log.info("Got signal to reload configuration, reloading from: %s", self.config.config_file)
         try:
-            new, changed = reload_config(self.schema, self.config)
+            result = reload_config(self.schema, self.config)
         except ConfigError as exc:
-            log.error("error reloading the configuration, keeping the old one: %s", exc.message)
+            log.error("%s", exc.message)
             return
+        new = result.config
         self.config = new
-        attributes = {
-            key: _attr(value) for key, value in new.values.items() if key in self.schema and self.schema[key].reloadable
-        }
-        attributes["name"] = self.name
-        self.pm.hook.engine_daemon_reloaded(daemon=self, config=new, changed=changed)
+        if new.is_value_set("debug"):
+            set_log_level("debug" if new["debug"] else new["log-level"])
+        attributes = {**result.attributes, "name": self.name}
+        log.info("Reloaded configuration: %s", json.dumps(new.as_json(), separators=(",", ":")))
+        self.pm.hook.engine_daemon_reloaded(daemon=self, config=new, changed=result.changed)
         self.events.publish("daemon", "reload", self.id, attributes)
-        log.info("configuration reloaded: %s", ", ".join(sorted(changed)) or "no changes")
 
     def _events_to_hooks(self, event: dict[str, Any]) -> None:
         if event["Type"] == "container":
@@ -139,16 +144,6 @@ class Daemon:
             if isinstance(sub, kind):
                 return sub
         raise LookupError(kind.__name__)
-
-
-def _attr(value: Any) -> str:
-    import json
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
 
 
 async def _call_maybe_async(fn: Any) -> None:
