@@ -10,6 +10,11 @@ if TYPE_CHECKING:
 
 def make_subsystems(daemon: Daemon) -> list[Any]:
     subsystems: list[Any] = []
+    # images: first (containers need image configs and layers)
+    from engine.images.service import ImageService
+
+    daemon.images = ImageService(daemon)
+    subsystems.append(daemon.images)
     # networks: before containers (containers join networks at start, leave them at stop)
     from engine.networks import NetworkController
 

@@ -1,5 +1,5 @@
 """Route modules, one per resource; each has ``setup(router)``."""
 
-from engine.api.routes import networks, system, unsupported
+from engine.api.routes import images, networks, system, unsupported
 
-ROUTE_MODULES = [system, unsupported, networks]
+ROUTE_MODULES = [system, unsupported, networks, images]

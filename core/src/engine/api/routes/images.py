@@ -1,0 +1,254 @@
+"""Image routes: list, inspect, history, tag, remove, prune, import/pull, save/load, search, push.
+
+Handlers parse and shape only; the blocking work runs in :class:`engine.images.service.ImageService`
+on worker threads. Request bodies (import, load) reach those threads through a blocking reader
+over the aiohttp stream; responses they stream (progress, archives) come back the same way.
+Progress streams end lines with ``\\r\\n`` as dockerd's streamformatter does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from engine.api.keys import DAEMON
+from engine.api.router import Router
+from engine.api.util import json_response, query_bool
+from engine.errors import EngineError, InvalidParameter, NotFound, SystemError
+from engine.filters import Filters
+from engine.images import gojson
+from engine.images.service import ImageService
+
+
+def _images(request: web.Request) -> ImageService:
+    return request.app[DAEMON].images
+
+
+class BodyReader(io.RawIOBase):
+    """A blocking reader of the request body, for worker threads."""
+
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._content = request.content
+        self._loop = loop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = asyncio.run_coroutine_threadsafe(self._content.read(len(view)), self._loop).result()
+        view[: len(data)] = data
+        return len(data)
+
+
+def body_reader(request: web.Request) -> io.BufferedReader:
+    return io.BufferedReader(BodyReader(request, asyncio.get_running_loop()), buffer_size=1 << 20)
+
+
+class ProgressStream:
+    """A JSON message stream worker threads can write to; prepared at the first message."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response = web.StreamResponse(status=200)
+        self.response.content_type = "application/json"
+        self.started = False
+        self._loop = asyncio.get_running_loop()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if not self.started:
+            self.started = True
+            await self.response.prepare(self.request)
+        await self.response.write(gojson.dumps_bytes(message) + b"\r\n")
+
+    def emit(self, message: dict[str, Any]) -> None:
+        """Called from a worker thread."""
+        asyncio.run_coroutine_threadsafe(self.send(message), self._loop).result()
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> web.StreamResponse:
+        """Run ``fn`` in a thread; an error before the first message is a plain error response."""
+        try:
+            await asyncio.to_thread(fn, *args, **kwargs)
+        except Exception as exc:
+            if not self.started:
+                raise
+            message = exc.message if isinstance(exc, EngineError) else str(exc) or type(exc).__name__
+            await self.send({"errorDetail": {"message": message}, "error": message})
+        if not self.started:
+            self.started = True
+            await self.response.prepare(self.request)
+        await self.response.write_eof()
+        return self.response
+
+
+class ResponseWriter(io.RawIOBase):
+    """A blocking writer into a prepared streaming response, for worker threads (archives)."""
+
+    def __init__(self, response: web.StreamResponse, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._response = response
+        self._loop = loop
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        if chunk:
+            asyncio.run_coroutine_threadsafe(self._response.write(chunk), self._loop).result()
+        return len(chunk)
+
+
+# -- handlers ------------------------------------------------------------------------------------------------
+
+
+async def list_images(request: web.Request) -> web.Response:
+    filters = Filters.parse(request.query.get("filters"))
+    legacy = request.query.get("filter")
+    if legacy:
+        filters.values.setdefault("reference", set()).add(legacy)
+    data = await asyncio.to_thread(_images(request).list_images, filters, query_bool(request, "all"))
+    return json_response(data)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    return json_response(await asyncio.to_thread(_images(request).inspect, request.match_info["name"]))
+
+
+async def history(request: web.Request) -> web.Response:
+    return json_response(await asyncio.to_thread(_images(request).history, request.match_info["name"]))
+
+
+async def tag(request: web.Request) -> web.Response:
+    await asyncio.to_thread(
+        _images(request).tag, request.match_info["name"], request.query.get("repo", ""), request.query.get("tag", "")
+    )
+    return web.Response(status=201)
+
+
+async def delete(request: web.Request) -> web.Response:
+    records = await asyncio.to_thread(
+        _images(request).delete,
+        request.match_info["name"],
+        query_bool(request, "force"),
+        not query_bool(request, "noprune"),
+    )
+    return json_response(records)
+
+
+async def prune(request: web.Request) -> web.Response:
+    filters = Filters.parse(request.query.get("filters"))
+    return json_response(await asyncio.to_thread(_images(request).prune, filters))
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    """Pull (``fromImage``) or import (``fromSrc``)."""
+    images = _images(request)
+    from_image = request.query.get("fromImage", "")
+    if from_image:
+        await asyncio.to_thread(images.pull, from_image, request.query.get("tag", ""))
+        raise NotFound(f"No such image: {from_image}")  # pull always raises today
+    src = request.query.get("fromSrc", "")
+    if not src:
+        raise InvalidParameter("either fromImage or fromSrc must be given")
+    platform = request.query.get("platform", "")
+    os_name = platform.partition("/")[0] if platform else ""
+    if os_name and os_name != "linux":
+        raise InvalidParameter(f'"{platform}": operating system is not supported')
+    stream = ProgressStream(request)
+    return await stream.run(
+        images.import_image,
+        src,
+        body_reader(request) if src == "-" else None,
+        repo=request.query.get("repo", ""),
+        tag=request.query.get("tag", ""),
+        message=request.query.get("message", ""),
+        changes=request.query.getall("changes", []),
+        os_name=os_name,
+        emit=stream.emit,
+    )
+
+
+async def load(request: web.Request) -> web.StreamResponse:
+    quiet = query_bool(request, "quiet", True)
+    stream = ProgressStream(request)
+    return await stream.run(_images(request).load, body_reader(request), stream.emit, quiet)
+
+
+async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
+    images = _images(request)
+    plan = await asyncio.to_thread(images.save_plan, names)
+    response = web.StreamResponse(status=200)
+    response.content_type = "application/x-tar"
+    await response.prepare(request)
+    writer = io.BufferedWriter(ResponseWriter(response, asyncio.get_running_loop()), buffer_size=1 << 18)
+
+    def run() -> None:
+        images.save(plan, writer)
+        writer.flush()
+
+    try:
+        await asyncio.to_thread(run)
+    except Exception:
+        # the archive is half sent: dockerd, too, can only cut the connection
+        request.protocol.force_close()  # type: ignore[union-attr]
+        raise
+    await response.write_eof()
+    return response
+
+
+async def save_one(request: web.Request) -> web.StreamResponse:
+    return await _save(request, [request.match_info["name"]])
+
+
+async def save_many(request: web.Request) -> web.StreamResponse:
+    return await _save(request, request.query.getall("names", []))
+
+
+async def search(request: web.Request) -> web.Response:
+    term = request.query.get("term", "")
+    limit = request.query.get("limit", "") or "25"
+    raise SystemError(
+        f'Get "https://index.docker.io/v1/search?q={term}&n={limit}": dial tcp: lookup index.docker.io: no such host'
+    )
+
+
+async def push(request: web.Request) -> web.StreamResponse:
+    images = _images(request)
+    name = request.match_info["name"]
+    tag_ = request.query.get("tag", "")
+    ref = f"{name}:{tag_}" if tag_ else name
+    if not await asyncio.to_thread(images.exists, ref):
+        raise NotFound(f"An image does not exist locally with the tag: {name}")
+    stream = ProgressStream(request)
+    full = json.dumps(ref)
+
+    def fail() -> None:
+        from engine.images.references import parse_normalized_named
+
+        parsed = parse_normalized_named(ref)
+        stream.emit({"status": f"The push refers to repository [{parsed.name}]"})
+        raise SystemError(f"engine has no registry client: cannot push {full}")
+
+    return await stream.run(fail)
+
+
+def setup(router: Router) -> None:
+    router.get("/images/json", list_images)
+    router.get("/images/search", search)
+    router.get("/images/get", save_many)
+    router.post("/images/create", create)
+    router.post("/images/load", load)
+    router.post("/images/prune", prune)
+    router.get("/images/{name:.+}/json", inspect)
+    router.get("/images/{name:.+}/history", history)
+    router.get("/images/{name:.+}/get", save_one)
+    router.post("/images/{name:.+}/tag", tag)
+    router.post("/images/{name:.+}/push", push)
+    router.delete("/images/{name:.+}", delete)
