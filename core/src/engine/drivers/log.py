@@ -10,7 +10,7 @@ logging", as dockerd 20.10) so ``docker logs`` still works.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -25,7 +25,7 @@ class PartialMeta:
     last: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class LogMessage:
     line: bytes  # without the trailing newline for complete lines; partial pieces are raw
     source: str  # "stdout" or "stderr"
@@ -37,6 +37,13 @@ class LogMessage:
     @property
     def time_ns(self) -> int:
         return self.timestamp_ns or int(self.timestamp * 1e9)
+
+    def with_newline(self) -> bytes:
+        """The bytes as the container wrote them: the line and its newline, except for a piece of a
+        long line that is not the last one (moby's rule, which ``docker logs`` output follows)."""
+        if self.partial is None or self.partial.last:
+            return self.line + b"\n"
+        return self.line
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class LogInfo:
     config: Mapping[str, str]  # the --log-opt options for this driver
     log_dir: Path  # the container's directory (<data-root>/containers/<id>)
     daemon_name: str = "engine"
+    command: tuple[str, ...] = ()  # entrypoint and arguments (the tag template's ``{{.Command}}``)
 
     def extra_attributes(self) -> dict[str, str]:
         """Attributes from the ``labels``, ``labels-regex``, ``env`` and ``env-regex`` options."""
@@ -97,7 +105,11 @@ class LogCapabilities:
 
 
 class LogDriver(abc.ABC):
-    """Abstract log driver. Subclasses set ``name``, ``API_VERSION`` and ``capabilities``."""
+    """Abstract log driver. Subclasses set ``name``, ``API_VERSION`` and ``capabilities``.
+
+    A driver is constructed per container (also, briefly, to read the logs of a stopped
+    container), so the constructor must not create files: open them on the first ``log``.
+    """
 
     name: ClassVar[str]
     API_VERSION: ClassVar[int]
@@ -108,7 +120,17 @@ class LogDriver(abc.ABC):
 
     @classmethod
     def validate_options(cls, options: Mapping[str, str]) -> None:
-        """Reject unknown or bad ``--log-opt`` values with ``engine.errors.InvalidParameter``."""
+        """Reject unknown or bad ``--log-opt`` values with ``engine.errors.InvalidParameter``.
+
+        The options every driver takes (``mode``, ``max-buffer-size``, ``cache-*``) are checked
+        here and the rest go to :meth:`check_options`, which drivers override."""
+        from engine.logs.options import driver_options
+
+        cls.check_options(driver_options(options))
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, str]) -> None:
+        """The driver's own options (built-in ones removed); the default accepts none."""
         if options:
             from engine.errors import InvalidParameter
 
@@ -118,8 +140,19 @@ class LogDriver(abc.ABC):
     def log(self, message: LogMessage) -> None:
         """Record one message. Called from the copier's thread; must not block for long."""
 
+    def log_many(self, messages: Sequence[LogMessage]) -> None:
+        """Record a batch (the copier hands over everything it has at once); override to write
+        the batch in one go."""
+        for message in messages:
+            self.log(message)
+
+    @property
+    def log_path(self) -> str:
+        """The file the driver writes, for inspect's ``LogPath`` ("" when there is none)."""
+        return ""
+
     def close(self) -> None:  # noqa: B027 - optional
-        """Flush and release; no ``log`` call follows."""
+        """Flush and release; no ``log`` call follows. Followers of ``read_logs`` end."""
 
 
 @runtime_checkable

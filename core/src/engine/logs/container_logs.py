@@ -1,0 +1,243 @@
+"""The logging side of a container: its log config, its driver and copier, and its reader.
+
+The containers subsystem (D2) calls, per container:
+
+- at create: ``host_config["LogConfig"] = validate_log_config(daemon, host_config.get("LogConfig"))``
+  (fills in the daemon's default driver and options, validates; dockerd's
+  ``mergeAndVerifyLogConfig``);
+- at start: ``logger = start_logging(daemon, container, chunks)`` where ``chunks`` is the
+  runtime's async iterator of ``(stream, timestamp_ns, data)``; then
+  ``container.log_driver = logger.driver``, ``container.log_copier = logger`` and
+  ``container.log_path = logger.driver.log_path``;
+- when the container has exited (the output source ended): ``await logger.close()``
+  (every message written, driver closed, ``docker logs -f`` followers end);
+  at daemon shutdown with live-restore: ``await logger.stop()``.
+
+The logs route calls :func:`open_reader`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.drivers.log import LogDriver, LogInfo, LogMessage, ReadConfig
+from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedByEngine
+from engine.logs import cache
+from engine.logs.copier import Chunk, Copier
+from engine.logs.options import BUILTIN_OPTIONS, CACHE_OPTIONS, copier_mode
+from engine.logs.timefmt import rfc3339nano
+
+log = logging.getLogger(__name__)
+
+NONE = "none"
+READ_NOT_SUPPORTED = "configured logging driver does not support reading"
+
+
+def _driver_class(daemon: Any, name: str) -> type[LogDriver]:
+    try:
+        return daemon.log_drivers.load(name)
+    except DriverNotInstalled as exc:
+        hint = f" (install it with `pip install {exc.distribution}`)" if exc.distribution else ""
+        raise InvalidParameter(f"logger: no log driver named '{name}' is registered{hint}") from None
+
+
+def validate_log_config(daemon: Any, log_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A container's ``HostConfig.LogConfig`` completed with the daemon's defaults and checked.
+
+    :returns: ``{"Type": driver, "Config": options}`` to store in the host config.
+    :raises InvalidParameter: unknown driver or bad option, with dockerd's message.
+    """
+    log_config = log_config or {}
+    default_type = daemon.config["log-driver"]
+    default_options: Mapping[str, str] = daemon.config["log-opts"] or {}
+    driver = log_config.get("Type") or default_type
+    options = {str(k): str(v) for k, v in (log_config.get("Config") or {}).items()}
+    if driver == default_type:
+        for key, value in default_options.items():
+            options.setdefault(key, value)
+    for key in CACHE_OPTIONS:  # the dual-logging defaults apply whatever the driver
+        if key in default_options:
+            options.setdefault(key, default_options[key])
+    if driver != NONE:  # dockerd accepts anything for "none"
+        _driver_class(daemon, driver).validate_options(options)
+    return {"Type": driver, "Config": options}
+
+
+def log_config_of(daemon: Any, container: Any) -> tuple[str, dict[str, str]]:
+    config = (container.host_config or {}).get("LogConfig") or {}
+    driver = config.get("Type") or daemon.config["log-driver"]
+    options = dict(config.get("Config") or {})
+    if not config.get("Type"):
+        options = {**dict(daemon.config["log-opts"] or {}), **options}
+    return driver, options
+
+
+def make_log_info(daemon: Any, container: Any) -> LogInfo:
+    """What the driver knows about the container (moby's ``logger.Info``)."""
+    _, options = log_config_of(daemon, container)
+    config = container.config or {}
+    created = getattr(container, "created", "")
+    if isinstance(created, int):
+        created = rfc3339nano(created)
+    root = getattr(container, "root", None) or Path(daemon.data_root) / "containers" / container.id
+    path = getattr(container, "path", "") or ""
+    return LogInfo(
+        container_id=container.id,
+        container_name=container.name,
+        image_id=getattr(container, "image_id", "") or config.get("Image", ""),
+        image_name=config.get("Image", ""),
+        created=str(created),
+        env=tuple(config.get("Env") or ()),
+        labels=dict(config.get("Labels") or {}),
+        config=options,
+        log_dir=Path(root),
+        daemon_name="docker",  # what dockerd's {{.DaemonName}} says
+        command=tuple([path, *(getattr(container, "args", None) or [])] if path else ()),
+    )
+
+
+def can_read(driver_cls: type[LogDriver]) -> bool:
+    return bool(driver_cls.capabilities.read_logs or hasattr(driver_cls, "read_logs"))
+
+
+def create_driver(daemon: Any, container: Any) -> LogDriver:
+    """The container's log driver, wrapped with the local cache when it cannot read back."""
+    name, options = log_config_of(daemon, container)
+    cls = _driver_class(daemon, name)
+    info = make_log_info(daemon, container)
+    driver = cls(info)
+    if name != NONE and not can_read(cls) and cache.cache_enabled(options):
+        log.info(
+            "configured log driver %s does not support reads, enabling local file cache for the logs of container %s",
+            name,
+            container.id[:12],
+        )
+        driver = cache.CachedLogDriver(driver, info)
+    return driver
+
+
+class ContainerLogger:
+    """A running container's driver and copier."""
+
+    def __init__(self, driver: LogDriver, copier: Copier) -> None:
+        self.driver = driver
+        self.copier = copier
+
+    async def close(self, timeout: float | None = None) -> None:
+        """After the output source ended: wait until everything is written, close the driver."""
+        try:
+            await asyncio.wait_for(self.copier.wait(), timeout)
+        except TimeoutError:
+            await self.copier.stop()
+        await asyncio.to_thread(self.driver.close)
+
+    async def stop(self) -> None:
+        """Stop copying now (daemon shutdown); what was read is written; the driver is closed."""
+        await self.copier.stop()
+        await asyncio.to_thread(self.driver.close)
+
+
+def start_logging(daemon: Any, container: Any, source: AsyncIterator[Chunk]) -> ContainerLogger:
+    """Create the container's driver and start copying ``source`` to it (call on the loop).
+
+    The ``none`` driver still gets a copier: the output has to be drained from the spool.
+    """
+    driver = create_driver(daemon, container)
+    _, options = log_config_of(daemon, container)
+    mode, max_buffer = copier_mode(options)
+    copier = Copier(
+        source,
+        driver,
+        container_id=container.id,
+        hook=daemon.pm.hook.engine_log_message,
+        mode=mode,
+        max_buffer_size=max_buffer,
+    )
+    copier.start()
+    return ContainerLogger(driver, copier)
+
+
+class LogSource:
+    """What ``docker logs`` reads: the running driver (``live``: follow works) or, for a stopped
+    container, a read-only instance closed after reading."""
+
+    def __init__(self, reader: Any, live: bool, owned: LogDriver | None = None) -> None:
+        self.reader = reader
+        self.live = live
+        self._owned = owned
+
+    def batches(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
+        if not self.live and config.follow:
+            config = ReadConfig(config.since_ns, config.until_ns, config.tail, False)
+        return read_batches(self.reader, config)
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+
+def read_batches(reader: Any, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
+    """Batches from a reader: its ``read_log_batches`` when it has one, else one per message."""
+    batches = getattr(reader, "read_log_batches", None)
+    if batches is not None:
+        return batches(config)
+
+    async def single() -> AsyncIterator[list[LogMessage]]:
+        async for message in reader.read_logs(config):
+            yield [message]
+
+    return single()
+
+
+def open_reader(daemon: Any, container: Any) -> LogSource:
+    """The reader behind ``docker logs`` for a container (blocking: call in a thread).
+
+    :raises NotImplementedByEngine: the driver is ``none``, or cannot read and has no cache
+        ("configured logging driver does not support reading", as dockerd).
+    """
+    name, options = log_config_of(daemon, container)
+    if name == NONE:
+        raise NotImplementedByEngine(READ_NOT_SUPPORTED)
+    running = getattr(container, "log_driver", None)
+    if running is not None and hasattr(running, "read_logs"):
+        return LogSource(running, live=True)
+    cls = _driver_class(daemon, name)
+    if can_read(cls):
+        driver = cls(make_log_info(daemon, container))
+        return LogSource(driver, live=False, owned=driver)
+    if cache.cache_enabled(options):
+        root = getattr(container, "root", None) or Path(daemon.data_root) / "containers" / container.id
+        reader = cache.cache_file(Path(root), options)
+        return LogSource(_FileReader(reader), live=False)
+    raise NotImplementedByEngine(READ_NOT_SUPPORTED)
+
+
+class _FileReader:
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    def read_log_batches(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
+        return self.file.read(config)
+
+    async def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
+        async for batch in self.file.read(config):
+            for message in batch:
+                yield message
+
+
+__all__ = [
+    "BUILTIN_OPTIONS",
+    "ContainerLogger",
+    "LogSource",
+    "create_driver",
+    "make_log_info",
+    "open_reader",
+    "read_batches",
+    "start_logging",
+    "validate_log_config",
+]
