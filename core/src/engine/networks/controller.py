@@ -40,6 +40,7 @@ from engine.errors import (
     Forbidden,
     InvalidParameter,
     NotFound,
+    SystemError,
 )
 from engine.filters import Filters
 from engine.networks import etcfiles, netns
@@ -725,7 +726,13 @@ class NetworkController:
                     ep.gateway = info.gateway
                     ep.gateway_v6 = info.gateway_v6
                 if default_route and (sb.port_bindings or sb.publish_all):
-                    bound = drv.program_external_connectivity(net.id, ep.id, self._wanted_ports(sb))
+                    try:
+                        bound = drv.program_external_connectivity(net.id, ep.id, self._wanted_ports(sb))
+                    except EngineError as exc:
+                        raise SystemError(
+                            f"driver failed programming external connectivity on endpoint {sb.name} "
+                            f"({ep.id}): {exc.message}"
+                        ) from None
                     ep.ports = [_binding_json(b) for b in bound]
                 self._save_endpoint(ep)
             except BaseException:
