@@ -839,6 +839,7 @@ class NetworkController:
         self._save_sandbox(sb)
 
     def _write_dns(self, sb: SandboxRecord) -> None:
+        sb.upstream_dns = self._resolv_conf(sb)[1]
         if sb.embedded_dns and sb.key:
             self._dns_attach(sb)
         self._save_sandbox(sb)

@@ -154,7 +154,8 @@ def container_resolv_conf(
     :param embedded: the container is on a user-defined network: nameserver 127.0.0.11.
     """
     if embedded:
-        upstream = list(dns.servers) if dns.servers else _usable_upstream(host.nameservers, ipv6)
+        # the embedded DNS forwards from the daemon's namespace: the host's own (even loopback) servers work
+        upstream = list(dns.servers) if dns.servers else list(host.nameservers) or _usable_upstream([], ipv6)
         search = list(dns.search) if dns.search else host.search
         options = list(dns.options) if dns.options else list(host.options)
         if not any(o.startswith("ndots:") for o in options):
