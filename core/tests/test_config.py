@@ -256,7 +256,9 @@ def test_validation_of_flags_alone_is_not_wrapped(schema, tmp_path):
 
 def test_merged_validation(schema, tmp_path):
     message = fails(schema, tmp_path, {"debug": True}, "--max-download-attempts=0")
-    assert message.endswith("merged configuration validation from file and command line flags failed: invalid max download attempts: 0")
+    assert message.endswith(
+        "merged configuration validation from file and command line flags failed: invalid max download attempts: 0"
+    )
 
 
 def test_shutdown_timeout_may_be_negative_as_in_dockerd(schema, tmp_path):
@@ -307,7 +309,7 @@ def test_bool_flags_take_values_only_with_equals(schema):
     assert parse_command_line(schema, ["-D=0"]).flag_values == {"debug": False}
     with pytest.raises(ConfigError) as info:
         parse_command_line(schema, ["--debug", "false"])
-    assert info.value.message.startswith('"engined" accepts no argument(s).\nSee \'engined --help\'.')
+    assert info.value.message.startswith("\"engined\" accepts no argument(s).\nSee 'engined --help'.")
 
 
 @pytest.mark.parametrize("text", ["1", "t", "T", "TRUE", "true", "True"])
@@ -317,22 +319,19 @@ def test_go_bool_true(text):
 
 @pytest.mark.parametrize("text", ["yes", "on", "tRuE", ""])
 def test_go_bool_invalid(text):
-    with pytest.raises(ValueError, match="strconv.ParseBool"):
+    with pytest.raises(ValueError, match=r"strconv\.ParseBool"):
         parse_go_bool(text)
 
 
 def test_go_int_bases():
     assert parse_go_int("0x10") == 16 and parse_go_int("010") == 8 and parse_go_int("-5") == -5
-    with pytest.raises(ValueError, match='strconv.ParseInt: parsing "abc": invalid syntax'):
+    with pytest.raises(ValueError, match=r'strconv\.ParseInt: parsing "abc": invalid syntax'):
         parse_go_int("abc")
 
 
 def test_flag_syntaxes(schema):
-    values = parse_command_line(
-        schema,
-        ["-s", "vfs", "-lDdebug", "--log-driver=none", "-Htcp://:1", "-H=unix:///a", "--label", "a=1", "--", "x"][:-2]
-        + ["--exec-root", "/e"],
-    ).flag_values
+    argv = ["-s", "vfs", "-lDdebug", "--log-driver=none", "-Htcp://:1", "-H=unix:///a", "--label", "a=1"]
+    values = parse_command_line(schema, [*argv, "--exec-root", "/e"]).flag_values
     assert values == {
         "storage-driver": "vfs",
         "log-level": "Ddebug",
@@ -341,6 +340,9 @@ def test_flag_syntaxes(schema):
         "labels": ["a=1"],
         "exec-root": "/e",
     }
+    # "--" ends the flags: what follows is an argument, and engined takes none
+    with pytest.raises(ConfigError, match="accepts no argument"):
+        parse_command_line(schema, ["--", "--debug"])
     # a bool shorthand combines with the next one
     assert parse_command_line(schema, ["-Dl", "warn"]).flag_values == {"debug": True, "log-level": "warn"}
 

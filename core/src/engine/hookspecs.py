@@ -31,6 +31,7 @@ def engine_add_config(schema: ConfigSchema) -> None:
 
     :param schema: call ``schema.add(key, type_, default=..., help=..., reloadable=...)``
         for each key; unknown keys in daemon.json are rejected unless some plugin declared them.
+    :returns: nothing; the return value is ignored.
 
     .. versionadded:: 0.1
     """
@@ -44,6 +45,7 @@ def engine_daemon_started(daemon: Daemon) -> None:
     """The daemon finished start-up and is serving the API.
 
     :param daemon: the running :class:`engine.daemon.Daemon`.
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -52,6 +54,7 @@ def engine_daemon_stopping(daemon: Daemon) -> None:
     """The daemon is about to shut down; called before subsystems stop (in reverse order).
 
     :param daemon: the running :class:`engine.daemon.Daemon`.
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -62,6 +65,7 @@ def engine_daemon_reloaded(daemon: Daemon, config: DaemonConfig, changed: dict[s
     :param daemon: the running daemon.
     :param config: the configuration now in effect.
     :param changed: the reloadable keys whose value changed, with their new values.
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -76,6 +80,7 @@ def engine_storage_layer_created(driver_name: str, chain_id: str, diff_id: str, 
     :param chain_id: the layer's chain ID (``sha256:...``).
     :param diff_id: the digest of the layer's uncompressed tar.
     :param size: the layer's own size in bytes.
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -85,6 +90,7 @@ def engine_storage_layer_removed(driver_name: str, chain_id: str) -> None:
 
     :param driver_name: the storage driver that held the layer.
     :param chain_id: the removed layer's chain ID.
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -96,6 +102,7 @@ def engine_network_created(network: dict[str, Any]) -> None:
     """A network was created.
 
     :param network: the network as ``GET /networks/{id}`` shows it.
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -106,6 +113,7 @@ def engine_network_endpoint_joined(network_id: str, container_id: str, endpoint:
     :param network_id: the network's ID.
     :param container_id: the container's ID.
     :param endpoint: the endpoint settings as inspect shows them under ``NetworkSettings.Networks``.
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -115,6 +123,32 @@ def engine_network_endpoint_left(network_id: str, container_id: str) -> None:
 
     :param network_id: the network's ID.
     :param container_id: the container's ID.
+    :returns: nothing; the return value is ignored.
+    """
+
+
+# ---- volumes ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def engine_volume_created(name: str, driver: str, mountpoint: str, labels: dict[str, str]) -> None:
+    """A volume was created (``docker volume create``, or an anonymous volume for a container).
+
+    :param name: the volume's name (64 hex digits for an anonymous volume).
+    :param driver: the volume driver (``local``).
+    :param mountpoint: where the volume's data lives on the host.
+    :param labels: the volume's labels.
+    :returns: nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def engine_volume_removed(name: str, driver: str) -> None:
+    """A volume was removed and its data deleted.
+
+    :param name: the volume's name.
+    :param driver: the volume driver (``local``).
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -131,6 +165,7 @@ def engine_log_message(container_id: str, source: str, line: bytes, timestamp: f
     :param source: ``"stdout"`` or ``"stderr"``.
     :param line: the raw bytes of the line, newline included when there was one.
     :param timestamp: seconds since the epoch when the daemon read the line.
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -146,6 +181,7 @@ def engine_security_container_spec(container: Any, spec: dict[str, Any]) -> None
 
     :param container: the container (``engine.containers.model.Container``).
     :param spec: the OCI runtime spec (``config.json`` as a dict).
+    :returns: nothing; the return value is ignored.
     """
 
 
@@ -183,4 +219,5 @@ def engine_container_event(container_id: str, action: str, attributes: dict[str,
     :param container_id: the container's ID.
     :param action: the Docker event action.
     :param attributes: the event's ``Actor.Attributes``.
+    :returns: nothing; the return value is ignored.
     """

@@ -7,6 +7,7 @@ A name nobody installed fails with the distribution to ``pip install``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -32,6 +33,12 @@ class DriverKind:
     distributions: dict[str, str]
     #: names only loaded when named explicitly (never auto-picked), with the reason
     explicit_only: dict[str, str]
+    #: the ABC every driver of this kind subclasses, as ``module:Class``
+    base: str = ""
+
+    def base_class(self) -> type:
+        module, _, name = self.base.partition(":")
+        return getattr(importlib.import_module(module), name)
 
 
 STORAGE = DriverKind(
@@ -49,6 +56,7 @@ STORAGE = DriverKind(
         "aufs": "aufs is deprecated (removed in Docker 24)",
         "devicemapper": "devicemapper is deprecated (removed in Docker 25)",
     },
+    base="engine.drivers.storage:StorageDriver",
 )
 NETWORK = DriverKind(
     kind="network",
@@ -60,6 +68,7 @@ NETWORK = DriverKind(
         "overlay": "engine-plugin-overlay",
     },
     explicit_only={},
+    base="engine.drivers.network:NetworkDriver",
 )
 LOG = DriverKind(
     kind="logging",
@@ -71,6 +80,7 @@ LOG = DriverKind(
         "none": "engine-core",
     },
     explicit_only={},
+    base="engine.drivers.log:LogDriver",
 )
 
 
@@ -105,8 +115,15 @@ class DriverRegistry(Generic[T]):
             raise DriverRemoved(f"{self.kind.explicit_only[name]}; name it explicitly to use it")
         if name in self._loaded:
             return self._loaded[name]
-        if not self.is_installed(name):
+        found = [ep for ep in entry_points(group=self.kind.group) if ep.name == name]
+        if not found:
             raise DriverNotInstalled(self.kind.kind, name, self.kind.distributions.get(name), self.names())
+        providers = sorted({_dist_name(ep) for ep in found})
+        if len(providers) > 1:
+            raise DriverError(
+                f"{self.kind.kind} driver {name!r} is provided by more than one distribution: {', '.join(providers)}; "
+                "uninstall all but one"
+            )
         try:
             manager = stevedore_driver.DriverManager(
                 namespace=self.kind.group, name=name, invoke_on_load=False, on_load_failure_callback=_reraise
@@ -116,13 +133,29 @@ class DriverRegistry(Generic[T]):
         except Exception as exc:  # an installed plugin that fails to import
             raise DriverError(f"{self.kind.kind} driver {name!r} failed to load: {exc}") from exc
         cls: type[T] = manager.driver
+        self.check_driver_class(name, cls)
+        self._loaded[name] = cls
+        return cls
+
+    def check_driver_class(self, name: str, cls: object) -> None:
+        """The class must subclass the kind's ABC and target this engine's driver API.
+
+        :raises DriverError: not a driver of this kind.
+        :raises DriverAPIMismatch: written for another ``DRIVER_API_VERSION``.
+        """
+        base = self.kind.base_class() if self.kind.base else object
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise DriverError(f"{self.kind.kind} driver {name!r} is not a {base.__name__} subclass: {cls!r}")
         version = getattr(cls, "API_VERSION", None)
         if version != DRIVER_API_VERSION:
             raise DriverAPIMismatch(
                 f"{self.kind.kind} driver {name!r} targets driver API {version}, engine has {DRIVER_API_VERSION}"
             )
-        self._loaded[name] = cls
-        return cls
+
+
+def _dist_name(ep: object) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else "?"
 
 
 def _reraise(manager: object, entrypoint: object, exc: BaseException) -> None:
