@@ -87,6 +87,11 @@ class EventBus:
             if sub in self._subscribers:
                 self._subscribers.remove(sub)
 
+    def subscriber_count(self) -> int:
+        """How many ``/events`` streams listen (``NEventsListener`` in ``GET /info``)."""
+        with self._lock:
+            return len(self._subscribers)
+
     def history(self) -> list[Event]:
         with self._lock:
             return list(self._history)

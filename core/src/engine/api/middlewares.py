@@ -32,10 +32,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc.message)
         return error_response(exc.status, exc.message)
-    except web.HTTPNotFound:
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        # dockerd answers both an unknown path and a known path with the wrong method this way
         return error_response(404, "page not found")
-    except web.HTTPMethodNotAllowed:
-        return error_response(405, "Method Not Allowed")
     except web.HTTPException:
         raise
     except (ConnectionResetError, BrokenPipeError):
@@ -51,7 +50,12 @@ MIN_VERSION = version_tuple(MIN_API_VERSION)
 
 @web.middleware
 async def api_versions(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Check the ``/vX.Y`` prefix: too new or too old is a 400, as dockerd answers."""
+    """Check the ``/vX.Y`` prefix: too new or too old is a 400, as dockerd answers.
+
+    A path no route matches is a 404 whatever its version, as dockerd's not-found handler.
+    """
+    if request.match_info.http_exception is not None:
+        return await handler(request)
     raw = request.match_info.get("version")
     if raw is not None:
         version = version_tuple(raw)
@@ -68,6 +72,19 @@ async def api_versions(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
+def tls_user(request: web.Request) -> str:
+    """The authenticated user of an API request: its TLS client certificate's common name, as dockerd."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if ssl_object is None:
+        return ""
+    cert = ssl_object.getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return ""
+
+
 @web.middleware
 async def authorization(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Ask every ``engine_authorize_request`` implementation; any deny is a 403."""
@@ -77,7 +94,7 @@ async def authorization(request: web.Request, handler: Handler) -> web.StreamRes
         body = b""
         if request.content_type == "application/json" and (request.content_length or 0) < 1 << 20:
             body = await request.read()
-        user = request.get("tls_user", "")
+        user = tls_user(request)
         for denial in hook(
             user=user, method=request.method, uri=str(request.rel_url), headers=dict(request.headers), body=body
         ):

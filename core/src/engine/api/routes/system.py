@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -17,6 +18,8 @@ from engine.filters import Filters
 
 
 async def ping(request: web.Request) -> web.StreamResponse:
+    # Builder-Version: dockerd 20.10 sends it only when ``features.buildkit`` is set; engine has only the
+    # classic builder and always says "1", so that docker CLIs >= 23 do not switch to BuildKit.
     headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache", "Builder-Version": "1"}
     if request.method == "HEAD":
         return web.Response(
@@ -53,74 +56,77 @@ def parse_timestamp(raw: str, name: str) -> int:
         raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
 
 
-EVENT_FILTERS = (
-    "config",
-    "container",
-    "daemon",
-    "event",
-    "image",
-    "label",
-    "network",
-    "node",
-    "plugin",
-    "scope",
-    "secret",
-    "service",
-    "type",
-    "volume",
-)
+def _fuzzy(filters: Filters, key: str, source: str) -> bool:
+    """moby's FuzzyMatch: no filter on ``key``, or a filter value equal to or a prefix of ``source``."""
+    wanted = filters.get(key)
+    return not wanted or any(source == w or source.startswith(w) for w in wanted)
 
 
-def event_matcher(filters: Filters):
+def _exact(filters: Filters, key: str, source: str) -> bool:
+    wanted = filters.get(key)
+    return not wanted or source in wanted
+
+
+def _strip_tag(ref: str) -> str:
+    name, sep, tag = ref.rpartition(":")
+    return name if sep and "/" not in tag else ref
+
+
+_FUZZY_EVENTS = {"health_status", "exec_create", "exec_start"}
+
+
+def event_matcher(filters: Filters) -> Callable[[Event], bool]:
+    """dockerd's events filter (moby daemon/events/filter.go): every filter key must match."""
+
     def matches(event: Event) -> bool:
         actor = event["Actor"]
-        attrs = actor.get("Attributes", {})
-        action = event["Action"]
-        etype = event["Type"]
-        if not filters.match_any("type", [etype]):
+        attrs = actor.get("Attributes") or {}
+        etype, action = event["Type"], event["Action"]
+        if filters.get("event") & _FUZZY_EVENTS:
+            if not _fuzzy(filters, "event", action):
+                return False
+        elif not _exact(filters, "event", action):
             return False
-        if not filters.match_any("event", [action, action.split(":")[0]]):
+        if not _exact(filters, "type", etype) or not _exact(filters, "scope", event.get("scope", "local")):
             return False
-        if not filters.match_any("scope", [event.get("scope", "local")]):
-            return False
-        if not filters.match_labels(attrs):
-            return False
-        for key in ("container", "network", "volume", "daemon", "plugin"):
-            if key in filters and (
-                etype != key or not filters.match_any(key, [actor["ID"], actor["ID"][:12], attrs.get("name", "")])
+        for key in ("daemon", "container", "plugin", "volume", "network", "node", "service", "secret", "config"):
+            if key in filters and not (
+                _fuzzy(filters, key, actor["ID"]) or _fuzzy(filters, key, attrs.get("name", ""))
             ):
                 return False
         if "image" in filters:
-            candidates = [attrs.get("image", ""), attrs.get("name", "")]
-            if etype == "image":
-                candidates.append(actor["ID"])
-            if not filters.match_any("image", [c for c in candidates if c]):
+            name = attrs.get("name" if etype == "image" else "image", "")
+            if not any(
+                _exact(filters, "image", c) for c in (actor["ID"], name, _strip_tag(actor["ID"]), _strip_tag(name))
+            ):
                 return False
-        return True
+        return filters.match_labels(attrs)
 
     return matches
 
 
 async def events(request: web.Request) -> web.StreamResponse:
+    """``GET /events``: past events for ``since``/``until``, then live ones until ``until`` or disconnect."""
     daemon = request.app[DAEMON]
-    filters = Filters.parse(request.query.get("filters"), EVENT_FILTERS)
-    now = time.time_ns()
-    since = parse_timestamp(request.query["since"], "since") if request.query.get("since") else None
-    until = parse_timestamp(request.query["until"], "until") if request.query.get("until") else None
-    if since is not None and until is not None and since > until:
-        raise InvalidParameter("`since` time must be before `until`")
-    past, sub = daemon.events.subscribe(event_matcher(filters), since)
+    query = request.query
+    since = parse_timestamp(query["since"], "since") if query.get("since") else None
+    until = parse_timestamp(query["until"], "until") if query.get("until") else None
+    if until is not None and since is not None and until < since:
+        raise InvalidParameter(f"`since` time ({query['since']}) cannot be after `until` time ({query['until']})")
+    filters = Filters.parse(query.get("filters"))  # dockerd does not check event filter keys
+    only_past = until is not None and until < time.time_ns()
+    # with only ``until``, every buffered event up to it is sent (moby loadBufferedEvents)
+    past, sub = daemon.events.subscribe(event_matcher(filters), since if since is not None else (0 if until else None))
     response = web.StreamResponse(status=200)
     response.content_type = "application/json"
-    await response.prepare(request)
     stream = _ClosableStream(response)
     request.app[OPEN_STREAMS].add(stream)
     try:
+        await response.prepare(request)
         for event in past:
-            if until is not None and event["timeNano"] > until:
-                break
-            await response.write(dumps(event).encode())
-        if until is not None and until <= now:
+            if until is None or event["timeNano"] <= until:
+                await response.write(dumps(event).encode())
+        if only_past:
             return response
         while not stream.closed:
             timeout = None if until is None else max(0.0, (until - time.time_ns()) / 1e9)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from engine.api.router import Router
 from engine.api.util import json_response
-from engine.errors import Unavailable
+from engine.errors import NotFound, Unavailable
 
 NOT_SWARM = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.'
 
@@ -21,6 +21,10 @@ async def swarm_inspect(request: web.Request) -> web.Response:
 
 async def no_plugins(request: web.Request) -> web.Response:
     return json_response([])
+
+
+async def no_such_plugin(request: web.Request) -> web.Response:
+    raise NotFound(f'plugin "{request.match_info["name"]}" not found')
 
 
 async def build_prune(request: web.Request) -> web.Response:
@@ -49,5 +53,12 @@ def setup(router: Router) -> None:
     router.get("/services/{id}/logs", not_a_swarm_manager)
     router.get("/tasks/{id}/logs", not_a_swarm_manager)
     router.get("/plugins", no_plugins)
+    # no managed plugins: drivers are Python distributions, listed by GET /info under Plugins
+    router.get("/plugins/{name}/json", no_such_plugin)
+    router.delete("/plugins/{name}", no_such_plugin)
+    for action in ("enable", "disable", "push", "set", "upgrade"):
+        router.post("/plugins/{name}/" + action, no_such_plugin)
     router.post("/build/prune", build_prune)
+    # CORS preflight: any path answers 200 (dockerd's options route); with the catch-all, a wrong
+    # method on an unknown path is a 405, which the error middleware turns into dockerd's 404
     router.app.router.add_route("OPTIONS", "/{tail:.*}", options)
