@@ -7,13 +7,19 @@ PIP := $(VENV)/bin/pip
 # Debian packages engine and its tests need. python3-btrfsutil and python3-systemd are only
 # importable from Debian's python3, hence a venv made from /usr/bin/python3 with system site-packages.
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
-	iproute2 btrfs-progs python3-btrfsutil rsyslog python3-systemd uidmap tini kmod
+	iproute2 btrfs-progs python3-btrfsutil rsyslog python3-systemd uidmap tini kmod libc6-dev
 DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed
+SHIM := $(VENV)/bin/engine-shim
+SHIM_SRC := core/src/engine/runtime/shim/engine-shim.c
 
 .PHONY: install system-packages run test lint bench clean
 
-install: system-packages $(STAMP)
+install: system-packages $(STAMP) $(SHIM)
+
+# the per-container shim (C): static when libc.a is there (smallest RSS), else dynamic
+$(SHIM): $(SHIM_SRC) | $(STAMP)
+	gcc -O2 -Wall -static -s -o $@ $(SHIM_SRC) || gcc -O2 -Wall -s -o $@ $(SHIM_SRC)
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
