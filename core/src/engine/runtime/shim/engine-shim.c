@@ -499,6 +499,8 @@ static void handle_op(struct client *c)
 {
 	char line[128];
 	switch (c->op) {
+	case 'I':
+		break; /* payload already queued as it arrived */
 	case 'C':
 		if (o.tty) {
 			stdin_closed = 1; /* a terminal has no half-close: just stop forwarding */
