@@ -20,4 +20,9 @@ def make_subsystems(daemon: Daemon) -> list[Any]:
 
     daemon.networks = NetworkController(daemon)
     subsystems.append(daemon.networks)
+    # runtime: before containers (D1: OCI specs, one shim per container; containers outlive the daemon)
+    from engine.runtime import Runtime
+
+    daemon.runtime = Runtime.from_daemon(daemon)
+    subsystems.append(daemon.runtime)
     return subsystems

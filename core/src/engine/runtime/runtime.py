@@ -18,7 +18,7 @@ from typing import Any
 from engine.errors import Conflict, NotFound
 from engine.fsutil import write_json
 from engine.runtime import cgroups, control, shimbin
-from engine.runtime.oci import DEFAULT_RUNTIME, OCIRuntime, log_error, resolve_runtime
+from engine.runtime.oci import OCIRuntime, log_error, resolve_runtime
 from engine.runtime.task import (
     EXIT_FILE,
     META_FILE,
@@ -65,6 +65,7 @@ class Runtime:
         self.segment_bytes = segment_bytes
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._info: dict[str, Any] | None = None
 
     @classmethod
     def from_daemon(cls, daemon: Any) -> Runtime:
@@ -80,6 +81,7 @@ class Runtime:
         """Prepare the exec-root and make sure the shim binary exists (builds it if needed)."""
         (self.exec_root / "containers").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.shim_path()
+        self.info_fields()  # runs runc/docker-init --version once, here rather than during a request
 
     def stop(self) -> None:
         """Containers outlive the daemon (their shims are not our children); only drop an empty
@@ -87,18 +89,13 @@ class Runtime:
         cgroups.remove_parent(self.cgroup_parent())
 
     def info_fields(self) -> dict[str, Any]:
-        runtimes = {DEFAULT_RUNTIME: {"path": "runc"}}
-        for name, entry in (self.config.get("runtimes", {}) if self.config is not None else {}).items():
-            runtimes[name] = {
-                "path": entry["path"],
-                **({"runtimeArgs": entry["runtimeArgs"]} if entry.get("runtimeArgs") else {}),
+        """GET /info: the commits of runc and of the init binary (system_info has the rest)."""
+        if self._info is None:
+            self._info = {
+                "RuncCommit": _commit(["runc", "--version"]),
+                "InitCommit": _commit(["docker-init", "--version"]),
             }
-        return {
-            "Runtimes": runtimes,
-            "DefaultRuntime": (self.config.get("default-runtime") if self.config is not None else None)
-            or DEFAULT_RUNTIME,
-            "InitBinary": "docker-init",
-        }
+        return dict(self._info)
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -350,3 +347,19 @@ def _read_line(fd: int, timeout: float) -> str:
             break
         data += chunk
     return data.decode(errors="replace").strip()
+
+
+def _commit(cmd: list[str]) -> dict[str, str]:
+    """{"ID", "Expected"} from ``runc --version`` ("commit: X") or ``tini --version`` ("... - git.X")."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False).stdout
+    except OSError:
+        return {"ID": "N/A", "Expected": "N/A"}
+    for line in out.splitlines():
+        if line.startswith("commit:"):
+            commit = line.split(":", 1)[1].strip()
+            return {"ID": commit, "Expected": commit}
+        if "git." in line:
+            commit = line.rsplit("git.", 1)[1].strip()
+            return {"ID": commit, "Expected": commit}
+    return {"ID": "N/A", "Expected": "N/A"}
