@@ -1,1 +1,25 @@
 """The pytest plugin entry point of engine-testkit (placeholder)."""
+
+import pytest
+
+# ---- network drivers (engine_testkit.network: NetworkDriverSuite, the conformance suite) ---------------
+
+
+@pytest.fixture
+def network_controller(tmp_path):  # type: ignore[no-untyped-def]
+    """A started NetworkController with its own data-root and exec-root; everything it made is removed after."""
+    from engine_testkit.network import make_controller, skip_reason
+
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    ctl = make_controller(tmp_path)
+    ctl.start()
+    yield ctl
+    for cid in list(ctl.sandboxes):
+        ctl.teardown_sandbox(cid)
+    for net in list(ctl.networks.values()):
+        if not net.predefined:
+            ctl.remove(net.id)
+    ctl.stop()
+    assert ctl.leftovers() == []

@@ -474,6 +474,9 @@ class BridgeNetworkDriver(NetworkDriver):
                         net.bridge, p["proto"], p["host_ip"], p["host_port"], str(ep.address.ip), p["container_port"]
                     )
                 )
+        if not rules.networks:
+            self.firewall.remove()  # the last network went: nothing of engine's stays in the ruleset
+            return
         self.firewall.apply(rules)
 
     # ---- diagnostics -----------------------------------------------------------------------------
