@@ -489,9 +489,9 @@ class ImageService:
             self.tags.delete(ref)
             records.append({"Untagged": ref.tag_name_only().familiar})
             self._event("untag", image_id, image_id)
-        labels = dict(image.labels)
         removed_layers = self.store.delete(image_id)
-        self.daemon.events.publish("image", "delete", image_id, {**labels, "name": image_id})
+        # dockerd logs it after the image is gone, so without the image's labels
+        self.daemon.events.publish("image", "delete", image_id, {"name": image_id})
         records.append({"Deleted": image_id})
         records.extend({"Deleted": chain} for chain in removed_layers)
         for chain in removed_layers:
@@ -679,8 +679,7 @@ class ImageService:
                         f"{previous} to empty string\n"
                     }
                 )
-            self.tags.add(ref, image.id, force=True)
-            self.store.set_last_updated(image.id)
+            self.tags.add(ref, image.id, force=True)  # no tag event, no LastTagTime: as dockerd's load
             emit({"stream": f"Loaded image: {ref.familiar}\n"})
             tagged += 1
         self._event("load", image.id, image.id)
