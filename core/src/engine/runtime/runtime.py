@@ -53,7 +53,7 @@ class Runtime:
         pm: Any = None,
         *,
         shim: Path | None = None,
-        use_run: bool = False,
+        use_run: bool = True,
         segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         self.exec_root = Path(exec_root)

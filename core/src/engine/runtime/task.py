@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal as signals
-import socket
 import struct
 import time
 from dataclasses import dataclass
@@ -176,8 +175,8 @@ class Process:
         False if it has already exited."""
         try:
             answer = self._request(b"K", struct.pack("<I", int(sig)))
-        except (FileNotFoundError, ConnectionRefusedError):
-            return False
+        except (FileNotFoundError, ConnectionError):
+            return False  # the shim is gone or closing: the process has exited
         if answer == "ok":
             return True
         if answer.startswith("err 3") or not answer:  # ESRCH, or the shim closed on us while exiting
@@ -187,7 +186,7 @@ class Process:
     def _request(self, op: bytes, payload: bytes = b"", reply: bool = True) -> str:
         try:
             return control.request(self.socket, op, payload, reply=reply)
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionError):
             if op in (b"K",):
                 raise
             raise Conflict(f"container {self.container_id} is not running") from None
@@ -326,19 +325,17 @@ def read_meta(state_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _kill_shim(state_dir: Path) -> None:
-    """Last resort for a shim that outlived its container: SIGKILL by its recorded pid, checked
-    against its command line so a reused pid is never hit."""
-    pid = read_pid(state_dir / SHIM_PID_FILE)
+def shim_running(pid: int, state_dir: Path) -> bool:
+    """Whether ``pid`` is still the shim of ``state_dir`` and not yet a zombie (checked against its
+    command line, so a reused pid never counts)."""
     if pid <= 0:
-        return
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return
-    if cmdline and cmdline[0].endswith(b"engine-shim") and os.fsencode(state_dir) in cmdline:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signals.SIGKILL)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and bool(cmdline) and cmdline[0].endswith(b"engine-shim") and os.fsencode(state_dir) in cmdline
 
 
 def delete_container(state_dir: Path, container_id: str, timeout: float = 10.0) -> None:
@@ -346,21 +343,19 @@ def delete_container(state_dir: Path, container_id: str, timeout: float = 10.0) 
     if meta is None:
         shutil.rmtree(state_dir, ignore_errors=True)
         return
+    exec_dir = state_dir / "exec"
+    dirs = [state_dir] + ([d for d in exec_dir.iterdir() if d.is_dir()] if exec_dir.is_dir() else [])
+    shims = [(d, read_pid(d / SHIM_PID_FILE)) for d in dirs]  # before they exit and remove the files
     runtime = OCIRuntime.from_json(meta["runtime"])
     runtime.delete(container_id, force=True)  # SIGKILLs a running init first
-    sock = state_dir / SOCKET
-    exec_dir = state_dir / "exec"
-    shims = [sock] + ([d / SOCKET for d in exec_dir.iterdir()] if exec_dir.is_dir() else [])
     deadline = time.monotonic() + timeout
-    for s in shims:
-        while control.alive(s) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if control.alive(s):
-            _kill_shim(s.parent)
+    for d, pid in shims:
+        while shim_running(pid, d) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if shim_running(pid, d):
+            # last resort for a shim that outlived its container (host pid namespace leftovers)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signals.SIGKILL)
     if meta.get("cgroups_path"):
         cgroups.remove(meta["cgroups_path"])
     shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def socket_error(exc: OSError) -> bool:
-    return isinstance(exc, (FileNotFoundError, ConnectionRefusedError, socket.timeout))
