@@ -592,13 +592,34 @@ class ImageService:
                     add(self.store.search(name), None)
                 continue
             add(self.tags.get(ref), ref)
+        held: list[str] = []
+        try:
+            for image in plan.values():
+                if image.chain_ids:
+                    self.layers.acquire(image.chain_ids[-1])
+                    held.append(image.chain_ids[-1])
+        except BaseException:
+            self._release_all(held)
+            raise
         return list(plan.values())
 
     def save(self, plan: list[tarball.SaveImage], out: IO[bytes]) -> None:
-        """``GET /images/get``: write the docker-archive of a resolved plan."""
-        tarball.write_archive(plan, out, self.layers)
+        """``GET /images/get``: write the docker-archive of a resolved plan, then release the layer
+        references :meth:`save_plan` took (so a concurrent rmi cannot pull layers from under the save)."""
+        try:
+            tarball.write_archive(plan, out, self.layers)
+        finally:
+            self.release_plan(plan)
         for image in plan:
             self._event("save", image.id, image.id)
+
+    def release_plan(self, plan: list[tarball.SaveImage]) -> None:
+        self._release_all([image.chain_ids[-1] for image in plan if image.chain_ids])
+
+    def _release_all(self, chains: list[str]) -> None:
+        for chain in chains:
+            for removed in self.layers.release(chain):
+                self._layer_removed(removed)
 
     def load(self, stream: BinaryIO, emit: Emit, quiet: bool = True) -> list[str]:
         """``POST /images/load``: a docker-archive or an OCI layout; returns the loaded image IDs."""

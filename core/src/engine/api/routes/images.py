@@ -186,7 +186,11 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
     plan = await asyncio.to_thread(images.save_plan, names)
     response = web.StreamResponse(status=200)
     response.content_type = "application/x-tar"
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except BaseException:
+        await asyncio.to_thread(images.release_plan, plan)
+        raise
     writer = io.BufferedWriter(ResponseWriter(response, asyncio.get_running_loop()), buffer_size=1 << 18)
 
     def run() -> None:
