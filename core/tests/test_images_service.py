@@ -135,3 +135,17 @@ def test_prune_and_restart_keep_state(tmp_path: Path) -> None:
     assert {"Untagged": "kept:latest"} in report["ImagesDeleted"]
     assert not any((tmp_path / "image" / "vfs" / "layerdb" / "sha256").iterdir())
     assert not any((tmp_path / "vfs" / "dir").iterdir())
+
+
+def test_id_prefixes(images: ImageService) -> None:
+    ids = [images.import_image("-", io.BytesIO(rootfs({"f": bytes([i])}))) for i in range(20)]
+    for image_id in ids:
+        hexid = image_id[7:]
+        assert images.resolve(hexid[:12]).id == image_id
+        assert images.resolve("sha256:" + hexid[:8]).id == image_id
+        assert images.resolve(hexid).id == image_id
+    # 20 IDs share some first hex digit: that prefix is ambiguous, which dockerd reports as not found
+    first = [i[7] for i in ids]
+    shared = next(c for c in first if first.count(c) > 1)
+    with pytest.raises(NotFound, match=f"No such image: {shared}:latest"):
+        images.resolve(shared)
