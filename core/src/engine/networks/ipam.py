@@ -68,7 +68,7 @@ class Pool:
     ip_range: IPNetwork | None = None
     #: addresses handed out (gateway, aux, endpoints), with what took them
     allocated: dict[str, str] = field(default_factory=dict)
-    last: int = 0  # the offset of the last dynamic address, for serial allocation
+    last: int = -1  # the offset of the last dynamic address, for serial allocation
     auto: bool = False  # picked from the default pools, not given by --subnet
 
     def to_json(self) -> dict[str, Any]:
@@ -88,7 +88,7 @@ class Pool:
             subnet=ipaddress.ip_network(data["subnet"]),
             ip_range=ipaddress.ip_network(data["ip_range"]) if data.get("ip_range") else None,
             allocated=dict(data.get("allocated", {})),
-            last=int(data.get("last", 0)),
+            last=int(data.get("last", -1)),
             auto=bool(data.get("auto", False)),
         )
 

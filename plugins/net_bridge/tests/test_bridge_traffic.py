@@ -1,0 +1,381 @@
+"""The bridge driver with real traffic between the host and namespaces these tests make.
+
+Every test gets its own controller (own exec-root: own default bridge and nftables table
+names) and ends with a leak check: no bridge, veth, namespace, table or proxy left.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import EngineError, Forbidden, InvalidParameter
+from engine.networks import dnsmsg
+from engine_testkit.network import BUSYBOX, TCPEcho, free_subnet, in_sandbox, make_controller, skip_reason, tcp_get
+
+pytestmark = pytest.mark.privileged
+
+HOST_ADDR_CMD = ["ip", "-o", "-4", "route", "get", "1.1.1.1"]
+
+
+def host_address() -> str:
+    """The host's own primary IPv4 address (no traffic is sent to 1.1.1.1: this only asks the routing table)."""
+    out = subprocess.run(HOST_ADDR_CMD, capture_output=True, text=True).stdout.split()
+    return out[out.index("src") + 1]
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    made: list[Any] = []
+
+    def factory(**config: Any) -> Any:
+        ctl = make_controller(tmp_path / f"c{len(made)}", config)
+        ctl.start()
+        ctl.test_config = config  # what a restarted controller in the test is made with
+        made.append(ctl)
+        return ctl
+
+    yield factory
+    for ctl in made:
+        for cid in list(ctl.sandboxes):
+            ctl.teardown_sandbox(cid)
+        for net in list(ctl.networks.values()):
+            if not net.predefined:
+                ctl.remove(net.id)
+        ctl.stop()
+        assert ctl.leftovers() == []
+        assert not list(ctl.netns_dir.glob("*"))
+
+
+def run(ctl: Any, network: str = "bridge", name: str = "", **host_config: Any) -> Any:
+    cid = secrets.token_hex(32)
+    config = host_config.pop("config", {})
+    networking = host_config.pop("networking", None)
+    return ctl.setup_sandbox(cid, name or f"c{cid[:6]}", config, {"NetworkMode": network, **host_config}, networking)
+
+
+def ip_of(sb: Any, network: str) -> str:
+    return sb.network_settings["Networks"][network]["IPAddress"]
+
+
+def ping(sb: Any, ip: str) -> bool:
+    return in_sandbox(sb.netns_path if sb else None, BUSYBOX, "ping", "-c", "1", "-W", "1", ip).returncode == 0
+
+
+def new_net(ctl: Any, **kwargs: Any) -> Any:
+    ipam = kwargs.pop("ipam", None) or {"Config": [{"Subnet": free_subnet()}]}
+    return ctl.create_network(f"t-{secrets.token_hex(3)}", "bridge", ipam=ipam, **kwargs)
+
+
+# ---- default bridge -------------------------------------------------------------------------------
+
+
+def test_default_bridge_shape(make: Callable[..., Any]) -> None:
+    ctl = make()
+    bridge = ctl.inspect(ctl.get("bridge"))
+    opts = bridge["Options"]
+    assert opts["com.docker.network.bridge.default_bridge"] == "true"
+    assert opts["com.docker.network.bridge.name"].startswith("eng-")  # a test daemon's own name, never docker0
+    assert opts["com.docker.network.driver.mtu"] == "1500"
+    cfg = bridge["IPAM"]["Config"][0]
+    assert cfg["Subnet"].startswith("10.213.") and cfg["Gateway"].endswith(".1")
+    sb = run(ctl)
+    ns = sb.network_settings
+    assert ns["IPAddress"] and ns["Gateway"] == cfg["Gateway"] and ns["IPPrefixLen"] == 24
+    octets = [int(x) for x in ns["IPAddress"].split(".")]
+    assert ns["MacAddress"] == "02:42:" + ":".join(f"{o:02x}" for o in octets)
+    assert f"{ns['IPAddress']}\t{sb.container_id[:12]}" in sb.hosts
+    assert "nameserver 127." not in sb.resolv_conf
+    route = in_sandbox(sb.netns_path, "ip", "route").stdout
+    assert f"default via {cfg['Gateway']} dev eth0" in route
+    assert ping(None, ns["IPAddress"])
+
+
+def test_bip_and_fixed_cidr(make: Callable[..., Any]) -> None:
+    subnet = free_subnet()
+    base = subnet.rsplit(".", 1)[0]
+    ctl = make(bip=f"{base}.1/24", **{"fixed-cidr": f"{base}.128/25"})
+    cfg = ctl.inspect(ctl.get("bridge"))["IPAM"]["Config"][0]
+    assert cfg == {"Subnet": subnet, "IPRange": f"{base}.128/25", "Gateway": f"{base}.1"}
+    assert ip_of(run(ctl), "bridge") == f"{base}.128"  # as libnetwork: the range starts at its first address
+
+
+# ---- user-defined networks --------------------------------------------------------------------------
+
+
+def test_user_network_options_and_static_ip(make: Callable[..., Any]) -> None:
+    ctl = make(bridge="none")
+    subnet = free_subnet()
+    base = subnet.rsplit(".", 1)[0]
+    name = f"tb{secrets.token_hex(3)}"
+    net = ctl.create_network(
+        "opts",
+        "bridge",
+        options={"com.docker.network.bridge.name": name, "com.docker.network.driver.mtu": "1400"},
+        ipam={"Config": [{"Subnet": subnet, "IPRange": f"{base}.64/26", "Gateway": f"{base}.254",
+                          "AuxiliaryAddresses": {"router": f"{base}.65"}}]},
+    )  # fmt: skip
+    assert Path(f"/sys/class/net/{name}").exists()
+    assert Path(f"/sys/class/net/{name}/mtu").read_text().strip() == "1400"
+    first = run(ctl, "opts")
+    assert ip_of(first, "opts") == f"{base}.64"  # the range's first address is a host address of the subnet
+    fixed = run(
+        ctl, "opts", config={"MacAddress": "02:42:aa:bb:cc:dd"},
+        networking={"EndpointsConfig": {"opts": {"IPAMConfig": {"IPv4Address": f"{base}.10"}}}},
+    )  # fmt: skip
+    settings = fixed.network_settings["Networks"]["opts"]
+    assert settings["IPAddress"] == f"{base}.10" and settings["MacAddress"] == "02:42:aa:bb:cc:dd"
+    assert settings["Gateway"] == f"{base}.254"
+    assert settings["IPAMConfig"] == {"IPv4Address": f"{base}.10"}
+    with pytest.raises(Forbidden, match="Address already in use"):
+        run(ctl, "opts", networking={"EndpointsConfig": {"opts": {"IPAMConfig": {"IPv4Address": f"{base}.10"}}}})
+    assert ping(first, f"{base}.10")
+    assert "mtu 1400" in in_sandbox(first.netns_path, "ip", "link", "show", "eth0").stdout
+    shown = ctl.inspect(net)
+    assert {c["IPv4Address"] for c in shown["Containers"].values()} == {f"{base}.64/24", f"{base}.10/24"}
+
+
+def test_static_ip_needs_user_subnet(make: Callable[..., Any]) -> None:
+    ctl = make()
+    auto = ctl.create_network(f"t-{secrets.token_hex(3)}", "bridge")
+    with pytest.raises(InvalidParameter, match="user configured subnets"):
+        run(ctl, auto.name, networking={"EndpointsConfig": {auto.name: {"IPAMConfig": {"IPv4Address": "10.1.1.1"}}}})
+    with pytest.raises(InvalidParameter, match="user defined networks only"):
+        run(ctl, "bridge", networking={"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv4Address": "10.1.1.1"}}}})
+    assert ctl.sandboxes == {}
+
+
+def test_pool_overlap(make: Callable[..., Any]) -> None:
+    ctl = make(bridge="none")
+    subnet = free_subnet()
+    new_net(ctl, ipam={"Config": [{"Subnet": subnet}]})
+    with pytest.raises(Forbidden, match="Pool overlaps with other one on this address space"):
+        new_net(ctl, ipam={"Config": [{"Subnet": subnet}]})
+
+
+def test_isolation_between_networks_and_two_networks(make: Callable[..., Any]) -> None:
+    ctl = make(bridge="none")
+    one, two = new_net(ctl), new_net(ctl)
+    a = run(ctl, one.name)
+    b = run(ctl, two.name)
+    assert not ping(a, ip_of(b, two.name)), "bridge networks must be isolated from each other"
+    # a container on both networks reaches both
+    c = run(ctl, one.name)
+    settings = ctl.connect(two.name, c.container_id, {})
+    assert set(settings["Networks"]) == {one.name, two.name}
+    assert "eth1" in in_sandbox(c.netns_path, "ip", "-o", "link").stdout
+    assert ping(c, ip_of(a, one.name)) and ping(c, ip_of(b, two.name))
+    settings = ctl.disconnect(two.name, c.container_id)
+    assert set(settings["Networks"]) == {one.name}
+    assert not ping(c, ip_of(b, two.name))
+
+
+def test_internal_network(make: Callable[..., Any]) -> None:
+    ctl = make(bridge="none")
+    internal = new_net(ctl, internal=True)
+    other = new_net(ctl)
+    a, b = run(ctl, internal.name), run(ctl, internal.name)
+    c = run(ctl, other.name)
+    assert a.network_settings["Networks"][internal.name]["Gateway"] == ""
+    assert "default" not in in_sandbox(a.netns_path, "ip", "route").stdout
+    assert ping(a, ip_of(b, internal.name))  # inside the network: fine
+    assert not ping(a, ip_of(c, other.name))  # nothing leaves it
+    assert not ping(c, ip_of(a, internal.name))  # nothing enters it
+
+
+def test_icc_false(make: Callable[..., Any]) -> None:
+    ctl = make(bridge="none")
+    net = new_net(ctl, options={"com.docker.network.bridge.enable_icc": "false"})
+    a, b = run(ctl, net.name), run(ctl, net.name)
+    assert not ping(a, ip_of(b, net.name))
+    assert ping(None, ip_of(b, net.name))  # the host still reaches them
+
+
+# ---- published ports ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("proxy", [True, False], ids=["userland-proxy", "nat-only"])
+def test_published_tcp_port(make: Callable[..., Any], proxy: bool) -> None:
+    ctl = make(**{"userland-proxy": proxy})
+    port = free_port()
+    sb = run(ctl, PortBindings={"80/tcp": [{"HostPort": str(port)}]}, config={"ExposedPorts": {"80/tcp": {}}})
+    bindings = sb.network_settings["Ports"]["80/tcp"]
+    assert {"HostIp": "0.0.0.0", "HostPort": str(port)} in bindings
+    for address in ("127.0.0.1", host_address()):
+        server = TCPEcho(sb.netns_path, 80, f"hello {address}")
+        try:
+            assert tcp_get(None, address, port) == f"hello {address}\n"
+        finally:
+            server.stop()
+
+
+def test_published_udp_port_range_and_dynamic(make: Callable[..., Any]) -> None:
+    ctl = make()
+    start = free_port()
+    sb = run(
+        ctl,
+        PortBindings={"53/udp": [{"HostIp": "127.0.0.1", "HostPort": f"{start}-{start + 5}"}]},
+        PublishAllPorts=True,
+        config={"ExposedPorts": {"53/udp": {}, "8080/tcp": {}}},
+    )
+    ports = sb.network_settings["Ports"]
+    host_port = int(ports["53/udp"][0]["HostPort"])
+    assert ports["53/udp"][0]["HostIp"] == "127.0.0.1" and start <= host_port <= start + 5
+    assert int(ports["8080/tcp"][0]["HostPort"]) >= 49153
+    echo = (
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 53))\n"
+        "while True:\n    data, peer = s.recvfrom(100)\n    s.sendto(b'udp-ok\\n', peer)\n"
+    )
+    server = subprocess.Popen(["nsenter", f"--net={sb.netns_path}", "/usr/bin/python3", "-c", echo])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            for _ in range(20):
+                s.sendto(b"ping\n", ("127.0.0.1", host_port))
+                try:
+                    assert s.recv(100) == b"udp-ok\n"
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                pytest.fail("no UDP answer through the published port")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_port_already_allocated_leaves_nothing_half_wired(make: Callable[..., Any]) -> None:
+    ctl = make()
+    port = free_port()
+    run(ctl, PortBindings={"80/tcp": [{"HostPort": str(port)}]})
+    before = {str(p) for p in ctl.netns_dir.iterdir()}
+    with pytest.raises(EngineError, match=rf"Bind for 0.0.0.0:{port} failed: port is already allocated") as info:
+        run(ctl, name="second", PortBindings={"81/tcp": [{"HostPort": str(port)}]})
+    assert info.value.message.startswith("driver failed programming external connectivity on endpoint second (")
+    assert {str(p) for p in ctl.netns_dir.iterdir()} == before
+    assert len(ctl.sandboxes) == 1 and len(ctl.endpoints) == 1
+    # a port some other program holds: docker-proxy's message
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        with pytest.raises(EngineError, match=rf"listen tcp4 0.0.0.0:{taken}: bind: address already in use"):
+            run(ctl, PortBindings={"80/tcp": [{"HostPort": str(taken)}]})
+    assert len(ctl.sandboxes) == 1
+
+
+def test_proxies_survive_restart(make: Callable[..., Any], tmp_path: Path) -> None:
+    """live-restore: the engine-proxy keeps serving while the daemon is down and is re-adopted."""
+    ctl = make()
+    port = free_port()
+    sb = run(ctl, PortBindings={"80/tcp": [{"HostPort": str(port)}]})
+    holder = subprocess.Popen(["nsenter", f"--net={sb.netns_path}", BUSYBOX, "sleep", "60"])
+    try:
+        ctl.stop()
+        server = TCPEcho(sb.netns_path, 80, "while-down")
+        try:
+            assert tcp_get(None, "127.0.0.1", port) == "while-down\n"
+        finally:
+            server.stop()
+        again = make_controller(Path(ctl.daemon.data_root).parent, ctl.test_config)
+        again.start()
+        ctl.sandboxes.clear()
+        ctl.endpoints.clear()
+        ctl.networks.clear()
+        try:
+            assert again.sandbox_of(sb.container_id) is not None
+            server = TCPEcho(sb.netns_path, 80, "after")
+            try:
+                assert tcp_get(None, "127.0.0.1", port) == "after\n"
+            finally:
+                server.stop()
+        finally:
+            again.teardown_sandbox(sb.container_id)
+            again.stop()
+            assert again.leftovers() == []
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# ---- embedded DNS --------------------------------------------------------------------------------
+
+
+class TinyDNS:
+    """A DNS server of the test's own on a loopback address: answers every A query with one address."""
+
+    def __init__(self, address: str, answer: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 53))
+        self.sock.settimeout(0.2)
+        self.answer = answer
+        self.queries: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(512)
+            except TimeoutError:
+                continue
+            q = dnsmsg.parse_query(data)
+            self.queries.append(q.name)
+            self.sock.sendto(dnsmsg.response(q, 0, [dnsmsg.a_record(self.answer)]), addr)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def nslookup(sb: Any, name: str) -> str:
+    out = in_sandbox(sb.netns_path, BUSYBOX, "nslookup", name, "127.0.0.11")
+    return out.stdout + out.stderr
+
+
+def test_embedded_dns_names_aliases_links_and_forwarding(
+    make: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream_ip = f"127.213.{secrets.randbelow(250) + 1}.53"
+    upstream = TinyDNS(upstream_ip, "10.99.99.99")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"search example.test\nnameserver {upstream_ip}\n")
+    monkeypatch.setenv("ENGINE_RESOLV_CONF", str(resolv))
+    try:
+        ctl = make(bridge="none")
+        net = new_net(ctl)
+        web = run(ctl, net.name, name="web", networking={"EndpointsConfig": {net.name: {"Aliases": ["front"]}}})
+        client = run(ctl, net.name, name="client",
+                     networking={"EndpointsConfig": {net.name: {"Links": ["web:db"]}}})  # fmt: skip
+        assert client.resolv_conf == "search example.test\nnameserver 127.0.0.11\noptions ndots:0\n"
+        web_ip = ip_of(web, net.name)
+        for name in ("web", "front", f"web.{net.name}", web.container_id[:12], "db"):
+            assert f"Address: {web_ip}" in nslookup(client, name), name
+        ptr = nslookup(client, web_ip)
+        assert f"name = web.{net.name}" in ptr
+        assert "Address: 10.99.99.99" in nslookup(client, "elsewhere.test")
+        assert "elsewhere.test" in upstream.queries
+        # a container on another network is not visible
+        other = run(ctl, new_net(ctl).name, name="hidden")
+        assert "Address: 10.99.99.99" in nslookup(client, "hidden")  # not ours: forwarded
+        assert other
+    finally:
+        upstream.close()
