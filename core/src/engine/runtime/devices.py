@@ -71,7 +71,7 @@ def devices_from_path(host: str, container: str, permissions: str) -> tuple[list
         dev = device_from_path(resolved, permissions)
     except OSError as exc:
         raise DeviceError(
-            f"error gathering device information while adding custom device {host!r}: {exc.strerror.lower()}"
+            f'error gathering device information while adding custom device "{host}": {exc.strerror.lower()}'
         ) from None
     if dev is not None:
         dev["path"] = container
@@ -91,7 +91,7 @@ def devices_from_path(host: str, container: str, permissions: str) -> tuple[list
                 devs.append(_public(child))
                 rules.append(_rule(child))
     if not devs:
-        raise DeviceError(f"error gathering device information while adding custom device {host!r}: not a device node")
+        raise DeviceError(f'error gathering device information while adding custom device "{host}": not a device node')
     return devs, rules
 
 
