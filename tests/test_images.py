@@ -97,6 +97,32 @@ def test_import_stdin_file_changes_and_message(docker: DockerCLI, tmp_path: Path
     assert "run is not a valid change command" in bad.stderr
 
 
+def test_import_from_url(docker: DockerCLI, tmp_path: Path, cleanup: list[str]) -> None:
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "rootfs.tar").write_bytes(rootfs({"u": b"url"}))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        out = docker("import", f"{url}/rootfs.tar", "imgtest-import:url").lines()
+        cleanup.append("imgtest-import:url")
+        assert out[0] == f"Downloading from {url}/rootfs.tar" and out[-1].startswith("sha256:")
+        comment = docker("image", "inspect", "-f", "{{.Comment}}", "imgtest-import:url").out
+        assert comment == f"Imported from {url}/rootfs.tar"
+        missing = docker.fails("import", f"{url}/nope.tar")
+        assert f"failed to GET {url}/nope.tar with status 404" in missing.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def test_inspect_and_history_shapes(docker: DockerCLI, busybox: str) -> None:
     want = json.loads((DATA / "image-inspect.json").read_text())
     info = json.loads(docker("image", "inspect", busybox).stdout)[0]

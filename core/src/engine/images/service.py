@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from engine import DOCKER_VERSION
-from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
 from engine.filters import Filters
 from engine.images import changes as change_rules
 from engine.images import gojson, tarball
@@ -186,7 +186,10 @@ class ImageService:
             try:
                 response = urllib.request.urlopen(url, timeout=60)
             except urllib.error.HTTPError as exc:
-                raise InvalidParameter(f"error downloading {url}: {exc.code} {exc.reason}") from None
+                body = exc.read().strip().decode(errors="replace")
+                message = f"failed to GET {url} with status {exc.code} {exc.reason}: {body}"
+                errors = {404: NotFound, 400: InvalidParameter, 401: Unauthorized, 403: Forbidden}
+                raise errors.get(exc.code, SystemError)(message) from None
             except OSError as exc:
                 raise InvalidParameter(f"Get {url!r}: {exc}") from None
             emit({"status": f"Downloading from {url}"})
