@@ -15,6 +15,11 @@ def make_subsystems(daemon: Daemon) -> list[Any]:
 
     daemon.images = ImageService(daemon)
     subsystems.append(daemon.images)
+    # volumes: before containers (containers reference and mount volumes)
+    from engine.volumes import VolumeService
+
+    daemon.volumes = VolumeService.from_daemon(daemon)
+    subsystems.append(daemon.volumes)
     # networks: before containers (containers join networks at start, leave them at stop)
     from engine.networks import NetworkController
 
