@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -100,12 +101,20 @@ def test_changed_file_is_detected(tmp_path: Path) -> None:
         tarsplit.reassemble(record, root, io.BytesIO())
 
 
-def test_reading_never_follows_symlinks(tmp_path: Path) -> None:
+def test_reading_stays_inside_the_layer(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    root.mkdir()
+    (root / "usr" / "lib").mkdir(parents=True)
+    (root / "usr" / "lib" / "x.so").write_text("inside")
     (tmp_path / "secret").write_text("secret")
-    (root / "link").symlink_to(tmp_path)
+    (root / "out").symlink_to(tmp_path)  # absolute: means <root><tmp_path> inside the layer
+    (root / "lib").symlink_to("/usr/lib")
+    (root / "file-link").symlink_to("usr/lib/x.so")
     with pytest.raises(OSError):
-        tarsplit.open_in_root(root, b"link/secret")
+        tarsplit.open_in_root(root, b"out/secret")
     with pytest.raises(OSError):
         tarsplit.open_in_root(root, b"../secret")
+    with pytest.raises(OSError):
+        tarsplit.open_in_root(root, b"file-link")  # the entry itself was a regular file
+    # a file extracted through a symlinked directory is read where the layer has it
+    with os.fdopen(tarsplit.open_in_root(root, b"lib/x.so"), "rb") as f:
+        assert f.read() == b"inside"

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from engine import archive
 from engine.errors import InvalidParameter, SystemError
 
 BLOCK = 512
@@ -303,20 +304,16 @@ def _entry_name(entry: dict[str, Any]) -> bytes:
 
 
 def open_in_root(root: Path, name: bytes) -> int:
-    """Open ``name`` (a tar path) under ``root`` for reading without following any symlink."""
+    """Open ``name`` (a tar path) under ``root`` for reading, symlinks on the way resolved inside ``root``
+    (as dockerd's chrooted extraction placed the file); the file itself must not be a symlink."""
     clean = posixpath.normpath(b"/" + name).lstrip(b"/")
     if not clean or clean == b".":
         raise TarSplitError(f"invalid file name in layer record: {name!r}")
-    parts = clean.split(b"/")
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for part in parts[:-1]:
-            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-        out = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        out = archive.open_in_root(root_fd, root, os.fsdecode(clean), os.O_RDONLY | os.O_NOFOLLOW)
     finally:
-        os.close(fd)
+        os.close(root_fd)
     if not stat.S_ISREG(os.fstat(out).st_mode):
         os.close(out)
         raise TarSplitError(f"{name.decode(errors='replace')} is not a regular file in the layer")
