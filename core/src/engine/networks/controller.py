@@ -13,6 +13,7 @@ under ``<exec-root>/netns/`` (one bind-mounted namespace file per sandbox).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import logging
@@ -145,7 +146,22 @@ class NetworkController:
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self) -> Any:
+        """Restore networks and sandboxes. Blocking (netlink, nft): from the daemon's event loop this
+        returns a coroutine that runs it in a worker thread; elsewhere it runs at once."""
+        if _on_event_loop():
+            return asyncio.to_thread(self.start_blocking)
+        self.start_blocking()
+        return None
+
+    def stop(self) -> Any:
+        """Release networks without live endpoints, stop the drivers (threaded like :meth:`start`)."""
+        if _on_event_loop():
+            return asyncio.to_thread(self.stop_blocking)
+        self.stop_blocking()
+        return None
+
+    def start_blocking(self) -> None:
         self.netns_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         for data in self._networks_dir.load_all().values():
             net = Network.from_json(data)
@@ -165,7 +181,7 @@ class NetworkController:
         self._restore_sandboxes()
         self._reconcile_ipam()
 
-    def stop(self) -> None:
+    def stop_blocking(self) -> None:
         if self.dns is not None:
             self.dns.stop()
         live = {nid for ep in self.endpoints.values() for nid in [ep.network_id]}
@@ -1089,6 +1105,14 @@ class NetworkController:
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _mode(host_config: Mapping[str, Any]) -> str:
