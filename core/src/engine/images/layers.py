@@ -58,7 +58,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 # -- locks --------------------------------------------------------------------------------------------
 
 
-class _KeyedLocks:
+class KeyedLocks:
     """One lock per key, dropped when nobody holds or waits for it."""
 
     def __init__(self) -> None:
@@ -117,8 +117,8 @@ class LayerStore:
         self._layers: dict[str, Layer] = {}
         self._rw: dict[str, RWLayer] = {}
         self._maps = threading.RLock()
-        self._chain_locks = _KeyedLocks()
-        self._rw_locks = _KeyedLocks()
+        self._chain_locks = KeyedLocks()
+        self._rw_locks = KeyedLocks()
         for sub in ("sha256", "mounts", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         self._load()

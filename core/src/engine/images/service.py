@@ -24,7 +24,7 @@ from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, No
 from engine.filters import Filters
 from engine.images import changes as change_rules
 from engine.images import gojson, tarball
-from engine.images.layers import EMPTY_LAYER_DIFF_ID, LayerStore
+from engine.images.layers import EMPTY_LAYER_DIFF_ID, KeyedLocks, LayerStore
 from engine.images.references import Reference, TagStore, parse_any, parse_normalized_named, short_id
 from engine.images.store import Image, ImageStore
 
@@ -78,6 +78,7 @@ class ImageService:
         self.layers.garbage_collect()
         self._usage_check: UsageCheck | None = None
         self._prune_lock = threading.Lock()
+        self._image_locks = KeyedLocks()
 
     # -- wiring ----------------------------------------------------------------------------------------------
 
@@ -412,8 +413,13 @@ class ImageService:
 
     def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
         """``DELETE /images/{name}``: untag, or delete the image (and untagged parents unless ``noprune``)."""
-        image = self.resolve(name)
-        image_id = image.id
+        image_id = self.resolve(name).id
+        with self._image_locks(image_id):
+            if not self.store.exists(image_id):  # removed while we waited
+                raise no_such_image(parse_any(name))
+            return self._delete(name, image_id, force, prune)
+
+    def _delete(self, name: str, image_id: str, force: bool, prune: bool) -> list[dict[str, str]]:
         records: list[dict[str, str]] = []
         repo_refs = self.tags.references(image_id)
         removed_ref = False
@@ -499,8 +505,10 @@ class ImageService:
         records.extend({"Deleted": chain} for chain in removed_layers)
         for chain in removed_layers:
             self._layer_removed(chain)
-        if prune and parent and self.store.exists(parent):
-            self._delete_helper(parent, records, False, True, True)
+        if prune and parent:
+            with self._image_locks(parent):  # child before parent: the only nesting order, so no deadlock
+                if self.store.exists(parent):
+                    self._delete_helper(parent, records, False, True, True)
 
     def prune(self, filters: Filters | None = None) -> dict[str, Any]:
         """``POST /images/prune``: dangling images, or with ``dangling=false`` every unused one."""
