@@ -23,3 +23,18 @@ def network_controller(tmp_path):  # type: ignore[no-untyped-def]
             ctl.remove(net.id)
     ctl.stop()
     assert ctl.leftovers() == []
+
+
+# ---- storage drivers -----------------------------------------------------------------------------------
+# A driver's conformance file: `class TestMine(StorageDriverSuite): driver_name = "mine"`; its benchmarks
+# run once as a smoke test with `class TestMineBench(StorageDriverBench): driver_name = "mine"`.
+
+from engine_testkit.storage import StorageDriverSuite  # noqa: E402
+from engine_testkit.storage_bench import StorageDriverBench  # noqa: E402
+
+__all__ = ["StorageDriverBench", "StorageDriverSuite"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the suites mark cases needing root; registered here for projects that install the kit alone
+    config.addinivalue_line("markers", "privileged: needs root and real kernel features (mounts, namespaces)")

@@ -30,7 +30,7 @@ else:
 _CAPABILITY = "security.capability"
 
 
-def _same_time(a: os.stat_result, b: os.stat_result) -> bool:
+def same_mtime(a: os.stat_result, b: os.stat_result) -> bool:
     """Equal mtimes; a side without nanoseconds (a tar round trip) matches on seconds."""
     sa, na = divmod(a.st_mtime_ns, 1_000_000_000)
     sb, nb = divmod(b.st_mtime_ns, 1_000_000_000)
@@ -51,7 +51,7 @@ def entry_differs(old_path: str, old: os.stat_result, new_path: str, new: os.sta
     if old.st_mode != new.st_mode or old.st_uid != new.st_uid or old.st_gid != new.st_gid or old.st_rdev != new.st_rdev:
         return True
     # Directory size and mtime are no measure of change (moby#9874).
-    if not stat.S_ISDIR(new.st_mode) and (old.st_size != new.st_size or not _same_time(old, new)):
+    if not stat.S_ISDIR(new.st_mode) and (old.st_size != new.st_size or not same_mtime(old, new)):
         return True
     if stat.S_ISLNK(new.st_mode) and os.readlink(old_path) != os.readlink(new_path):
         return True

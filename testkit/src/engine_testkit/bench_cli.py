@@ -1,0 +1,66 @@
+"""``engine-bench``: driver benchmarks from the command line.
+
+``engine-bench storage [--driver NAME ...] [--repeat N] [--files N]`` runs the graphbench cases
+(:mod:`engine_testkit.storage_bench`) for each driver (default: every installed storage driver)
+and prints one table: per case and driver, the median and 90th percentile in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.registry import STORAGE, DriverRegistry
+from engine_testkit.storage_bench import StorageDriverBench, Unsupported, summarize
+
+
+def storage_table(drivers: Sequence[str], repeat: int, files: int, log=sys.stderr) -> str:  # type: ignore[no-untyped-def]
+    bench = StorageDriverBench()
+    bench.diff_sizes = ((10, 10), (10, files))  # type: ignore[misc]
+    results: dict[str, dict[str, list[float]]] = {}
+    skipped: dict[str, str] = {}
+    for name in drivers:
+        print(f"engine-bench: storage driver {name} ...", file=log, flush=True)
+        try:
+            results[name] = bench.run(repeat=repeat, name=name)
+        except Unsupported as exc:
+            skipped[name] = str(exc)
+    cases = [case for case, _ in bench.cases()]
+    measured = [name for name in drivers if name in results]
+    header = ["case"] + [f"{name} median / p90 (ms)" for name in measured]
+    rows = [header]
+    for case in cases:
+        row = [case]
+        for name in measured:
+            median, p90 = summarize(results[name][case])
+            row.append(f"{median:.3f} / {p90:.3f}")
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"({repeat} runs per case; diff-N over the parent; temp homes in $ENGINE_BENCH_TMP or /tmp)")
+    for name, reason in skipped.items():
+        lines.append(f"{name}: skipped, not supported here: {reason}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="engine-bench", description="engine driver benchmarks")
+    sub = parser.add_subparsers(dest="kind", required=True)
+    storage = sub.add_parser("storage", help="storage drivers: moby's graphbench cases")
+    storage.add_argument("--driver", action="append", help="driver name (repeatable; default: all installed)")
+    storage.add_argument("--repeat", type=int, default=10, help="runs per case (default 10)")
+    storage.add_argument("--files", type=int, default=1000, help="top file count of the big diff-N case")
+    args = parser.parse_args(argv)
+    if args.kind == "storage":
+        drivers = args.driver or DriverRegistry(STORAGE).names()
+        print(storage_table(drivers, max(1, args.repeat), args.files))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
