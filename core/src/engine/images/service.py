@@ -676,13 +676,20 @@ class ImageService:
                     held.append(chain)
                 else:
                     size = archive.size(path)
+                    blob_digest = item.layer_digests[i] if i < len(item.layer_digests) else None
                     with archive.open(path) as f:
-                        reader: BinaryIO = f
+                        hashing = _HashingReader(f)
+                        reader: BinaryIO = hashing  # type: ignore[assignment]
                         if not quiet:
-                            reader = _ProgressReader(f, size, emit, "Loading layer", diff_id.partition(":")[2][:12])
+                            reader = _ProgressReader(
+                                hashing, size, emit, "Loading layer", diff_id.partition(":")[2][:12]
+                            )  # type: ignore[assignment]
                         layer = self.layers.register(reader, parent)
+                        hashing.drain()
                     held.append(layer.chain_id)
                     self._layer_created(layer.chain_id)
+                    if blob_digest and hashing.digest() != blob_digest:
+                        raise InvalidParameter(f"layer blob {blob_digest} does not match its digest")
                     if layer.diff_id != diff_id:
                         raise InvalidParameter(
                             f'invalid diffID for layer {i}: expected "{diff_id}", got "{layer.diff_id}"'
@@ -889,6 +896,31 @@ def _parse_until(value: str) -> int:
         if ns != gojson.ZERO_NS:
             return ns
     raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
+
+
+class _HashingReader:
+    """sha256 of everything read through it (an OCI layer blob's digest, compressed as stored)."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        import hashlib
+
+        self.source = source
+        self._sha = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self._sha.update(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def digest(self) -> str:
+        return "sha256:" + self._sha.hexdigest()
 
 
 class _ProgressReader:
