@@ -7,7 +7,8 @@ The container-facing contract (INTERFACES.md "F -> D2")::
     daemon.networks.teardown_sandbox(container_id)
 """
 
-from engine.networks.controller import NetworkController, Sandbox
+from engine.networks.controller import NetworkController
+from engine.networks.sandboxes import Sandbox
 from engine.networks.settings import initial_settings, stopped_settings
 
 __all__ = ["NetworkController", "Sandbox", "initial_settings", "stopped_settings"]
