@@ -33,7 +33,6 @@ from engine.config_options import parse_size
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, Change, CreateOpts, IdMap, StorageDriver
 from engine.errors import ConfigError, Conflict, InvalidParameter, NotFound, SystemError
-from engine.fsutil import write_atomic
 from engine_plugin_overlay2 import checks, mounts
 from engine_plugin_overlay2.native import dir_size, overlay_changes
 
@@ -51,6 +50,17 @@ def _parse_bool(key: str, value: str) -> bool:
     if lowered in ("0", "f", "false"):
         return False
     raise InvalidParameter(f'overlay2: invalid value for {key}: strconv.ParseBool: parsing "{value}": invalid syntax')
+
+
+def _write_new(path: Path, text: str) -> None:
+    """A new file of a layer being created: written and fsynced once. No temp file and rename: nothing
+    reads a layer before create() returns, and the caller records it only after that."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def generate_link_id() -> str:
@@ -202,7 +212,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver):
             diff.mkdir(mode=0o755)
             os.chown(diff, root_uid, root_gid)
             link = self._make_link(id)
-            write_atomic(layer / "link", link, 0o644)
+            _write_new(layer / "link", link)
             if parent_dir is None:
                 return
             work = layer / "work"
@@ -211,7 +221,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver):
             committed = parent_dir / "committed"
             if not committed.exists():
                 committed.touch(mode=0o600)
-            write_atomic(layer / "lower", lower, 0o644)
+            _write_new(layer / "lower", lower)
         except BaseException:
             if link:
                 (self.home / LINK_DIR / link).unlink(missing_ok=True)
