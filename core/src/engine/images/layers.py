@@ -289,7 +289,8 @@ class LayerStore:
         return total
 
     def metadata(self, chain: str) -> dict[str, str]:
-        return self.driver.metadata(self.get(chain).cache_id)
+        """``GraphDriver.Data``, keys sorted as Go marshals a map."""
+        return dict(sorted(self.driver.metadata(self.get(chain).cache_id).items()))
 
     def tar_size(self, chain: str) -> int:
         return tarsplit.tar_size(self._dir(chain) / TAR_SPLIT)
@@ -410,7 +411,7 @@ class LayerStore:
 
     def rw_metadata(self, container_id: str) -> dict[str, str]:
         """``GraphDriver.Data`` for container inspect."""
-        return self.driver.metadata(self._rw_layer(container_id).mount_id)
+        return dict(sorted(self.driver.metadata(self._rw_layer(container_id).mount_id).items()))
 
     def rw_changes(self, container_id: str) -> list[Change]:
         """The container's changes relative to its init layer (``docker diff``)."""
