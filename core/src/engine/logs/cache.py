@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, PartialMeta, ReadConfig
-from engine.logs.logfile import LogFile, Rotation
+from engine.logs.logfile import LogFile, Rotation, messages_of
 from engine.logs.options import (
     CACHE_COMPRESS,
     CACHE_DISABLED,
@@ -105,10 +105,8 @@ class CachedLogDriver(LogDriver):
         finally:
             self.cache.write(messages)
 
-    async def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
-        async for batch in self.cache.read(config):
-            for message in batch:
-                yield message
+    def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
+        return messages_of(self.cache.read(config))
 
     def read_log_batches(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
         return self.cache.read(config)

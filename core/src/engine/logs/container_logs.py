@@ -5,8 +5,9 @@ The containers subsystem (D2) calls, per container:
 - at create: ``host_config["LogConfig"] = validate_log_config(daemon, host_config.get("LogConfig"))``
   (fills in the daemon's default driver and options, validates; dockerd's
   ``mergeAndVerifyLogConfig``);
-- at start: ``logger = start_logging(daemon, container, chunks)`` where ``chunks`` is the
-  runtime's async iterator of ``(stream, timestamp_ns, data)``; then
+- at start: ``logger = start_logging(daemon, container, task.output("acked"), ack=task.ack)``
+  (the runtime's chunks; ``ack`` records how far the driver got, so a restarted daemon resumes
+  there); then
   ``container.log_driver = logger.driver``, ``container.log_copier = logger`` and
   ``container.log_path = logger.driver.log_path``;
 - when the container has exited (the output source ended): ``await logger.close()``
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from engine.drivers.log import LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedByEngine
 from engine.logs import cache
 from engine.logs.copier import Chunk, Copier
+from engine.logs.logfile import messages_of
 from engine.logs.options import BUILTIN_OPTIONS, CACHE_OPTIONS, copier_mode
 from engine.logs.timefmt import rfc3339nano
 
@@ -141,7 +143,9 @@ class ContainerLogger:
         await asyncio.to_thread(self.driver.close)
 
 
-def start_logging(daemon: Any, container: Any, source: AsyncIterator[Chunk]) -> ContainerLogger:
+def start_logging(
+    daemon: Any, container: Any, source: AsyncIterator[Chunk], ack: Callable[[int], None] | None = None
+) -> ContainerLogger:
     """Create the container's driver and start copying ``source`` to it (call on the loop).
 
     The ``none`` driver still gets a copier: the output has to be drained from the spool.
@@ -156,6 +160,7 @@ def start_logging(daemon: Any, container: Any, source: AsyncIterator[Chunk]) -> 
         hook=daemon.pm.hook.engine_log_message,
         mode=mode,
         max_buffer_size=max_buffer,
+        ack=ack,
     )
     copier.start()
     return ContainerLogger(driver, copier)
@@ -224,10 +229,8 @@ class _FileReader:
     def read_log_batches(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
         return self.file.read(config)
 
-    async def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
-        async for batch in self.file.read(config):
-            for message in batch:
-                yield message
+    def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
+        return messages_of(self.file.read(config))
 
 
 __all__ = [

@@ -1,9 +1,13 @@
 """The copier: container output chunks in, log messages to the container's log driver out.
 
 The runtime's shim writes container output to a spool, so the container never waits on us;
-the copier reads the spool (an async iterator of ``(stream, timestamp_ns, data)`` chunks),
-splits lines as moby's copier does, and hands messages to the driver from a worker thread
-of its own, in batches (one thread hop per batch, not per line).
+the copier reads the spool (an async iterator of chunks: ``engine.runtime.Chunk`` objects with
+``stream`` 1|2, ``timestamp_ns``, ``data``, ``offset``, or plain ``(stream, timestamp_ns, data)``
+tuples with ``stream`` "stdout"|"stderr"), splits lines as moby's copier does, and hands
+messages to the driver from a worker thread of its own, in batches (one thread hop per batch,
+not per line). With an ``ack`` callback (``task.ack``), the spool offset of what the driver has
+been given is acknowledged (at most every ``ACK_INTERVAL``, and at the end), so a restarted
+daemon resumes there.
 
 - Lines of 16 KiB or more are cut into partial messages (``PartialMeta`` id/ordinal/last,
   all pieces with the first piece's time); a fragment left at end of stream is flushed as a
@@ -23,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +39,10 @@ log = logging.getLogger(__name__)
 MAX_LINE = 16 * 1024  # moby's copier buffer: longer lines become partial messages
 HIGH_WATER_BYTES = 1 << 20  # blocking mode: stop reading the spool with this much unwritten
 HIGH_WATER_MESSAGES = 16384
+ACK_INTERVAL = 0.2  # seconds between spool acknowledgements
 
-Chunk = tuple[str, int, bytes]  # (stream "stdout"|"stderr", timestamp_ns, data)
+Chunk = Any  # engine.runtime.Chunk, or a (stream, timestamp_ns, data) tuple
+_STREAMS = {1: "stdout", 2: "stderr", "stdout": "stdout", "stderr": "stderr"}
 
 
 @dataclass
@@ -111,6 +117,7 @@ class Copier:
         hook: Any = None,
         mode: str = BLOCKING,
         max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
+        ack: Callable[[int], None] | None = None,
     ) -> None:
         if mode not in (BLOCKING, NON_BLOCKING):
             raise ValueError(f"logger: logging mode not supported: {mode}")
@@ -120,11 +127,15 @@ class Copier:
         self.hook = hook  # daemon.pm.hook.engine_log_message, or None
         self.mode = mode
         self.max_buffer_size = max_buffer_size
+        self.ack = ack  # blocking; called from the worker thread
         self.stats = CopierStats()
         self._splitters = {"stdout": _LineSplitter("stdout"), "stderr": _LineSplitter("stderr")}
         self._cond = threading.Condition(threading.Lock())
         self._queue: collections.deque[LogMessage] = collections.deque()
         self._queued_bytes = 0
+        self._queued_offset: int | None = None  # spool offset up to which the queue holds everything
+        self._acked: int | None = None
+        self._last_ack = 0.0
         self._eof = False
         self._want_drain = False
         self._drained: asyncio.Event | None = None
@@ -173,32 +184,40 @@ class Copier:
 
     async def _read_loop(self) -> None:
         last_ts = time.time_ns()
+        offset: int | None = None
+        splitters = self._splitters
         try:
-            splitters = self._splitters
-            async for stream, ts, data in self.source:
-                out: list[LogMessage] = []
-                splitter = splitters.get(stream)
+            async for chunk in self.source:
+                if isinstance(chunk, tuple):
+                    stream, ts, data = chunk[0], chunk[1], chunk[2]
+                else:
+                    stream, ts, data, offset = chunk.stream, chunk.timestamp_ns, chunk.data, chunk.offset
+                splitter = splitters.get(_STREAMS.get(stream, ""))
                 if splitter is None:
                     continue
+                out: list[LogMessage] = []
                 splitter.feed(data, ts, out)
                 last_ts = ts
-                if out:
-                    await self._enqueue(out)
+                # acknowledge a chunk only once nothing of it waits in a splitter
+                settled = offset if not (splitters["stdout"].rest or splitters["stderr"].rest) else None
+                await self._enqueue(out, settled)
         except asyncio.CancelledError:
             pass
         except Exception:
             log.exception("error reading the output of container %s", self.container_id[:12])
         finally:
             out = []
-            for splitter in self._splitters.values():
+            for splitter in splitters.values():
                 splitter.flush(last_ts, out)
             with self._cond:
-                self._put(out)
+                self._put(out, offset)
                 self._eof = True
                 self._cond.notify()
 
-    def _put(self, messages: list[LogMessage]) -> None:
+    def _put(self, messages: list[LogMessage], offset: int | None) -> None:
         """Queue messages (lock held); non-blocking mode drops the oldest beyond the buffer size."""
+        if offset is not None:
+            self._queued_offset = offset
         queue = self._queue
         queue.extend(messages)
         self._queued_bytes += sum(len(m.line) for m in messages)
@@ -207,10 +226,15 @@ class Copier:
                 self._queued_bytes -= len(queue.popleft().line)
                 self.stats.dropped += 1
 
-    async def _enqueue(self, messages: list[LogMessage]) -> None:
+    async def _enqueue(self, messages: list[LogMessage], offset: int | None) -> None:
         assert self._drained is not None
+        if not messages:
+            if offset is not None:
+                with self._cond:
+                    self._queued_offset = offset
+            return
         with self._cond:
-            self._put(messages)
+            self._put(messages, offset)
             self._cond.notify()
         if self.mode != BLOCKING:
             return
@@ -230,22 +254,46 @@ class Copier:
             while True:
                 with self._cond:
                     while not self._queue and not self._eof:
-                        self._cond.wait()
-                    if not self._queue:
+                        ack_due = self.ack is not None and self._queued_offset != self._acked
+                        self._cond.wait(ACK_INTERVAL if ack_due else None)
+                        if ack_due:
+                            break
+                    if not self._queue and self._eof:
                         break
                     batch = list(self._queue)
+                    offset = self._queued_offset
                     self._queue.clear()
                     self._queued_bytes = 0
                     if self._want_drain:
                         self._want_drain = False
                         self._loop.call_soon_threadsafe(self._drained.set)
-                self._deliver(batch)
+                if batch:
+                    self._deliver(batch)
+                self._acknowledge(offset, force=False)
+            self._acknowledge(self._queued_offset, force=True)
         finally:
-            self._resolve(self._writer_done)
-            self._loop.call_soon_threadsafe(self._drained.set)
+            self._finished()
 
-    def _resolve(self, future: asyncio.Future[None]) -> None:
+    def _acknowledge(self, offset: int | None, *, force: bool) -> None:
+        if self.ack is None or offset is None or offset == self._acked:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_ack < ACK_INTERVAL:
+            return
+        try:
+            self.ack(offset)
+            self._acked = offset
+            self._last_ack = now
+        except Exception as exc:
+            self._log_error(f"acknowledging output offset {offset} failed: {exc}")
+
+    def _finished(self) -> None:
+        """Tell the loop the writer is done (and release a reader waiting for room)."""
+        future, drained = self._writer_done, self._drained
+        assert future is not None and drained is not None
+
         def done() -> None:
+            drained.set()
             if not future.done():
                 future.set_result(None)
 

@@ -46,7 +46,8 @@ BLOCK = 64 * 1024  # backwards scan block for tail
 
 class Codec(Protocol):
     """How messages become lines. ``encode`` returns one line ending in ``\\n`` (and no other
-    newline); ``decode`` gets that line without its ``\\n`` and raises ``ValueError`` on garbage."""
+    newline); ``decode`` gets that line without its ``\\n`` and raises ``ValueError`` on garbage.
+    A codec may add ``encode_many(messages) -> list[bytes]``, a faster batch ``encode``."""
 
     def encode(self, message: LogMessage) -> bytes: ...
 
@@ -103,6 +104,7 @@ class LogFile:
         # (rotation number, size of the current file); replaced, never mutated, so readers
         # may look at it without the lock
         self._pos: tuple[int, int] = (0, 0)
+        self._opened_at = (0, 0)  # the position when the writer opened the file
         self._last_ns = 0
         self._closed = False
         self._compressor: threading.Thread | None = None
@@ -116,8 +118,8 @@ class LogFile:
         """Append messages (one write per batch, no fsync), rotating when the file is full."""
         if not messages:
             return
-        encode = self.codec.encode
-        lines = [encode(m) for m in messages]
+        encode_many = getattr(self.codec, "encode_many", None)
+        lines = encode_many(messages) if encode_many is not None else [self.codec.encode(m) for m in messages]
         max_size = self.rotation.max_size
         with self._lock:
             if self._closed:
@@ -161,7 +163,7 @@ class LogFile:
     def _open_for_writing(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self.perms)
-        self._pos = (self._pos[0], os.fstat(self._fd).st_size)
+        self._pos = self._opened_at = (self._pos[0], os.fstat(self._fd).st_size)
 
     def _write_all(self, data: bytes) -> None:
         assert self._fd is not None
@@ -218,15 +220,24 @@ class LogFile:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    async def read(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
+    def read(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
         """Batches of the messages ``config`` asks for; with ``follow``, new ones as they are
-        written (across rotations) until :meth:`close`."""
+        written (across rotations) until :meth:`close`.
+
+        Call it on the event loop. As moby, the write position is taken right away, so a follower
+        with ``tail=0`` gets exactly what is written after this call."""
         waiter = _Waiter() if config.follow else None
         if waiter is not None:
-            with self._waiters_lock:
+            with self._waiters_lock:  # never held for long
                 self._waiters.add(waiter)
+        start = self._pos if self._fd is not None else None
+        return self._read(config, waiter, start)
+
+    async def _read(
+        self, config: ReadConfig, waiter: _Waiter | None, start: tuple[int, int] | None
+    ) -> AsyncIterator[list[LogMessage]]:
         try:
-            snapshot = await _in_thread(self._snapshot, config.tail != 0)
+            snapshot = await _in_thread(self._snapshot, config.tail != 0, start)
             try:
                 reader = _Reader(self.codec, config)
                 initial = reader.initial(snapshot)
@@ -246,18 +257,37 @@ class LogFile:
                 with self._waiters_lock:
                     self._waiters.discard(waiter)
 
-    def _snapshot(self, with_rotated: bool) -> _Snapshot:
-        """Open the files to read (rotated ones oldest first, then the current one) and capture
-        the write position, atomically with respect to rotation."""
+    def _snapshot(self, with_rotated: bool, start: tuple[int, int] | None) -> _Snapshot:
+        """Open the files to read and fix the position the read starts following from, atomically
+        with respect to rotation.
+
+        ``start`` is the write position when the read was asked for (None: the writer had not
+        opened the file then). The initial read (tail, since...) covers everything before it, the
+        follow everything after it, like moby. The file of ``start`` may have been rotated to
+        ``.k`` since; if it is gone (or compressed), the read starts at the current position."""
         with self._lock:
+            fd, rotation, size = self._open_current_locked()
+            if start is None:
+                start = self._opened_at if self._fd is not None else (rotation, size)
+            k = rotation - start[0]
+            if k > 0:
+                start_fd = None
+                if k < self.rotation.max_files:
+                    with contextlib.suppress(FileNotFoundError):
+                        start_fd = os.open(f"{self.path}.{k}", os.O_RDONLY | os.O_CLOEXEC)
+                if start_fd is None:
+                    start, k = (rotation, size), 0
+                else:
+                    if fd is not None:
+                        os.close(fd)
+                    fd = start_fd
             rotated: list[_Source] = []
             if with_rotated:
-                for i in range(self.rotation.max_files - 1, 0, -1):
+                for i in range(self.rotation.max_files - 1, k, -1):  # the files older than start's
                     source = _open_rotated(f"{self.path}.{i}")
                     if source is not None:
                         rotated.append(source)
-            fd, rotation, size = self._open_current_locked()
-            return _Snapshot(rotated, fd, rotation, size)
+            return _Snapshot(rotated, fd, start[0], start[1])
 
     def _open_current_locked(self) -> tuple[int | None, int, int]:
         try:
@@ -270,6 +300,7 @@ class LogFile:
         return fd, rotation, size
 
     async def _follow(self, reader: _Reader, waiter: _Waiter, snapshot: _Snapshot) -> AsyncIterator[list[LogMessage]]:
+        """New messages, from the position the snapshot fixed."""
         read_rotation, read_size = snapshot.rotation, snapshot.size
         while not reader.done:
             waiter.event.clear()
@@ -308,6 +339,9 @@ class LogFile:
     ) -> tuple[list[list[LogMessage]], int, int]:
         """Finish the file we were reading, read the files rotated out since, open the new one."""
         batches: list[list[LogMessage]] = []
+        # the file of read_rotation is now .n (n = rotations since), the ones after it .n-1 ... .1;
+        # ours is read from the fd we hold or, when it did not exist yet when we started, as .n
+        skip_ours = snapshot.fd is not None
         if snapshot.fd is not None:
             end = os.fstat(snapshot.fd).st_size  # final: the writer closed it before renaming
             batches.extend(reader.read_all_range(snapshot.fd, read_size, end))
@@ -315,9 +349,9 @@ class LogFile:
             snapshot.fd = None
         with self._lock:
             rotation = self._pos[0]
-            # the files rotated after ours are now .k ... .1 (k = rotations missed - 1)
             missed: list[_Source] = []
-            for k in range(min(rotation - read_rotation - 1, self.rotation.max_files - 1), 0, -1):
+            oldest = rotation - read_rotation - (1 if skip_ours else 0)
+            for k in range(min(oldest, self.rotation.max_files - 1), 0, -1):
                 source = _open_rotated(f"{self.path}.{k}")
                 if source is not None:
                     missed.append(source)
@@ -329,12 +363,25 @@ class LogFile:
         return batches, rotation, 0
 
 
+async def messages_of(batches: AsyncIterator[list[LogMessage]]) -> AsyncIterator[LogMessage]:
+    """One message at a time, for ``read_logs`` (drivers return ``messages_of(file.read(config))``
+    from a plain method, so the read position is taken when ``read_logs`` is called)."""
+    try:
+        async for batch in batches:
+            for message in batch:
+                yield message
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 @dataclass
 class _Snapshot:
-    rotated: list[_Source]
-    fd: int | None
-    rotation: int
-    size: int
+    rotated: list[_Source]  # older files, oldest first
+    fd: int | None  # the file the read starts in
+    rotation: int  # its rotation number
+    size: int  # where the initial read ends and the follow starts
 
     def close(self) -> None:
         for source in self.rotated:
@@ -404,15 +451,21 @@ def _open_rotated(base: str) -> _Source | None:
 
 
 class _Reader:
-    """Decoding and filtering (since/until) shared by the initial read and the follow."""
+    """Decoding and filtering shared by the initial read and the follow.
+
+    ``since`` skips messages until the first one at or after it; later ones all pass even when
+    the clock went backwards (moby's rule since 23.0). ``until`` ends the read at the first
+    message after it.
+    """
 
     def __init__(self, codec: Codec, config: ReadConfig) -> None:
         self.codec = codec
         self.config = config
+        self.since = config.since_ns
         self.done = False  # a message after ``until`` was seen: nothing more to send
 
     def decode_lines(self, lines: list[bytes]) -> list[LogMessage]:
-        decode, since, until = self.codec.decode, self.config.since_ns, self.config.until_ns
+        decode, until = self.codec.decode, self.config.until_ns
         out: list[LogMessage] = []
         for line in lines:
             if not line:
@@ -423,8 +476,10 @@ class _Reader:
                 log.debug("skipping an undecodable log line: %r", line[:100])
                 continue
             ts = message.time_ns
-            if since and ts < since:
-                continue
+            if self.since:
+                if ts < self.since:
+                    continue
+                self.since = 0
             if until and ts > until:
                 self.done = True
                 break
@@ -472,9 +527,9 @@ class _Reader:
             yield from self._tail(snapshot.rotated, current, tail)
             return
         for source in snapshot.rotated:
-            if self.config.since_ns:
+            if self.since:
                 last = source.last_time_ns(self.codec)
-                if last is not None and last < self.config.since_ns:
+                if last is not None and last < self.since:
                     continue
             yield from self.read_source(source)
             if self.done:

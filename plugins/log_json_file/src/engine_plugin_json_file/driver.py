@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from engine import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.errors import InvalidParameter
-from engine.logs.logfile import LogFile, Rotation
+from engine.logs.logfile import LogFile, Rotation, messages_of
 from engine.logs.options import from_human_size, parse_bool, parse_int
 from engine.logs.tag import check_tag, log_tag
 from engine_plugin_json_file.codec import JsonLineCodec
@@ -97,10 +97,8 @@ class JsonFileLogDriver(LogDriver):
     def log_many(self, messages: Sequence[LogMessage]) -> None:
         self._file.write(messages)
 
-    async def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
-        async for batch in self._file.read(config):
-            for message in batch:
-                yield message
+    def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
+        return messages_of(self._file.read(config))
 
     def read_log_batches(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
         """Batches of messages (the logs route writes one batch at a time)."""

@@ -1,0 +1,204 @@
+"""Container logging end to end below the API: log config checks, driver + copier, readers, dual logging."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from logs_helpers import make_container, make_daemon
+
+from engine import DRIVER_API_VERSION
+from engine.drivers.log import LogDriver, LogMessage, ReadConfig
+from engine.errors import InvalidParameter, NotImplementedByEngine
+from engine.logs import open_reader, start_logging, validate_log_config
+from engine.logs.cache import CACHE_FILE, CachedLogDriver
+from engine_testkit.logs import LogReaderSuite
+
+pytest.importorskip("engine_plugin_json_file", reason="the default log driver (engine-plugin-json-file) is needed")
+
+
+class DiscardDriver(LogDriver):
+    """A driver that cannot read back (as syslog, gelf...): the dual-logging case."""
+
+    name = "discard"
+    API_VERSION = DRIVER_API_VERSION
+    seen: list[bytes] = []
+
+    def log(self, message: LogMessage) -> None:
+        self.seen.append(message.line)
+
+    def log_many(self, messages: Sequence[LogMessage]) -> None:
+        self.seen.extend(m.line for m in messages)
+
+
+def with_discard(daemon):  # type: ignore[no-untyped-def]
+    # stands in for an installed entry point; the registry caches loaded classes by name
+    daemon.log_drivers._loaded["discard"] = DiscardDriver
+    return daemon
+
+
+async def output(*lines: bytes) -> AsyncIterator[tuple[str, int, bytes]]:
+    for i, line in enumerate(lines):
+        yield ("stdout" if i % 2 == 0 else "stderr", 1_700_000_000_000_000_000 + i, line)
+
+
+async def read(source, config: ReadConfig = ReadConfig()) -> list[LogMessage]:  # type: ignore[no-untyped-def]
+    return [m for batch in [b async for b in source.batches(config)] for m in batch]
+
+
+# -- validate_log_config ----------------------------------------------------------------------------
+
+
+def test_log_config_gets_the_daemon_defaults(tmp_path: Path) -> None:
+    daemon = make_daemon(tmp_path, **{"log-opts": {"max-size": "10m", "cache-disabled": "true"}})
+    assert validate_log_config(daemon, None) == {
+        "Type": "json-file",
+        "Config": {"max-size": "10m", "cache-disabled": "true"},
+    }
+    assert validate_log_config(daemon, {"Type": "json-file", "Config": {"max-size": "1k"}})["Config"] == {
+        "max-size": "1k",
+        "cache-disabled": "true",
+    }
+    # another driver takes only the dual-logging defaults
+    assert validate_log_config(daemon, {"Type": "none", "Config": {}}) == {
+        "Type": "none",
+        "Config": {"cache-disabled": "true"},
+    }
+
+
+def test_log_config_errors_as_dockerd(tmp_path: Path) -> None:
+    daemon = make_daemon(tmp_path)
+    cases = {
+        ("json-file", "foo", "bar"): "unknown log opt 'foo' for json-file log driver",
+        ("json-file", "mode", "fast"): "logger: logging mode not supported: fast",
+        (
+            "json-file",
+            "max-buffer-size",
+            "1m",
+        ): "logger: max-buffer-size option is only supported with 'mode=non-blocking'",
+        ("json-file", "cache-disabled", "maybe"): "invalid value for option cache-disabled: maybe",
+        ("json-file", "max-size", "lots"): "invalid size: 'lots'",
+    }
+    for (driver, key, value), message in cases.items():
+        with pytest.raises(InvalidParameter) as err:
+            validate_log_config(daemon, {"Type": driver, "Config": {key: value}})
+        assert err.value.message == message
+    with pytest.raises(InvalidParameter, match="logger: no log driver named 'syslog' is registered"):
+        validate_log_config(daemon, {"Type": "syslog"})
+    # dockerd checks nothing for "none"; built-in options pass for any driver
+    validate_log_config(daemon, {"Type": "none", "Config": {"whatever": "x"}})
+    validate_log_config(daemon, {"Type": "json-file", "Config": {"mode": "non-blocking", "max-buffer-size": "4m"}})
+
+
+def test_daemon_wide_options_are_checked_with_the_builtins(tmp_path: Path) -> None:
+    daemon = make_daemon(tmp_path, **{"log-opts": {"mode": "non-blocking", "cache-max-file": "3", "max-file": "2"}})
+    daemon._check_log_driver()  # what start-up runs: built-in keys are not "unknown log opt"
+    bad = make_daemon(tmp_path, **{"log-opts": {"max-file": "0"}})
+    with pytest.raises(InvalidParameter, match="max-file cannot be less than 1"):
+        bad._check_log_driver()
+
+
+# -- running containers -----------------------------------------------------------------------------
+
+
+def test_running_container_logs_follow_until_the_container_stops(tmp_path: Path) -> None:
+    daemon = make_daemon(tmp_path)
+    container = make_container(daemon, "web")
+
+    async def scenario() -> tuple[list[LogMessage], list[LogMessage]]:
+        gate = asyncio.Event()
+
+        async def source() -> AsyncIterator[tuple[str, int, bytes]]:
+            yield ("stdout", 1_700_000_000_000_000_000, b"one\ntwo\n")
+            await gate.wait()
+            yield ("stderr", 1_700_000_001_000_000_000, b"three\n")
+
+        logger = start_logging(daemon, container, source())
+        container.log_driver = logger.driver
+        live = open_reader(daemon, container)
+        assert live.live
+        follower = asyncio.ensure_future(read(live, ReadConfig(tail=-1, follow=True)))
+        await asyncio.sleep(0.1)
+        assert not follower.done()
+        gate.set()
+        await logger.close()  # the output ended: the driver closes, the follower ends
+        followed = await asyncio.wait_for(follower, 5)
+        container.log_driver = None
+        stopped = open_reader(daemon, container)
+        assert not stopped.live
+        try:
+            stored = await read(stopped, ReadConfig(tail=-1, follow=True))  # follow is ignored when stopped
+        finally:
+            stopped.close()
+        return followed, stored
+
+    followed, stored = asyncio.run(asyncio.wait_for(scenario(), 20))
+    expected = [("stdout", b"one"), ("stdout", b"two"), ("stderr", b"three")]
+    assert [(m.source, m.line) for m in followed] == expected
+    assert [(m.source, m.line) for m in stored] == expected
+    log_file = container.root / f"{container.id}-json.log"
+    assert log_file.read_bytes().startswith(b'{"log":"one\\n","stream":"stdout","time":"2023-11-14T22:13:20Z"}\n')
+
+
+def test_none_driver_drains_output_and_refuses_reading(tmp_path: Path) -> None:
+    daemon = make_daemon(tmp_path)
+    container = make_container(daemon, "quiet", {"Type": "none"})
+
+    async def scenario() -> None:
+        logger = start_logging(daemon, container, output(b"a\n", b"b\n"))
+        await logger.close()
+        assert logger.copier.stats.messages == 2
+
+    asyncio.run(scenario())
+    with pytest.raises(NotImplementedByEngine, match=r"^configured logging driver does not support reading$"):
+        open_reader(daemon, container)
+    assert list(container.root.iterdir()) == []
+
+
+def test_dual_logging_cache_serves_docker_logs(tmp_path: Path) -> None:
+    daemon = with_discard(make_daemon(tmp_path))
+    container = make_container(daemon, "remote", {"Type": "discard"})
+
+    async def scenario() -> tuple[list[LogMessage], list[LogMessage]]:
+        logger = start_logging(daemon, container, output(b"x\n", b"y\n"))
+        assert isinstance(logger.driver, CachedLogDriver) and logger.driver.name == "discard"
+        container.log_driver = logger.driver
+        await logger.copier.wait()
+        live = await read(open_reader(daemon, container))
+        await logger.close()
+        container.log_driver = None
+        return live, await read(open_reader(daemon, container), ReadConfig(tail=1))
+
+    live, tail = asyncio.run(scenario())
+    assert [m.line for m in live] == [b"x", b"y"] and [m.line for m in tail] == [b"y"]
+    assert DiscardDriver.seen[-2:] == [b"x", b"y"]
+    assert (container.root / CACHE_FILE).exists()
+
+
+def test_dual_logging_can_be_disabled(tmp_path: Path) -> None:
+    daemon = with_discard(make_daemon(tmp_path))
+    container = make_container(daemon, "nocache", {"Type": "discard", "Config": {"cache-disabled": "true"}})
+
+    async def scenario() -> None:
+        logger = start_logging(daemon, container, output(b"x\n"))
+        assert not isinstance(logger.driver, CachedLogDriver)
+        container.log_driver = logger.driver
+        with pytest.raises(NotImplementedByEngine):
+            open_reader(daemon, container)
+        await logger.close()
+
+    asyncio.run(scenario())
+    assert not (container.root / CACHE_FILE).exists()
+
+
+class TestCacheReader(
+    LogReaderSuite,
+    driver="discard",
+    rotation={"cache-max-size": "10k", "cache-max-file": "5", "cache-compress": "false"},
+):
+    """The dual-logging cache meets the log reader conformance suite."""
+
+    def make_driver(self, info):  # type: ignore[no-untyped-def]
+        return CachedLogDriver(DiscardDriver(info), info)

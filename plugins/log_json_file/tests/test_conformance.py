@@ -1,0 +1,6 @@
+"""json-file against the log reader conformance suite (moby's loggertest.Reader cases)."""
+
+from engine_testkit.logs import LogReaderSuite
+
+
+class TestJsonFileReader(LogReaderSuite, driver="json-file", rotation={"max-size": "10k", "max-file": "5"}): ...

@@ -1,0 +1,358 @@
+"""The log reader conformance suite (moby's ``loggertest.Reader`` cases).
+
+A reader-capable log driver proves itself with a one-line subclass::
+
+    class TestJsonFileReader(LogReaderSuite, driver="json-file", rotation={"max-size": "2k", "max-file": "3"}): ...
+
+``driver`` is the entry-point name (loading it by name also proves the packaging), ``options``
+the ``--log-opt`` values every driver instance gets, ``rotation`` options that make the driver
+rotate quickly (omit them and the rotation cases skip, saying so). Override :meth:`make_driver`
+for drivers that need more than a ``LogInfo``.
+
+Each driver instance made for a test is a "container": a later instance for the same container
+must read what an earlier one wrote (a stopped container's logs). What is compared is what
+``docker logs`` shows: the stream, the bytes (the line and its newline, none after a piece of
+a long line that is not the last), and the time to the millisecond.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from engine.drivers.log import LogDriver, LogInfo, LogMessage, PartialMeta, ReadConfig
+from engine.registry import LOG, DriverRegistry
+
+MINUTE = 60 * 1_000_000_000
+MS = 1_000_000
+TIMEOUT = 20.0
+
+
+def run(coro: Coroutine[Any, Any, Any], timeout: float = TIMEOUT) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def message(source: str, line: bytes, ns: int, partial: PartialMeta | None = None) -> LogMessage:
+    return LogMessage(line, source, ns / 1e9, ns, partial)
+
+
+def sample_messages() -> list[LogMessage]:
+    """moby's makeTestMessages: partial pieces, a long line, and a clock that went backwards."""
+    now = time.time_ns()
+    return [
+        message("stdout", b"a message", now - 30 * MINUTE),
+        message("stdout", b"another message", now - 20 * MINUTE, PartialMeta("aaaaaaaa", 1, True)),
+        message("stderr", b"to be...", now - 15 * MINUTE, PartialMeta("bbbbbbbb", 1, False)),
+        message("stderr", b"continued", now - 15 * MINUTE, PartialMeta("bbbbbbbb", 2, True)),
+        message("stderr", b"a really long message " + b"a" * 4096, now - 10 * MINUTE),
+        message("stderr", b"just one more message", now - 10 * MINUTE),
+        message("stdout", b"someone adjusted the clock", now - 90 * MINUTE),
+    ]
+
+
+def shown(messages: list[LogMessage]) -> list[tuple[str, bytes, int]]:
+    """What ``docker logs`` shows of messages: stream, bytes, time in milliseconds."""
+    return [(m.source, m.with_newline(), m.time_ns // MS) for m in messages]
+
+
+async def read_all(driver: LogDriver, config: ReadConfig) -> list[LogMessage]:
+    return [m async for m in driver.read_logs(config)]  # type: ignore[attr-defined]
+
+
+def make_log_info(log_dir: Path, options: dict[str, str] | None = None, container_id: str = "") -> LogInfo:
+    """A ``LogInfo`` for a made-up container logging into ``log_dir``."""
+    container_id = container_id or "c0" * 32
+    return LogInfo(
+        container_id=container_id,
+        container_name=f"/{container_id[:8]}",
+        image_id="sha256:" + "0" * 64,
+        image_name="busybox",
+        created="2026-01-01T00:00:00Z",
+        env=("A=1",),
+        labels={"l": "v"},
+        config=dict(options or {}),
+        log_dir=log_dir,
+    )
+
+
+class LogReaderSuite:
+    """Subclass with ``driver=`` (and optionally ``options=``, ``rotation=``) class arguments."""
+
+    driver: ClassVar[str] = ""
+    options: ClassVar[dict[str, str]] = {}
+    rotation: ClassVar[dict[str, str] | None] = None
+
+    def __init_subclass__(
+        cls,
+        driver: str | None = None,
+        options: dict[str, str] | None = None,
+        rotation: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if driver is not None:
+            cls.driver = driver
+        if options is not None:
+            cls.options = dict(options)
+        if rotation is not None:
+            cls.rotation = dict(rotation)
+
+    # -- driver construction -----------------------------------------------------------------------
+
+    def driver_class(self) -> type[LogDriver]:
+        if not self.driver:
+            pytest.skip("LogReaderSuite subclass without driver=")
+        cls = DriverRegistry[LogDriver](LOG).load(self.driver)
+        if not hasattr(cls, "read_logs"):
+            pytest.skip(f"log driver {self.driver} cannot read logs back")
+        return cls
+
+    def make_info(self, log_dir: Path, container_id: str, options: dict[str, str]) -> LogInfo:
+        return make_log_info(log_dir, options, container_id)
+
+    def make_driver(self, info: LogInfo) -> LogDriver:
+        """One driver instance for ``info`` (override for drivers that need more)."""
+        cls = self.driver_class()
+        cls.validate_options(info.config)
+        return cls(info)
+
+    @pytest.fixture
+    def factory(self, tmp_path: Path) -> Iterator[Callable[..., LogDriver]]:
+        """``factory(name, rotate=False)``: a new driver instance for container ``name``."""
+        made: list[LogDriver] = []
+
+        def make(name: str = "c", rotate: bool = False) -> LogDriver:
+            options = dict(self.options)
+            if rotate:
+                if self.rotation is None:
+                    pytest.skip(f"no rotation= options given for log driver {self.driver}")
+                options.update(self.rotation)
+            container_id = (name.encode().hex() + "0" * 64)[:64]
+            log_dir = tmp_path / container_id
+            log_dir.mkdir(exist_ok=True)
+            driver = self.make_driver(self.make_info(log_dir, container_id, options))
+            made.append(driver)
+            return driver
+
+        yield make
+        for driver in made:
+            driver.close()
+
+    @staticmethod
+    def log_all(driver: LogDriver, messages: list[LogMessage]) -> list[LogMessage]:
+        for m in messages:
+            driver.log(LogMessage(m.line, m.source, m.timestamp, m.timestamp_ns, m.partial))
+        return messages
+
+    # -- tail, since, until --------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("live", [True, False], ids=["live", "stopped"])
+    def test_tail(self, factory: Callable[..., LogDriver], live: bool) -> None:
+        driver = factory("tail")
+        mm = self.log_all(driver, sample_messages())
+        if not live:
+            driver.close()
+            driver = factory("tail")
+        cases = {
+            "exact": (ReadConfig(tail=len(mm)), mm),
+            "less": (ReadConfig(tail=2), mm[-2:]),
+            "more": (ReadConfig(tail=100), mm),
+            "all": (ReadConfig(tail=-1), mm),
+            "since": (ReadConfig(since_ns=mm[1].time_ns // MS * MS), mm[1:]),
+            "more-than-since": (ReadConfig(tail=len(mm), since_ns=mm[1].time_ns // MS * MS), mm[1:]),
+            "less-than-since": (ReadConfig(tail=len(mm) - 2, since_ns=mm[1].time_ns // MS * MS), mm[2:]),
+            "until": (ReadConfig(until_ns=mm[2].time_ns - MS), mm[:2]),
+            "since-and-until": (ReadConfig(since_ns=mm[1].time_ns // MS * MS, until_ns=mm[1].time_ns + MS), mm[1:2]),
+        }
+
+        async def check() -> None:
+            for name, (config, expected) in cases.items():
+                got = await read_all(driver, config)
+                assert shown(got) == shown(expected), name
+
+        run(check())
+
+    @pytest.mark.parametrize("live", [True, False], ids=["live", "stopped"])
+    def test_tail_empty(self, factory: Callable[..., LogDriver], live: bool) -> None:
+        driver = factory("empty")
+        if not live:
+            driver.close()
+            driver = factory("empty")
+        configs = [
+            ReadConfig(tail=0),
+            ReadConfig(tail=-1),
+            ReadConfig(tail=42),
+            ReadConfig(since_ns=1_000_000_000),
+            ReadConfig(until_ns=4_102_444_800 * 1_000_000_000),
+        ]
+
+        async def check() -> None:
+            for config in configs:
+                assert await read_all(driver, config) == [], config
+
+        run(check())
+
+    # -- follow --------------------------------------------------------------------------------------
+
+    async def _follow(
+        self, driver: LogDriver, config: ReadConfig, write: Callable[[], Any], close: bool = True
+    ) -> list[LogMessage]:
+        """Start following, write (in a thread, as the copier does), close the driver, collect."""
+        iterator = driver.read_logs(config)  # type: ignore[attr-defined]
+        reader = asyncio.ensure_future(_collect(iterator))
+        await asyncio.to_thread(write)
+        if close:
+            await asyncio.to_thread(driver.close)
+        return await reader
+
+    @pytest.mark.parametrize("tail", [-1, 0, 1, 42])
+    def test_follow_from_empty(self, factory: Callable[..., LogDriver], tail: int) -> None:
+        driver = factory(f"followstart{tail}")
+        mm = sample_messages()
+        got = run(self._follow(driver, ReadConfig(tail=tail, follow=True), lambda: self.log_all(driver, mm)))
+        assert shown(got) == shown(mm)
+
+    def test_follow_attach_mid_stream(self, factory: Callable[..., LogDriver]) -> None:
+        driver = factory("followmiddle")
+        mm = sample_messages()
+        self.log_all(driver, mm[:1])
+        got = run(self._follow(driver, ReadConfig(tail=-1, follow=True), lambda: self.log_all(driver, mm[1:])))
+        assert shown(got) == shown(mm)
+
+    def test_follow_since(self, factory: Callable[..., LogDriver]) -> None:
+        driver = factory("followsince")
+        mm = sample_messages()
+        config = ReadConfig(tail=-1, follow=True, since_ns=mm[2].time_ns // MS * MS)
+        got = run(self._follow(driver, config, lambda: self.log_all(driver, mm)))
+        assert shown(got) == shown(mm[2:])
+
+    def test_follow_until_ends_before_close(self, factory: Callable[..., LogDriver]) -> None:
+        driver = factory("followuntil")
+        mm = sample_messages()
+        config = ReadConfig(tail=-1, follow=True, until_ns=mm[2].time_ns - MS)
+        got = run(self._follow(driver, config, lambda: self.log_all(driver, mm), close=False))
+        assert shown(got) == shown(mm[:2])
+
+    def test_follow_since_and_until(self, factory: Callable[..., LogDriver]) -> None:
+        driver = factory("followbounded")
+        mm = sample_messages()
+        config = ReadConfig(tail=-1, follow=True, since_ns=mm[1].time_ns - MS, until_ns=mm[2].time_ns - MS)
+        got = run(self._follow(driver, config, lambda: self.log_all(driver, mm), close=False))
+        assert shown(got) == shown(mm[1:2])
+
+    @pytest.mark.parametrize("tail", [0, 1])
+    def test_follow_tail(self, factory: Callable[..., LogDriver], tail: int) -> None:
+        driver = factory(f"followtail{tail}")
+        mm = sample_messages()
+        self.log_all(driver, mm[:2])
+        got = run(self._follow(driver, ReadConfig(tail=tail, follow=True), lambda: self.log_all(driver, mm[2:])))
+        assert shown(got) == shown(mm[2 - tail :])
+
+    def test_follow_multiple_starts(self, factory: Callable[..., LogDriver]) -> None:
+        """A restarted container: a new driver instance appends and follows from the start."""
+        driver = factory("restart")
+        mm = sample_messages()
+        self.log_all(driver, mm[:3])
+        driver.close()
+        driver = factory("restart")
+        got = run(self._follow(driver, ReadConfig(tail=-1, follow=True), lambda: self.log_all(driver, mm[3:])))
+        assert shown(got) == shown(mm)
+
+    def test_closed_driver_ends_follow(self, factory: Callable[..., LogDriver]) -> None:
+        """A follower waiting for output ends promptly when the container stops."""
+        driver = factory("closed")
+        self.log_all(driver, sample_messages()[:1])
+
+        async def scenario() -> float:
+            reader = asyncio.ensure_future(_collect(driver.read_logs(ReadConfig(tail=-1, follow=True))))  # type: ignore[attr-defined]
+            await asyncio.sleep(0.2)
+            assert not reader.done(), "follow ended before the driver closed"
+            started = time.monotonic()
+            await asyncio.to_thread(driver.close)
+            assert len(await reader) == 1
+            return time.monotonic() - started
+
+        assert run(scenario()) < 2.0
+
+    def test_concurrent(self, factory: Callable[..., LogDriver]) -> None:
+        """Two writer threads (stdout, stderr) and two followers: each follower sees each stream
+        complete and in order."""
+        driver = factory("concurrent")
+        now = time.time_ns()
+        streams = {
+            source: [message(source, b"%s %d" % (source.encode(), i), now + i * 1000) for i in range(500)]
+            for source in ("stdout", "stderr")
+        }
+
+        async def scenario() -> list[list[LogMessage]]:
+            readers = [
+                asyncio.ensure_future(_collect(driver.read_logs(ReadConfig(tail=-1, follow=True))))  # type: ignore[attr-defined]
+                for _ in range(2)
+            ]
+            threads = [threading.Thread(target=self.log_all, args=(driver, mm)) for mm in streams.values()]
+            for t in threads:
+                t.start()
+            await asyncio.to_thread(lambda: [t.join() for t in threads])
+            await asyncio.to_thread(driver.close)
+            return list(await asyncio.gather(*readers))
+
+        for got in run(scenario()):
+            for source, mm in streams.items():
+                assert shown([m for m in got if m.source == source]) == shown(mm)
+
+    def test_partial_messages(self, factory: Callable[..., LogDriver]) -> None:
+        """Pieces of a long line read back as the original bytes; a trailing piece without its
+        end (output that stopped mid-line) has no newline."""
+        driver = factory("partial")
+        now = time.time_ns()
+        pieces = [b"x" * 16384, b"y" * 16384, b"z" * 10]
+        mm = [
+            message("stdout", piece, now, PartialMeta("p" * 64, i + 1, i == len(pieces) - 1))
+            for i, piece in enumerate(pieces)
+        ]
+        mm.append(message("stdout", b"no newline at the end", now + MS, PartialMeta("q" * 64, 1, False)))
+        self.log_all(driver, mm)
+        got = run(read_all(driver, ReadConfig()))
+        assert b"".join(m.with_newline() for m in got) == b"".join(pieces) + b"\n" + b"no newline at the end"
+
+    # -- rotation ------------------------------------------------------------------------------------
+
+    def test_follow_across_rotation(self, factory: Callable[..., LogDriver]) -> None:
+        """A follower keeps reading while the file is rotated under it, missing nothing; a later
+        read returns the retained part, in order."""
+        driver = factory("rotate", rotate=True)
+        now = time.time_ns()
+        mm = [message("stdout", b"line %05d %s" % (i, b"r" * 40), now + i * 1000) for i in range(2000)]
+
+        def write() -> None:
+            for i in range(0, len(mm), 7):  # small paced batches, as a copier under steady load
+                driver.log_many(mm[i : i + 7])
+                time.sleep(0.0005)
+
+        got = run(self._follow(driver, ReadConfig(tail=-1, follow=True), write))
+        assert shown(got) == shown(mm)
+        stored = run(read_all(factory("rotate", rotate=True), ReadConfig()))
+        assert 0 < len(stored) < len(mm), "the rotation options did not rotate"
+        assert shown(stored) == shown(mm[-len(stored) :])
+
+    def test_tail_across_rotated_files(self, factory: Callable[..., LogDriver]) -> None:
+        driver = factory("rotatetail", rotate=True)
+        now = time.time_ns()
+        mm = [message("stderr", b"line %05d %s" % (i, b"t" * 40), now + i * 1000) for i in range(600)]
+        driver.log_many(mm)
+        driver.close()
+        reader = factory("rotatetail", rotate=True)
+        stored = run(read_all(reader, ReadConfig()))
+        for tail in (1, 10, len(stored) - 1, len(stored), len(stored) + 5):
+            got = run(read_all(reader, ReadConfig(tail=tail)))
+            assert shown(got) == shown(stored[-tail:]), tail
+
+
+async def _collect(iterator: Any) -> list[LogMessage]:
+    return [m async for m in iterator]
