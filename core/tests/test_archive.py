@@ -7,6 +7,7 @@ import gzip
 import io
 import lzma
 import os
+import random
 import shutil
 import stat
 import subprocess
@@ -369,6 +370,28 @@ def test_tar_is_deterministic(tmp_path: Path) -> None:
     assert a.getvalue() == b.getvalue()
     names = [m.name for m in members(a)]
     assert names.index("dir") < names.index("dir/file") < names.index("dir/nested")
+
+
+def test_fast_headers_match_tarfile() -> None:
+    """The direct ustar encoder writes what tarfile's PAX writer would, byte for byte."""
+    rng = random.Random(7)
+    checked = 0
+    kinds = (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE)
+    for kind in kinds:
+        for i in range(100):
+            info = tarfile.TarInfo("d/" * rng.randint(0, 52) + f"f{i}")
+            info.type, info.mode = kind, rng.randint(0, 0o7777)
+            info.uid, info.gid = rng.randint(0, 70000), rng.choice([0, rng.randint(0, 1 << 22)])
+            info.mtime = rng.choice([0, rng.randint(0, 1 << 34)])
+            info.size = rng.randint(0, 1 << 36) if kind == tarfile.REGTYPE else 0
+            info.linkname = "x/" * rng.randint(0, 52) if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+            if kind == tarfile.CHRTYPE:
+                info.devmajor, info.devminor = rng.randint(0, 255), rng.randint(0, 1 << 20)
+            fast = archive._ustar_header(info)
+            if fast is not None:
+                checked += 1
+                assert fast == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert checked > 200
 
 
 @pytest.mark.parametrize("codec", ["gzip", "bzip2", "xz", "zstd"])
