@@ -340,3 +340,47 @@ def test_image_prune_scoped_by_label(docker: DockerCLI, cleanup: list[str]) -> N
     out = docker("image", "prune", "-a", "-f", "--filter", "label=imgtest.prune=1").out
     assert "untagged: imgtest-prune:kept" in out and f"deleted: {kept}" in out
     assert docker.run("image", "inspect", kept).returncode != 0
+
+
+def test_commit_and_rmi_of_an_image_in_use(docker: DockerCLI, busybox: str, cleanup: list[str]) -> None:
+    name = "imgtest-commit-src"
+    docker("run", "--name", name, "--network", "none", busybox, "sh", "-c", "echo hi > /hi && rm /bin/vi")
+    try:
+        new = docker(
+            "commit",
+            "-c",
+            "ENV COMMITTED=1",
+            "-c",
+            'CMD ["cat", "/hi"]',
+            "-m",
+            "why",
+            "-a",
+            "me",
+            name,
+            "imgtest-commit:1",
+        ).out
+        cleanup.append(new)
+        info = json.loads(docker("image", "inspect", "imgtest-commit:1").stdout)[0]
+        assert info["Author"] == "me" and info["Parent"] == image_id(docker, busybox)
+        assert "COMMITTED=1" in info["Config"]["Env"] and info["Config"]["Cmd"] == ["cat", "/hi"]
+        assert len(info["RootFS"]["Layers"]) == 2
+        top = json.loads(docker("history", "--format", "{{json .}}", "--no-trunc", "imgtest-commit:1").lines()[0])
+        assert top["CreatedBy"] == "sh -c echo hi > /hi && rm /bin/vi" and top["Comment"] == "why"
+        assert docker("run", "--rm", "--network", "none", "imgtest-commit:1").out == "hi"
+        gone = docker.run("run", "--rm", "--network", "none", "imgtest-commit:1", "ls", "/bin/vi")
+        assert gone.returncode != 0  # the whiteout made it into the layer
+        user = docker("create", "--network", "none", "imgtest-commit:1").out
+        try:
+            conflict = docker.fails("rmi", "imgtest-commit:1")
+            assert (
+                f'conflict: unable to remove repository reference "imgtest-commit:1" (must force) - container '
+                f"{user[:12]} is using its referenced image {new[7:19]}" in conflict.stderr
+            )
+            stopped = docker.fails("rmi", new[7:19])
+            assert f"image is being used by stopped container {user[:12]}" in stopped.stderr
+        finally:
+            docker("rm", user)
+        conflict = docker.fails("rmi", image_id(docker, busybox)[7:19])
+        assert "(cannot be forced) - image has dependent child images" in conflict.stderr
+    finally:
+        docker("rm", "-f", name)
