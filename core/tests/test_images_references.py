@@ -100,3 +100,13 @@ def test_tag_store_round_trip(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="reference does not exist"):
         store.get(parse_normalized_named("localhost:5000/x:1"))
     assert json.loads(path.read_text()) == {"Repositories": {"busybox": {"busybox:latest": other}}}
+
+
+def test_no_catastrophic_backtracking() -> None:
+    import time
+
+    for text in ("a" * 200 + "!", "x/" + "a1" * 120 + "@sha256:abc", "a-" * 120 + "!", "a." * 120 + "/b!"):
+        start = time.monotonic()
+        with pytest.raises(InvalidParameter):
+            parse_normalized_named(text)
+        assert time.monotonic() - start < 0.1, text

@@ -23,7 +23,7 @@ DEFAULT_TAG = "latest"
 NAME_TOTAL_LENGTH_MAX = 255
 
 _ALNUM = r"[a-z0-9]+"
-_SEPARATOR = r"(?:[._]|__|[-]*)"
+_SEPARATOR = r"(?:[._]|__|-+)"  # distribution says [-]*; an empty separator only splits a run of [a-z0-9] (same language), and backtracking regexes blow up on it
 _COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
