@@ -3,6 +3,9 @@
 ``engine-bench storage [--driver NAME ...] [--repeat N] [--files N]`` runs the graphbench cases
 (:mod:`engine_testkit.storage_bench`) for each driver (default: every installed storage driver)
 and prints one table: per case and driver, the median and 90th percentile in milliseconds.
+
+``engine-bench logs [--driver NAME ...] [--lines N] [--size BYTES]`` measures log drivers
+(:mod:`engine_testkit.logs_bench`): lines/s and MB/s written, through the copier, read back.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.registry import STORAGE, DriverRegistry
+from engine_testkit import logs_bench
 from engine_testkit.storage_bench import StorageDriverBench, Unsupported, summarize
 
 
@@ -55,7 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage.add_argument("--driver", action="append", help="driver name (repeatable; default: all installed)")
     storage.add_argument("--repeat", type=int, default=10, help="runs per case (default 10)")
     storage.add_argument("--files", type=int, default=1000, help="top file count of the big diff-N case")
+    logs = sub.add_parser("logs", help="log drivers: write, copier, read, tail and follow")
+    logs_bench.add_arguments(logs)
     args = parser.parse_args(argv)
+    if args.kind == "logs":
+        return logs_bench.run(args)
     if args.kind == "storage":
         drivers = args.driver or DriverRegistry(STORAGE).names()
         print(storage_table(drivers, max(1, args.repeat), args.files))

@@ -48,7 +48,7 @@ _STREAMS = {1: "stdout", 2: "stderr", "stdout": "stdout", "stderr": "stderr"}
 @dataclass
 class CopierStats:
     messages: int = 0
-    bytes: int = 0
+    bytes: int = 0  # output bytes read (newlines included)
     dropped: int = 0  # non-blocking mode: oldest messages dropped when the buffer was full
     errors: int = 0  # driver errors
 
@@ -83,6 +83,9 @@ class _LineSplitter:
         lines = data.split(b"\n")
         rest = lines.pop()
         source, seconds = self.source, ts / 1e9
+        if not self.partial_id and (not lines or max(map(len, lines)) < MAX_LINE):
+            out.extend([LogMessage(line, source, seconds, ts) for line in lines])  # the common case
+            lines = []
         append = out.append
         for line in lines:
             if len(line) < MAX_LINE and not self.partial_id:
@@ -200,7 +203,7 @@ class Copier:
                 last_ts = ts
                 # acknowledge a chunk only once nothing of it waits in a splitter
                 settled = offset if not (splitters["stdout"].rest or splitters["stderr"].rest) else None
-                await self._enqueue(out, settled)
+                await self._enqueue(out, settled, len(data))
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -210,23 +213,24 @@ class Copier:
             for splitter in splitters.values():
                 splitter.flush(last_ts, out)
             with self._cond:
-                self._put(out, offset)
+                self._put(out, offset, sum(len(m.line) for m in out))
                 self._eof = True
                 self._cond.notify()
 
-    def _put(self, messages: list[LogMessage], offset: int | None) -> None:
-        """Queue messages (lock held); non-blocking mode drops the oldest beyond the buffer size."""
+    def _put(self, messages: list[LogMessage], offset: int | None, size: int) -> None:
+        """Queue messages of ``size`` bytes (lock held); non-blocking mode drops the oldest
+        beyond the buffer size."""
         if offset is not None:
             self._queued_offset = offset
         queue = self._queue
         queue.extend(messages)
-        self._queued_bytes += sum(len(m.line) for m in messages)
+        self._queued_bytes += size
         if self.mode == NON_BLOCKING and self._queued_bytes > self.max_buffer_size:
             while self._queued_bytes > self.max_buffer_size and len(queue) > 1:
-                self._queued_bytes -= len(queue.popleft().line)
+                self._queued_bytes -= len(queue.popleft().line) + 1
                 self.stats.dropped += 1
 
-    async def _enqueue(self, messages: list[LogMessage], offset: int | None) -> None:
+    async def _enqueue(self, messages: list[LogMessage], offset: int | None, size: int) -> None:
         assert self._drained is not None
         if not messages:
             if offset is not None:
@@ -234,7 +238,7 @@ class Copier:
                     self._queued_offset = offset
             return
         with self._cond:
-            self._put(messages, offset)
+            self._put(messages, offset, size)
             self._cond.notify()
         if self.mode != BLOCKING:
             return
@@ -261,14 +265,14 @@ class Copier:
                     if not self._queue and self._eof:
                         break
                     batch = list(self._queue)
-                    offset = self._queued_offset
+                    offset, size = self._queued_offset, self._queued_bytes
                     self._queue.clear()
                     self._queued_bytes = 0
                     if self._want_drain:
                         self._want_drain = False
                         self._loop.call_soon_threadsafe(self._drained.set)
                 if batch:
-                    self._deliver(batch)
+                    self._deliver(batch, size)
                 self._acknowledge(offset, force=False)
             self._acknowledge(self._queued_offset, force=True)
         finally:
@@ -302,7 +306,7 @@ class Copier:
         except RuntimeError:  # the loop is closed (daemon exit)
             pass
 
-    def _deliver(self, batch: list[LogMessage]) -> None:
+    def _deliver(self, batch: list[LogMessage], size: int) -> None:
         hook = self.hook
         if hook is not None and hook.get_hookimpls():
             for message in batch:
@@ -321,7 +325,7 @@ class Copier:
             self.stats.errors += 1
             self._log_error(f"failed to log {len(batch)} messages for logger {self.driver.name}: {exc}")
         self.stats.messages += len(batch)
-        self.stats.bytes += sum(len(m.line) for m in batch)
+        self.stats.bytes += size
 
     def _log_error(self, message: str) -> None:
         now = time.monotonic()

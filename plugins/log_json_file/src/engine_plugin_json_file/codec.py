@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import json.scanner
 import re
 from collections.abc import Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
@@ -74,6 +75,9 @@ def go_json_attrs(attrs: dict[str, str]) -> str:
     return encoded
 
 
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner, without json.loads' checks
+
+
 class JsonLineCodec:
     """Encodes messages of one container (its extra attributes are fixed) and decodes any line."""
 
@@ -121,12 +125,12 @@ class JsonLineCodec:
 
     def decode(self, line: bytes) -> LogMessage:
         try:
-            entry = json.loads(line)
+            entry, end = _scan(line.decode("utf-8", "replace"), 0)
             ts = parse_rfc3339nano(entry["time"])
             text: str = entry.get("log", "")
             data = text.encode("utf-8", "replace")
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a json-file log line: {exc}") from None
+        except (KeyError, TypeError, AttributeError, StopIteration) as exc:
+            raise ValueError(f"not a json-file log line: {exc!r}") from None
         if data.endswith(b"\n"):
             data, partial = data[:-1], None
         else:
