@@ -197,6 +197,10 @@ class NetworkDriver(abc.ABC):
     ) -> None:
         """Re-adopt an endpoint whose container kept running while the daemon restarted."""
 
+    def reconcile(self, endpoint_ids: set[str]) -> None:  # noqa: B027 - optional
+        """At start, after every live endpoint was restored: release whatever the driver still holds
+        for endpoints not in ``endpoint_ids`` (a container start cut short by a crash)."""
+
     def network_info(self, network_id: str) -> dict[str, str]:
         """Extra options to show in ``docker network inspect`` ``Options``."""
         return {}

@@ -75,7 +75,6 @@ class NetworkController(SandboxOps):
         self.netns_dir = daemon.exec_root / "netns"
         self.instance = instance_name(daemon.exec_root)
         self._networks_dir = RecordDir(self.root / "networks")
-        self._endpoints_dir = RecordDir(self.root / "endpoints")
         self._sandboxes_dir = RecordDir(self.root / "sandboxes")
         self._containers_dir = RecordDir(self.root / "containers")
         self.ipam: IPAMDriver = DefaultIPAM(self.root / "ipam", self._default_pools())
@@ -141,12 +140,12 @@ class NetworkController(SandboxOps):
         for data in self._networks_dir.load_all().values():
             net = Network.from_json(data)
             self.networks[net.id] = net
-        for data in self._endpoints_dir.load_all().values():
-            ep = Endpoint.from_json(data)
-            self.endpoints[ep.id] = ep
         for data in self._sandboxes_dir.load_all().values():
             sb = SandboxRecord.from_json(data)
             self.sandboxes[sb.container_id] = sb
+            for record in sb.endpoint_records.values():
+                ep = Endpoint.from_json(record)
+                self.endpoints[ep.id] = ep
         self._ensure_predefined()
         for net in sorted(self.networks.values(), key=lambda n: (not n.predefined, n.created)):
             try:
@@ -215,11 +214,13 @@ class NetworkController(SandboxOps):
                     log.exception("restoring endpoint %s failed", ep.id[:12])
             if sb.embedded_dns and sb.key:
                 self._dns_attach(sb)
-        # endpoints whose sandbox vanished (a crash between the two writes)
-        known = {eid for sb in self.sandboxes.values() for eid in sb.endpoint_ids.values()}
-        for ep in list(self.endpoints.values()):
-            if ep.id not in known:
-                self._drop_endpoint(ep)
+        # drivers drop what they hold for endpoints nobody knows (e.g. proxies of a start cut by a crash)
+        known = set(self.endpoints)
+        for drv in list(self._drivers.values()):
+            try:
+                drv.reconcile(known)
+            except Exception:
+                log.exception("reconciling network driver %s failed", drv.name)
         # namespace files nobody knows about
         keys = {sb.key for sb in self.sandboxes.values() if sb.key}
         for file in self.netns_dir.iterdir() if self.netns_dir.exists() else []:
@@ -231,20 +232,20 @@ class NetworkController(SandboxOps):
             return
         for net in self.networks.values():
             for index, cfg in enumerate(net.pools()):
-                in_use = {
-                    str(ipaddress.ip_interface(ep.ipv4).ip)
-                    for ep in self.endpoints.values()
-                    if ep.network_id == net.id and ep.ipv4 and ep.pool_id == net.pool_id(index)
-                }
-                in_use |= {
-                    str(ipaddress.ip_interface(ep.ipv6).ip)
-                    for ep in self.endpoints.values()
-                    if ep.network_id == net.id and ep.ipv6 and ep.pool_id_v6 == net.pool_id(index)
-                }
+                pool_id = net.pool_id(index)
+                in_use: dict[str, str] = {}
+                for ep in self.endpoints.values():
+                    if ep.network_id != net.id:
+                        continue
+                    if ep.ipv4 and ep.pool_id == pool_id:
+                        in_use[str(ipaddress.ip_interface(ep.ipv4).ip)] = ep.id
+                    if ep.ipv6 and ep.pool_id_v6 == pool_id:
+                        in_use[str(ipaddress.ip_interface(ep.ipv6).ip)] = ep.id
                 if cfg.gateway:
-                    in_use.add(cfg.gateway)
-                in_use |= set(cfg.aux_addresses.values())
-                stale = self.ipam.reconcile(net.pool_id(index), in_use)
+                    in_use[cfg.gateway] = "gateway"
+                for name, address in cfg.aux_addresses.items():
+                    in_use[address] = f"aux:{name}"
+                stale = self.ipam.reconcile(pool_id, in_use)
                 if stale:
                     log.info("released %d stale addresses of network %s", len(stale), net.name)
 

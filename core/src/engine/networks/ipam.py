@@ -6,8 +6,11 @@ pools are engine's own (never dockerd's 172.17-31.0.0/16, so both daemons can ru
 A pool picked automatically also skips subnets already routed on the host (another daemon's
 bridge, a VPN), as dockerd does for its default bridge.
 
-State is one JSON file per pool under ``<data-root>/network/ipam/``, written atomically on every
-change, so allocations survive a restart and a kill -9. Dynamic addresses are handed out
+State is one JSON file per pool under ``<data-root>/network/ipam/``, written atomically when a pool,
+its gateway or an aux address is reserved. Endpoint addresses are requested with ``persist=False``:
+the controller stores them with the endpoint (one write per container start instead of two) and
+hands them back with :meth:`DefaultIPAM.reconcile` at start, so allocations survive a restart
+and a kill -9 without a second fsync'ed file per start. Dynamic addresses are handed out
 serially (after the last one given, wrapping), as libnetwork does, so a freed address is not
 reused at once.
 """
@@ -114,8 +117,11 @@ class IPAMDriver(abc.ABC):
         """The pool, or None."""
 
     @abc.abstractmethod
-    def request_address(self, pool_id: str, address: str = "", owner: str = "") -> IPAddress:
+    def request_address(self, pool_id: str, address: str = "", owner: str = "", persist: bool = True) -> IPAddress:
         """Allocate ``address`` (or the next free one from the pool's range when empty).
+
+        ``persist=False``: the caller records the allocation itself and re-declares it with
+        :meth:`reconcile` after a restart (the driver may keep it in memory only).
 
         :raises AddressInUse: ``address`` is taken.
         :raises NoAvailableAddresses: the pool (range) is full.
@@ -123,8 +129,12 @@ class IPAMDriver(abc.ABC):
         """
 
     @abc.abstractmethod
-    def release_address(self, pool_id: str, address: str) -> None:
+    def release_address(self, pool_id: str, address: str, persist: bool = True) -> None:
         """Give an address back (idempotent)."""
+
+    def reconcile(self, pool_id: str, in_use: dict[str, str]) -> list[str]:
+        """At start: the addresses (with owners) in use in a pool; others are released. Returns those."""
+        return []
 
 
 def host_routes_v4() -> list[ipaddress.IPv4Network]:
@@ -237,7 +247,7 @@ class DefaultIPAM(IPAMDriver):
 
     # -- addresses ------------------------------------------------------------------------------
 
-    def request_address(self, pool_id: str, address: str = "", owner: str = "") -> IPAddress:
+    def request_address(self, pool_id: str, address: str = "", owner: str = "", persist: bool = True) -> IPAddress:
         with self._lock:
             pool = self._pools.get(pool_id)
             if pool is None:
@@ -254,7 +264,8 @@ class DefaultIPAM(IPAMDriver):
             else:
                 ip = self._next_free(pool)
             pool.allocated[str(ip)] = owner
-            self._save(pool)
+            if persist:
+                self._save(pool)
             return ip
 
     def _next_free(self, pool: Pool) -> IPAddress:
@@ -275,23 +286,24 @@ class DefaultIPAM(IPAMDriver):
                 return ip
         raise NoAvailableAddresses()
 
-    def release_address(self, pool_id: str, address: str) -> None:
+    def release_address(self, pool_id: str, address: str, persist: bool = True) -> None:
         with self._lock:
             pool = self._pools.get(pool_id)
             if pool is None or address not in pool.allocated:
                 return
             del pool.allocated[address]
-            self._save(pool)
+            if persist:
+                self._save(pool)
 
-    def reconcile(self, pool_id: str, in_use: set[str]) -> list[str]:
-        """Release addresses nobody holds any more (a crash between allocation and use); returns them."""
+    def reconcile(self, pool_id: str, in_use: dict[str, str]) -> list[str]:
+        """Make the pool's allocations exactly ``in_use`` (address -> owner); returns the released ones."""
         with self._lock:
             pool = self._pools.get(pool_id)
             if pool is None:
                 return []
             stale = [a for a in pool.allocated if a not in in_use]
-            for address in stale:
-                del pool.allocated[address]
-            if stale:
+            changed = bool(stale) or any(pool.allocated.get(a) != o for a, o in in_use.items())
+            pool.allocated = dict(in_use)
+            if changed:
                 self._save(pool)
             return stale

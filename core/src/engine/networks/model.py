@@ -130,3 +130,5 @@ class SandboxRecord(_Record):
     publish_all: bool = False
     joined_to: str = ""  # container:<id> mode: the container whose sandbox this is
     embedded_dns: bool = False
+    #: the endpoints themselves (network id -> Endpoint JSON), saved with the sandbox in one write
+    endpoint_records: dict[str, dict[str, Any]] = field(default_factory=dict)

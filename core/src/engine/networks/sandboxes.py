@@ -177,13 +177,15 @@ class SandboxOps:
                     sb.key = str(self.netns_dir / sb.id[:12])
                     netns.create(Path(sb.key))
                 self.sandboxes[container_id] = sb
-                self._save_sandbox(sb)
                 self._join(sb, primary, endpoints_cfg.pop(primary.id, {}), config)
                 if not drv.exclusive:
                     for net_id, cfg in endpoints_cfg.items():
                         self._join(sb, self.networks[net_id], cfg, config)
                 self._links(sb, host_config.get("Links") or [])
                 self._write_dns(sb)
+                # one write per start: a crash before it leaves only things the next start sweeps
+                # (namespace files nobody knows, addresses no endpoint holds, proxies of unknown endpoints)
+                self._save_sandbox(sb)
             except BaseException:
                 log.info("setting up the network of %s failed; undoing", container_id[:12])
                 try:
@@ -253,8 +255,6 @@ class SandboxOps:
                 self.endpoints[ep.id] = ep
                 sb.endpoints.append(net.id)
                 sb.endpoint_ids[net.id] = ep.id
-                self._save_endpoint(ep)
-                self._save_sandbox(sb)
                 default_route = not net.internal and not any(
                     self.endpoints[sb.endpoint_ids[n]].gateway
                     for n in sb.endpoints
@@ -274,13 +274,11 @@ class SandboxOps:
                             f"({ep.id}): {exc.message}"
                         ) from None
                     ep.ports = [_binding_json(b) for b in bound]
-                self._save_endpoint(ep)
             except BaseException:
                 self._drop_endpoint(ep, sb)
                 raise
         if not net.predefined and not sb.embedded_dns and sb.key:
             sb.embedded_dns = True
-            self._save_sandbox(sb)
         self.daemon.events.publish(
             "network", "connect", net.id, {"container": sb.container_id, "name": net.name, "type": net.driver}
         )
@@ -301,13 +299,13 @@ class SandboxOps:
             if subnet.version == 4 and not ep.ipv4:
                 if want_v4 and ipaddress.ip_address(want_v4) not in subnet:
                     continue
-                ip = self.ipam.request_address(pool_id, want_v4, owner=ep.id)
+                ip = self.ipam.request_address(pool_id, want_v4, owner=ep.id, persist=False)
                 ep.ipv4, ep.pool_id = f"{ip}/{subnet.prefixlen}", pool_id
                 iface.address = ipaddress.IPv4Interface(ep.ipv4)
             elif subnet.version == 6 and net.enable_ipv6 and not ep.ipv6:
                 if want_v6 and ipaddress.ip_address(want_v6) not in subnet:
                     continue
-                ip = self.ipam.request_address(pool_id, want_v6, owner=ep.id)
+                ip = self.ipam.request_address(pool_id, want_v6, owner=ep.id, persist=False)
                 ep.ipv6, ep.pool_id_v6 = f"{ip}/{subnet.prefixlen}", pool_id
                 iface.address_v6 = ipaddress.IPv6Interface(ep.ipv6)
         if want_v4 and not ep.ipv4:
@@ -324,17 +322,14 @@ class SandboxOps:
                 except Exception:
                     log.exception("%s of endpoint %s failed", step.__name__, ep.id[:12])
         if ep.ipv4 and ep.pool_id:
-            self.ipam.release_address(ep.pool_id, str(ipaddress.ip_interface(ep.ipv4).ip))
+            self.ipam.release_address(ep.pool_id, str(ipaddress.ip_interface(ep.ipv4).ip), persist=False)
         if ep.ipv6 and ep.pool_id_v6:
-            self.ipam.release_address(ep.pool_id_v6, str(ipaddress.ip_interface(ep.ipv6).ip))
+            self.ipam.release_address(ep.pool_id_v6, str(ipaddress.ip_interface(ep.ipv6).ip), persist=False)
         self.endpoints.pop(ep.id, None)
-        self._endpoints_dir.delete(ep.id)
         if sb is not None and sb.endpoint_ids.get(ep.network_id) == ep.id:
             del sb.endpoint_ids[ep.network_id]
             if ep.network_id in sb.endpoints:
                 sb.endpoints.remove(ep.network_id)
-            if sb.container_id in self.sandboxes:
-                self._save_sandbox(sb)
 
     def _sandbox_endpoints(self, sb: SandboxRecord) -> list[Endpoint]:
         return [self.endpoints[e] for n in sb.endpoints if (e := sb.endpoint_ids.get(n)) in self.endpoints]
@@ -376,13 +371,11 @@ class SandboxOps:
                 continue
             names = f"{alias} {other.hostname}" + (f" {other.name}" if alias != other.name else "")
             sb.links.append([ip, names])
-        self._save_sandbox(sb)
 
     def _write_dns(self, sb: SandboxRecord) -> None:
         sb.upstream_dns = self._resolv_conf(sb)[1]
         if sb.embedded_dns and sb.key:
             self._dns_attach(sb)
-        self._save_sandbox(sb)
 
     def _dns_attach(self, sb: SandboxRecord) -> None:
         """Serve the embedded DNS (127.0.0.11) in the sandbox; engine.networks.dns does the work."""
@@ -437,10 +430,9 @@ class SandboxOps:
             if sb is None:
                 return
             sb.name = new_name
-            self._save_sandbox(sb)
             for ep in self._sandbox_endpoints(sb):
                 ep.name = new_name
-                self._save_endpoint(ep)
+            self._save_sandbox(sb)
 
     def release_container(self, container_id: str) -> None:
         """Forget a removed container (its pending connections); tears down a leftover sandbox."""
@@ -448,10 +440,13 @@ class SandboxOps:
         self._containers_dir.delete(container_id)
 
     def _save_sandbox(self, sb: SandboxRecord) -> None:
+        """The sandbox and its endpoints, in one atomic write."""
+        sb.endpoint_records = {
+            net_id: self.endpoints[ep_id].to_json()
+            for net_id, ep_id in sb.endpoint_ids.items()
+            if ep_id in self.endpoints
+        }
         self._sandboxes_dir.save(sb.container_id, sb.to_json())
-
-    def _save_endpoint(self, ep: Endpoint) -> None:
-        self._endpoints_dir.save(ep.id, ep.to_json())
 
     # ---- connect / disconnect ---------------------------------------------------------------------
 
@@ -523,6 +518,7 @@ class SandboxOps:
             self._set_pending(container_id, net, cfg)
             if not net.predefined and sb.key:
                 self._write_dns(sb)
+            self._save_sandbox(sb)
             self._refresh_files(sb)
             return self._settings(sb)
 
@@ -550,6 +546,7 @@ class SandboxOps:
                 "network", "disconnect", net.id, {"container": container_id, "name": net.name, "type": net.driver}
             )
             self.daemon.pm.hook.engine_network_endpoint_left(network_id=net.id, container_id=container_id)
+            self._save_sandbox(sb)
             self._refresh_files(sb)
             return self._settings(sb)
 

@@ -23,6 +23,12 @@ class RecordDir:
     def save(self, key: str, data: dict[str, Any]) -> None:
         write_json(self.path / f"{key}.json", data)
 
+    def load(self, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.path / f"{key}.json").read_text())
+        except FileNotFoundError:
+            return None
+
     def delete(self, key: str) -> None:
         (self.path / f"{key}.json").unlink(missing_ok=True)
 

@@ -230,7 +230,7 @@ class BridgeNetworkDriver(NetworkDriver):
             for other in self.networks.values():
                 if other.id != net.id and other.bridge == net.bridge:
                     raise Conflict(f"bridge name {net.bridge} already in use by network {other.name}")
-        saved = self._net_state.load_all().get(net.id, {})
+        saved = self._net_state.load(net.id) or {}
         addresses: list[Any] = []
         if net.gateway is not None and not net.inhibit_ipv4:
             addresses.append(net.gateway)
@@ -252,7 +252,7 @@ class BridgeNetworkDriver(NetworkDriver):
     def delete_network(self, network_id: str) -> None:
         with self._lock:
             net = self.networks.pop(network_id, None)
-            saved = self._net_state.load_all().get(network_id, {})
+            saved = self._net_state.load(network_id) or {}
             if net is None and not saved:
                 return
             self._apply_firewall()
@@ -296,7 +296,7 @@ class BridgeNetworkDriver(NetworkDriver):
         )
         with self._lock:
             self.endpoints[endpoint_id] = ep
-        self._ep_state.save(endpoint_id, ep.to_json())
+        # nothing to persist yet: the veth is named after the endpoint and dies with the namespace
 
     def delete_endpoint(self, network_id: str, endpoint_id: str) -> None:
         with self._lock:
@@ -306,7 +306,7 @@ class BridgeNetworkDriver(NetworkDriver):
     def join(self, network_id: str, endpoint_id: str, sandbox: SandboxInfo) -> JoinInfo:
         net = self.networks[network_id]
         ep = self.endpoints[endpoint_id]
-        links.create_veth(ep.host_veth, net.bridge, net.mtu, sandbox.key, sandbox.ifname)
+        links.create_veth(ep.host_veth, net.bridge, net.mtu, sandbox.key, sandbox.ifname, ep.mac)
         gateway = ""
         if not net.internal and net.gateway is not None and not net.inhibit_ipv4:
             gateway = net.default_gateway or str(net.gateway.ip)
@@ -314,7 +314,6 @@ class BridgeNetworkDriver(NetworkDriver):
         links.configure_sandbox_interface(
             sandbox.key,
             sandbox.ifname,
-            ep.mac,
             ep.address,
             ep.address_v6,
             gateway,
@@ -382,6 +381,8 @@ class BridgeNetworkDriver(NetworkDriver):
                     for b in bound:
                         for s in b.sockets:
                             s.close()
+            if ep.proxies:
+                # the proxies outlive the daemon: record them so a restart adopts (or stops) them
                 self._ep_state.save(endpoint_id, ep.to_json())
             with self._lock:
                 self._apply_firewall()
@@ -393,7 +394,7 @@ class BridgeNetworkDriver(NetworkDriver):
     def revoke_external_connectivity(self, network_id: str, endpoint_id: str) -> None:
         ep = self.endpoints.get(endpoint_id)
         if ep is None:
-            saved = self._ep_state.load_all().get(endpoint_id)
+            saved = self._ep_state.load(endpoint_id)
             if not saved:
                 return
             ep = BridgeEndpoint(endpoint_id, network_id, saved.get("host_veth", ""), ports=saved.get("ports", []))
@@ -404,8 +405,7 @@ class BridgeNetworkDriver(NetworkDriver):
             self.allocator.release(p["proto"], p["host_ip"], p["host_port"])
         had_ports = bool(ep.ports)
         ep.proxies, ep.ports = [], []
-        if endpoint_id in self.endpoints:
-            self._ep_state.save(endpoint_id, ep.to_json())
+        self._ep_state.delete(endpoint_id)
         if had_ports:
             with self._lock:
                 self._apply_firewall()
@@ -419,7 +419,7 @@ class BridgeNetworkDriver(NetworkDriver):
         ports: list[PortBinding],
     ) -> None:
         """Adopt a live container's endpoint: its veth and proxies kept running while we were down."""
-        saved = self._ep_state.load_all().get(endpoint_id, {})
+        saved = self._ep_state.load(endpoint_id) or {}
         ep = BridgeEndpoint(
             id=endpoint_id,
             network_id=network_id,
@@ -427,7 +427,18 @@ class BridgeNetworkDriver(NetworkDriver):
             address=iface.address,
             address_v6=iface.address_v6,
             mac=iface.mac_address,
-            ports=list(saved.get("ports", [])),
+            ports=list(
+                saved.get("ports")
+                or [
+                    {
+                        "proto": p.proto,
+                        "container_port": p.container_port,
+                        "host_ip": p.host_ip,
+                        "host_port": p.host_port,
+                    }
+                    for p in ports
+                ]
+            ),
             proxies=[ProxyProcess(p["pid"], p["start_time"]) for p in saved.get("proxies", [])],
         )
         for p in ep.ports:
@@ -446,6 +457,15 @@ class BridgeNetworkDriver(NetworkDriver):
                 self.program_external_connectivity(network_id, endpoint_id, [PortBinding(proto, cport, "", hport)])
         with self._lock:
             self._apply_firewall()
+
+    def reconcile(self, endpoint_ids: set[str]) -> None:
+        """Stop the proxies of endpoints engine no longer knows (a start cut short by a crash)."""
+        for endpoint_id, saved in self._ep_state.load_all().items():
+            if endpoint_id in endpoint_ids:
+                continue
+            for p in saved.get("proxies", []):
+                ProxyProcess(p["pid"], p["start_time"]).stop()
+            self._ep_state.delete(endpoint_id)
 
     # ---- firewall --------------------------------------------------------------------------------
 

@@ -18,8 +18,14 @@ ENODEV = 19
 
 
 def link_index(ipr: IPRoute, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    """The index of one link by name (a single RTM_GETLINK, not a dump of every link)."""
+    try:
+        found = ipr.link("get", ifname=name)
+    except NetlinkError as exc:
+        if exc.code in (ENODEV, ENOENT):
+            return None
+        raise
+    return found[0]["index"] if found else None
 
 
 def link_exists(name: str) -> bool:
@@ -68,11 +74,8 @@ def ensure_bridge(name: str, mtu: int, addresses: Iterable[ipaddress.IPv4Interfa
 def delete_link(name: str) -> None:
     """Delete a link (bridge, veth) by name; a missing one is fine."""
     with IPRoute() as ipr:
-        index = link_index(ipr, name)
-        if index is None:
-            return
         try:
-            ipr.link("del", index=index)
+            ipr.link("del", ifname=name)
         except NetlinkError as exc:
             if exc.code not in (ENODEV, ENOENT):
                 raise
@@ -90,23 +93,22 @@ def remove_addresses(name: str, addresses: Iterable[ipaddress.IPv4Interface | ip
                 pass
 
 
-def create_veth(host_name: str, bridge: str, mtu: int, sandbox_key: str, ifname: str) -> None:
-    """A veth pair: ``host_name`` enslaved to ``bridge`` here, its peer ``ifname`` created directly in the sandbox."""
+def create_veth(host_name: str, bridge: str, mtu: int, sandbox_key: str, ifname: str, mac: str = "") -> None:
+    """A veth pair in one netlink request: ``host_name`` up on ``bridge`` here, its peer ``ifname``
+    (with ``mac``) created directly in the sandbox, so no name is ever taken in the host namespace."""
     fd = os.open(sandbox_key, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with IPRoute() as ipr:
-            peer = {"ifname": ifname, "net_ns_fd": fd}
-            if mtu:
-                peer["mtu"] = mtu
-            ipr.link("add", ifname=host_name, kind="veth", peer=peer)
-            index = link_index(ipr, host_name)
             master = link_index(ipr, bridge)
-            if index is None or master is None:
-                raise RuntimeError(f"veth {host_name} or bridge {bridge} vanished")
-            settings = {"index": index, "master": master, "state": "up"}
+            if master is None:
+                raise RuntimeError(f"bridge {bridge} vanished")
+            peer: dict[str, object] = {"ifname": ifname, "net_ns_fd": fd}
+            extra: dict[str, object] = {}
+            if mac:
+                peer["address"] = mac
             if mtu:
-                settings["mtu"] = mtu
-            ipr.link("set", **settings)
+                peer["mtu"] = extra["mtu"] = mtu
+            ipr.link("add", ifname=host_name, kind="veth", peer=peer, master=master, state="up", **extra)
     finally:
         os.close(fd)
 
@@ -114,22 +116,19 @@ def create_veth(host_name: str, bridge: str, mtu: int, sandbox_key: str, ifname:
 def configure_sandbox_interface(
     sandbox_key: str,
     ifname: str,
-    mac: str,
     address: ipaddress.IPv4Interface | None,
     address_v6: ipaddress.IPv6Interface | None,
     gateway: str,
     gateway_v6: str,
     default_route: bool,
 ) -> None:
-    """Inside the sandbox: MAC, addresses, up, and the default route through the gateway."""
+    """Inside the sandbox: addresses, up, and the default route through the gateway."""
 
     def inside() -> None:
         with IPRoute() as ipr:
             index = link_index(ipr, ifname)
             if index is None:
                 raise RuntimeError(f"{ifname} not found in {sandbox_key}")
-            if mac:
-                ipr.link("set", index=index, address=mac)
             if address is not None:
                 ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
             if address_v6 is not None:
