@@ -38,3 +38,21 @@ __all__ = ["StorageDriverBench", "StorageDriverSuite"]
 def pytest_configure(config: pytest.Config) -> None:
     # the suites mark cases needing root; registered here for projects that install the kit alone
     config.addinivalue_line("markers", "privileged: needs root and real kernel features (mounts, namespaces)")
+
+
+# ---- log drivers ---------------------------------------------------------------------------------------
+# A reader-capable driver's conformance file (moby's loggertest cases):
+# `class TestMine(LogReaderSuite, driver="mine", rotation={"max-size": "10k", "max-file": "5"}): ...`
+
+from engine_testkit.logs import LogReaderSuite  # noqa: E402
+
+__all__ += ["LogReaderSuite"]
+
+
+@pytest.fixture
+def log_info(tmp_path):  # type: ignore[no-untyped-def]
+    """A ``LogInfo`` for a made-up container logging into ``tmp_path`` (no options; give some with
+    ``dataclasses.replace(log_info, config={...})``)."""
+    from engine_testkit.logs import make_log_info
+
+    return make_log_info(tmp_path)
