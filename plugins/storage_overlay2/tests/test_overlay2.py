@@ -209,3 +209,75 @@ def test_apply_diff_writes_overlay_whiteouts(driver: Overlay2StorageDriver, home
         assert os.listdir(root / "dir") == ["new"]
     finally:
         driver.put("layer")
+
+
+@pytest.fixture
+def xfs(tmp_path: Path) -> Iterator[tuple[Path, bool]]:
+    """A loop-mounted xfs (with project quotas when this kernel has xfs quota support)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("mkfs.xfs"):
+        pytest.skip("mkfs.xfs not installed (Debian package xfsprogs)")
+    image, mnt = tmp_path / "xfs.img", tmp_path / "xfs"
+    mnt.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(320 << 20)  # sparse; xfsprogs wants at least 300 MB
+    subprocess.run(["mkfs.xfs", "-q", str(image)], check=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], check=True, capture_output=True, text=True)
+    device = loop.stdout.strip()
+    try:
+        try:
+            mounts.mount(device, mnt, "xfs", 0, "pquota")
+            pquota = True
+        except OSError:  # "quota support not available in this kernel"
+            mounts.mount(device, mnt, "xfs", 0, "")
+            pquota = False
+        try:
+            yield mnt, pquota
+        finally:
+            for mountpoint in reversed(mounts_under(mnt)):
+                mounts.unmount(mountpoint)
+            mounts.unmount(mnt)
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+
+
+def test_xfs_backing_and_quota(xfs: tuple[Path, bool]) -> None:
+    mnt, pquota = xfs
+    home = mnt / "overlay2"
+    if not pquota:
+        with pytest.raises(ConfigError, match="Filesystem does not support Project Quota"):
+            Overlay2StorageDriver.init(home, {"size": "10M"})
+    driver = Overlay2StorageDriver.init(home, {})
+    assert ("Backing Filesystem", "xfs") in driver.status()
+    driver.create("base", None)
+    if not pquota:
+        with pytest.raises(InvalidParameter, match="'pquota'"):
+            driver.create_read_write("rw", "base", CreateOpts(storage_opt={"size": "5M"}))
+        driver.remove("base")
+        driver.cleanup()
+        pytest.skip("this kernel has no xfs quota support: the limit itself is untested here")
+    driver.create_read_write("rw", "base", CreateOpts(storage_opt={"size": "5M"}))
+    root = driver.get("rw")
+    try:
+        (root / "small").write_bytes(os.urandom(2 << 20))
+        with pytest.raises(OSError) as info:
+            (root / "big").write_bytes(os.urandom(5 << 20))
+        assert info.value.errno in (errno.EDQUOT, errno.ENOSPC)
+    finally:
+        driver.put("rw")
+    driver.remove("rw")
+    driver.remove("base")
+    driver.cleanup()
+
+
+def test_project_ids_on_xfs(xfs: tuple[Path, bool]) -> None:
+    from engine_plugin_overlay2.quota import get_project_id, set_project_id
+
+    mnt, _ = xfs
+    (mnt / "d").mkdir()
+    set_project_id(mnt / "d", 4242)
+    (mnt / "d" / "child").mkdir()
+    assert get_project_id(mnt / "d") == 4242
+    assert get_project_id(mnt / "d" / "child") == 4242  # inherited

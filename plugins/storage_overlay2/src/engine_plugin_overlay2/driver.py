@@ -31,10 +31,11 @@ from typing import BinaryIO, Self
 from engine import DRIVER_API_VERSION, archive
 from engine.config_options import parse_size
 from engine.drivers.naive_diff import NaiveDiffMixin
-from engine.drivers.storage import IDENTITY, Change, CreateOpts, IdMap, StorageDriver
+from engine.drivers.storage import IDENTITY, Change, CreateOpts, IdMap, StorageDriver, SupportsQuota
 from engine.errors import ConfigError, Conflict, InvalidParameter, NotFound, SystemError
 from engine_plugin_overlay2 import checks, mounts
 from engine_plugin_overlay2.native import dir_size, overlay_changes
+from engine_plugin_overlay2.quota import ProjectQuota
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def generate_link_id() -> str:
     return base64.b32encode(os.urandom(20)).decode()[:ID_LENGTH]
 
 
-class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver):
+class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
     name = "overlay2"
     API_VERSION = DRIVER_API_VERSION
 
@@ -80,6 +81,8 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver):
         self.xattr_prefix = "trusted.overlay."
         self.mount_prefix = ""  # "index=off," / "userxattr," as the kernel needs
         self.native_diff_problem: str | None = None
+        self.quota: ProjectQuota | None = None  # xfs mounted with pquota only
+        self.quota_error = "backing filesystem is not xfs"
         self._refs: dict[str, int] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -109,10 +112,12 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver):
             raise ConfigError(
                 f"Storage Option overlay2.size only supported for backingFS XFS. Found {driver.backing_fs}"
             )
-        if driver.quota_size:
+        if driver.backing_fs == "xfs":
+            driver._setup_quota()
+        if driver.quota_size and driver.quota is None:
             raise ConfigError(
                 "Storage option overlay2.size not supported. Filesystem does not support Project Quota: "
-                "engine does not manage xfs project quotas"
+                + driver.quota_error
             )
         (home / LINK_DIR).mkdir(mode=0o700, exist_ok=True)
         driver._unmount_stale()
@@ -129,6 +134,16 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver):
                 driver.native_diff_problem,
             )
         return driver
+
+    def _setup_quota(self) -> None:
+        quota = ProjectQuota(self.home)
+        try:
+            quota.probe()
+        except OSError as exc:
+            self.quota_error = exc.strerror or str(exc)
+            log.debug("overlay2: no project quotas on %s: %s", self.home, exc)
+            return
+        self.quota = quota
 
     def _unmount_stale(self) -> None:
         """Mounts a killed daemon left under home: nothing references them in this process."""
@@ -189,13 +204,21 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver):
 
     def create_read_write(self, id: str, parent: str | None, opts: CreateOpts | None = None) -> None:
         storage_opt = dict(opts.storage_opt) if opts else {}
-        if "size" in storage_opt or self.quota_size:
+        if "size" not in storage_opt and self.quota_size:
+            storage_opt["size"] = str(self.quota_size)  # the daemon-wide default
+        if "size" in storage_opt and self.quota is None:
             raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
-        self._create(id, parent, opts)
+        self._create(id, parent, CreateOpts(storage_opt=storage_opt))
 
     def _create(self, id: str, parent: str | None, opts: CreateOpts | None) -> None:
-        for key in opts.storage_opt if opts else ():
-            raise InvalidParameter(f"Unknown option {key}")
+        size = 0
+        for key, value in (opts.storage_opt if opts else {}).items():
+            if key != "size":
+                raise InvalidParameter(f"Unknown option {key}")
+            try:
+                size = parse_size(value)
+            except ValueError as exc:
+                raise InvalidParameter(str(exc)) from None
         layer = self._dir(id)
         parent_dir = self._dir(parent) if parent else None
         if parent_dir is not None and not parent_dir.is_dir():
@@ -208,6 +231,8 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver):
         root_uid, root_gid = self.id_map.root()
         link = ""
         try:
+            if size and self.quota is not None:
+                self.quota.set_quota(layer, size)  # before diff/work exist: they inherit the project
             diff = layer / "diff"
             diff.mkdir(mode=0o755)
             os.chown(diff, root_uid, root_gid)
