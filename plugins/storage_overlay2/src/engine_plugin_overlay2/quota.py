@@ -98,6 +98,7 @@ class ProjectQuota:
         self.device = home / "backingFsBlockDev"
         self._lock = threading.Lock()
         self._next = 0
+        self._assigned: dict[Path, int] = {}
 
     def probe(self) -> None:
         """Make the block device node, check quotas are on, and find the first free project id.
@@ -123,11 +124,12 @@ class ProjectQuota:
     def set_quota(self, directory: Path, size: int) -> None:
         """Limit what ``directory`` (and everything later created below it) may hold to ``size`` bytes."""
         with self._lock:
-            project_id = get_project_id(directory)
-            if project_id < self._next - 1 or project_id == 0:
+            project_id = self._assigned.get(directory)
+            if project_id is None:
                 project_id = self._next
                 self._next += 1
                 set_project_id(directory, project_id)
+                self._assigned[directory] = project_id
         self._set_limit(project_id, size)
 
     def _set_limit(self, project_id: int, size: int) -> None:
