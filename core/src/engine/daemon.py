@@ -80,13 +80,15 @@ class Daemon:
 
         self._prepare_dirs()
         self._check_log_driver()
+        # listeners are opened first, as dockerd does: a bad -H fails before anything else starts
+        self.api = APIServer(make_app(self), self.config)
+        await self.api.bind()
         self.storage = await asyncio.to_thread(start_storage_driver, self.config, self.storage_drivers)
         for subsystem in self._make_subsystems():
             self.subsystems.append(subsystem)
             await _call_maybe_async(getattr(subsystem, "start", None))
         self.events.add_observer(self._events_to_hooks)
-        self.api = APIServer(make_app(self), self.config)
-        await self.api.start()
+        await self.api.serve()
         self.pm.hook.engine_daemon_started(daemon=self)
         log.info("engine %s started (storage driver %s, data-root %s)", self.id, self.storage.name, self.data_root)
 

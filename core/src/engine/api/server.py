@@ -157,6 +157,33 @@ def _split_tcp(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def tcp_sockets(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address ``host`` resolves to (``localhost``: 127.0.0.1 and ::1)."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"listen tcp {host}:{port}: lookup {host}: {exc.strerror}") from None
+    socks: list[socket.socket] = []
+    for family, type_, proto, _, sockaddr in infos:
+        if any(s.family == family and s.getsockname()[0] == sockaddr[0] for s in socks):
+            continue
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(socket.SOMAXCONN)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            for s in socks:
+                s.close()
+            raise ConfigError(f"listen tcp {host}:{port}: bind: {(exc.strerror or str(exc)).lower()}") from None
+        socks.append(sock)
+    return socks
+
+
 class APIServer:
     def __init__(self, app: web.Application, config: DaemonConfig) -> None:
         self.app = app
@@ -164,9 +191,17 @@ class APIServer:
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handle_signals=False)
         self.unix_paths: list[Path] = []
         self.sites: list[web.BaseSite] = []
+        self._bound: list[tuple[socket.socket, ssl.SSLContext | None, str]] = []
 
     async def start(self) -> None:
-        """Open every listener; raises ConfigError "failed to load listeners: ..." as dockerd."""
+        await self.bind()
+        await self.serve()
+
+    async def bind(self) -> None:
+        """Open every listener without serving yet (dockerd opens them before the daemon starts).
+
+        :raises ConfigError: "failed to create API server: ..." or "failed to load listeners: ...".
+        """
         await self.runner.setup()
         try:
             tls = tls_context(self.config)
@@ -174,37 +209,41 @@ class APIServer:
             raise ConfigError(f"failed to create API server: {exc.message}") from None
         try:
             for host in self.config["hosts"]:
-                await self._listen(host, tls)
+                self._bound.extend(await self._bind(host, tls))
         except ConfigError as exc:
+            self._close_bound()
             raise ConfigError(f"failed to load listeners: {exc.message}") from None
 
-    async def _listen(self, host: str, tls: ssl.SSLContext | None) -> None:
+    async def serve(self) -> None:
+        """Serve the API on every bound listener."""
+        for sock, context, shown in self._bound:
+            site = web.SockSite(self.runner, sock, ssl_context=context)
+            await site.start()
+            self.sites.append(site)
+            log.info("API listen on %s", shown)
+        self._bound = []
+
+    def _close_bound(self) -> None:
+        for sock, _, _ in self._bound:
+            sock.close()
+        self._bound = []
+
+    async def _bind(
+        self, host: str, tls: ssl.SSLContext | None
+    ) -> list[tuple[socket.socket, ssl.SSLContext | None, str]]:
         proto, _, addr = host.partition("://")
         if proto == "unix":
             path = Path(addr)
             sock = unix_socket(path, self.config["group"])
             self.unix_paths.append(path)
-            await self._start(web.SockSite(self.runner, sock))
-            log.info("API listen on %s", path)
-        elif proto == "tcp":
+            return [(sock, None, str(path))]
+        if proto == "tcp":
             await self._warn_insecure_tcp(host, addr, tls)
             hostname, port = _split_tcp(addr)
-            site = web.TCPSite(self.runner, hostname, port, ssl_context=tls, reuse_address=True)
-            try:
-                await self._start(site)
-            except OSError as exc:
-                raise ConfigError(f"listen tcp {addr}: bind: {exc.strerror.lower() if exc.strerror else exc}") from None
-            log.info("API listen on %s", addr)
-        elif proto == "fd":
-            for sock in _systemd_sockets(addr):
-                await self._start(web.SockSite(self.runner, sock))
-            log.info("API listen on %s", host)
-        else:
-            raise ConfigError(f'invalid protocol format: "{proto}"')
-
-    async def _start(self, site: web.BaseSite) -> None:
-        await site.start()
-        self.sites.append(site)
+            return [(sock, tls, addr) for sock in await asyncio.to_thread(tcp_sockets, hostname, port)]
+        if proto == "fd":
+            return [(sock, tls, host) for sock in _systemd_sockets(addr)]
+        raise ConfigError(f'invalid protocol format: "{proto}"')
 
     async def _warn_insecure_tcp(self, host: str, addr: str, tls: ssl.SSLContext | None) -> None:
         """dockerd's deterrent: tcp without client verification warns and waits; 15 s more for a
@@ -237,6 +276,7 @@ class APIServer:
             await asyncio.sleep(15)
 
     async def stop(self) -> None:
+        self._close_bound()
         await self.runner.cleanup()
         for path in self.unix_paths:
             try:
