@@ -18,7 +18,7 @@ from typing import Self
 from engine import DRIVER_API_VERSION
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, CreateOpts, IdMap, StorageDriver
-from engine.errors import InvalidParameter, NotFound, SystemError
+from engine.errors import Conflict, InvalidParameter, NotFound, SystemError
 
 
 def copy_tree(src: Path, dst: Path) -> None:
@@ -72,7 +72,10 @@ class VfsStorageDriver(NaiveDiffMixin, StorageDriver):
         parent_dir = self._dir(parent) if parent else None
         if parent_dir is not None and not parent_dir.is_dir():
             raise NotFound(f"vfs: parent layer {parent} does not exist")
-        target.mkdir(mode=0o755)
+        try:
+            target.mkdir(mode=0o755)
+        except FileExistsError:
+            raise Conflict(f"vfs: layer {id} already exists") from None
         try:
             uid, gid = self.id_map.root()
             os.chown(target, uid, gid)
