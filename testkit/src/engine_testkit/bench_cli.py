@@ -13,15 +13,24 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from engine.registry import STORAGE, DriverRegistry
 from engine_testkit import logs_bench
 from engine_testkit.storage_bench import StorageDriverBench, Unsupported, summarize
 
 
-def storage_table(drivers: Sequence[str], repeat: int, files: int, log=sys.stderr) -> str:  # type: ignore[no-untyped-def]
-    bench = StorageDriverBench()
-    bench.diff_sizes = ((10, 10), (10, files))  # type: ignore[misc]
+def storage_table(
+    drivers: Sequence[str],
+    repeat: int,
+    files: int,
+    log: TextIO = sys.stderr,
+    bench: StorageDriverBench | None = None,
+) -> str:
+    """Run the storage benchmarks for ``drivers``; returns the table (unsupported drivers noted below it)."""
+    if bench is None:
+        bench = StorageDriverBench()
+        bench.diff_sizes = ((10, 10), (10, files))  # type: ignore[misc]
     results: dict[str, dict[str, list[float]]] = {}
     skipped: dict[str, str] = {}
     for name in drivers:

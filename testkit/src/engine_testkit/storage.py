@@ -130,6 +130,16 @@ class StorageDriverSuite:
             driver.put(name)
 
     @privileged
+    def test_create_existing_layer_fails(self, driver: StorageDriver) -> None:
+        self.create_base(driver, "base")
+        with pytest.raises(EngineError):
+            driver.create("base", None)
+        with pytest.raises(EngineError):
+            driver.create_read_write("base", None)
+        self.verify_base(driver, "base")  # untouched
+        driver.remove("base")
+
+    @privileged
     def test_create_base(self, driver: StorageDriver) -> None:
         self.create_base(driver, "base")
         self.verify_base(driver, "base")
