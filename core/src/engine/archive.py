@@ -41,6 +41,7 @@ from __future__ import annotations
 import bz2
 import ctypes
 import errno
+import functools
 import gzip
 import logging
 import lzma
@@ -378,6 +379,15 @@ class OverlayWhiteouts:
 DELETE_WHITEOUTS = DeleteWhiteouts()
 
 
+@functools.cache
+def _in_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def _pax_ns(member: tarfile.TarInfo, key: str, default: float) -> int:
     """A PAX time (``mtime``/``atime``) in nanoseconds without float rounding."""
     raw = member.pax_headers.get(key)
@@ -534,7 +544,13 @@ class Extractor:
         elif m.ischr() or m.isblk() or m.isfifo():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
             dev = os.makedev(m.devmajor, m.devminor) if kind != stat.S_IFIFO else 0
-            os.mknod(name, kind | 0o600, dev, dir_fd=pfd)
+            try:
+                os.mknod(name, kind | 0o600, dev, dir_fd=pfd)
+            except PermissionError:
+                if kind == stat.S_IFIFO or not _in_user_namespace():
+                    raise
+                log.debug("archive: skipping device %s inside a user namespace", m.name)  # as moby does
+                return
         else:
             raise ArchiveError(f"unhandled tar header type {m.type!r} for {m.name!r}")
         self._apply_meta(pfd, name, m, is_dir=m.isdir())
