@@ -281,3 +281,70 @@ def test_project_ids_on_xfs(xfs: tuple[Path, bool]) -> None:
     (mnt / "d" / "child").mkdir()
     assert get_project_id(mnt / "d") == 4242
     assert get_project_id(mnt / "d" / "child") == 4242  # inherited
+
+
+def test_native_diff_probe_detects_redirect_dir(tmp_path: Path) -> None:
+    from engine_plugin_overlay2 import checks
+
+    assert checks.probe_native_diff(tmp_path, checks.index_off(), "trusted.overlay.") is None
+    problem = checks.probe_native_diff(tmp_path, checks.index_off() + "redirect_dir=on,", "trusted.overlay.")
+    assert problem == "kernel has CONFIG_OVERLAY_FS_REDIRECT_DIR enabled"
+    assert os.listdir(tmp_path) == [] and not mounts_under(tmp_path)
+
+
+def test_naive_diff_when_native_is_unsafe(driver: Overlay2StorageDriver) -> None:
+    driver.native_diff_problem = "kernel has CONFIG_OVERLAY_FS_REDIRECT_DIR enabled"  # as the probe would say
+    assert ("Native Overlay Diff", "false") in driver.status()
+    driver.create("base", None)
+    root = driver.get("base")
+    (root / "old").write_text("old")
+    driver.put("base")
+    driver.create("upper", "base")
+    root = driver.get("upper")
+    (root / "old").unlink()
+    (root / "new").write_text("new")
+    driver.put("upper")
+    assert [(c.path, c.kind.name) for c in driver.changes("upper", "base")] == [("/new", "ADD"), ("/old", "DELETE")]
+    buf = io.BytesIO()
+    driver.diff("upper", "base", buf)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tf:
+        assert [m.name for m in tf] == ["new", ".wh.old"]
+    assert not mounts_under(driver.home)
+
+
+@pytest.mark.parametrize(
+    ("fact", "error", "message"),
+    [
+        ("overlay_in_kernel", "PrerequisitesNotMet", "'overlay' not found as a supported filesystem"),
+        ("supports_dtype", "IncompatibleFS", "without d_type support"),
+    ],
+)
+def test_host_checks_simulated(
+    home: Path, monkeypatch: pytest.MonkeyPatch, fact: str, error: str, message: str
+) -> None:
+    """Hosts without overlay or d_type cannot be made here: the host fact is simulated (named so)."""
+    from engine_plugin_overlay2 import checks
+
+    import engine.errors
+
+    monkeypatch.setattr(checks, fact, lambda *args: False)
+    with pytest.raises(getattr(engine.errors, error), match=message):
+        Overlay2StorageDriver.init(home, {})
+
+
+def test_multiple_lowers_probe_failure_simulated(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel refusing two lower dirs is simulated by failing the probe's mount(2) (named so)."""
+    from engine.errors import PrerequisitesNotMet
+
+    real_mount = mounts.mount
+
+    def refuse_two_lowers(source: str, target: str | Path, fstype: str, flags: int = 0, data: str = "") -> None:
+        if "lower2:" in data:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_mount(source, target, fstype, flags, data)
+
+    monkeypatch.setattr(mounts, "mount", refuse_two_lowers)
+    with pytest.raises(PrerequisitesNotMet, match="multiple lower dirs"):
+        Overlay2StorageDriver.init(home, {})
+    assert not [p for p in home.iterdir() if p.name.startswith("engine-probe-")]
