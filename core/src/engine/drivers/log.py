@@ -161,5 +161,10 @@ class LogReader(Protocol):
 
     def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
         """Yield the stored messages matching ``config``; with ``follow``, keep yielding new ones
-        (across rotation) until the consumer closes the iterator or the container's logger closes."""
+        (across rotation) until the consumer closes the iterator or the container's logger closes.
+
+        Called on the event loop. Best as a plain method returning the iterator, taking the
+        follow position right away (``tail=0`` then means "what is written after this call").
+        A driver may also offer ``read_log_batches(config)``, an async iterator of message lists,
+        which the logs route prefers (see ``engine.logs.logfile`` for a file-based implementation)."""
         ...
