@@ -307,12 +307,14 @@ class LogFile:
             closed = self._closed  # read before the position: once closed, the position is final
             rotation, size = self._pos
             if rotation != read_rotation:
-                batches, read_rotation, read_size = await _in_thread(
-                    self._after_rotation, reader, snapshot, read_rotation, read_size
-                )
-                for batch in batches:
-                    if batch:
-                        yield batch
+                moved = self._after_rotation(reader, snapshot, read_rotation, read_size)
+                try:
+                    while (batch := await _in_thread(next, moved, None)) is not None:
+                        if batch:
+                            yield batch
+                finally:
+                    moved.close()
+                read_rotation, read_size = snapshot.rotation, 0
             elif size > read_size and snapshot.fd is None:
                 # the file did not exist when we started: open it, atomically with its position
                 snapshot.fd, read_rotation, _ = await _in_thread(self._reopen_current)
@@ -336,15 +338,15 @@ class LogFile:
 
     def _after_rotation(
         self, reader: _Reader, snapshot: _Snapshot, read_rotation: int, read_size: int
-    ) -> tuple[list[list[LogMessage]], int, int]:
-        """Finish the file we were reading, read the files rotated out since, open the new one."""
-        batches: list[list[LogMessage]] = []
+    ) -> Iterator[list[LogMessage]]:
+        """Batches of the rest of the file we were reading and of the files rotated out since
+        (run step by step in worker threads); then ``snapshot`` holds the new current file."""
         # the file of read_rotation is now .n (n = rotations since), the ones after it .n-1 ... .1;
         # ours is read from the fd we hold or, when it did not exist yet when we started, as .n
         skip_ours = snapshot.fd is not None
         if snapshot.fd is not None:
             end = os.fstat(snapshot.fd).st_size  # final: the writer closed it before renaming
-            batches.extend(reader.read_all_range(snapshot.fd, read_size, end))
+            yield from reader.iter_range(snapshot.fd, read_size, end)
             os.close(snapshot.fd)
             snapshot.fd = None
         with self._lock:
@@ -355,12 +357,14 @@ class LogFile:
                 source = _open_rotated(f"{self.path}.{k}")
                 if source is not None:
                     missed.append(source)
-            fd, rotation, _ = self._open_current_locked()
-        for source in missed:
-            with source:
-                batches.extend(reader.read_source(source))
-        snapshot.fd = fd
-        return batches, rotation, 0
+            snapshot.fd, snapshot.rotation, _ = self._open_current_locked()
+        try:
+            for source in missed:
+                if not reader.done:
+                    yield from reader.read_source(source)
+        finally:
+            for source in missed:
+                source.close()
 
 
 async def messages_of(batches: AsyncIterator[list[LogMessage]]) -> AsyncIterator[LogMessage]:
@@ -505,17 +509,16 @@ class _Reader:
         data = _pread_all(fd, start, end)
         return self.decode_lines(data.split(b"\n"))
 
-    def read_all_range(self, fd: int, start: int, end: int) -> list[list[LogMessage]]:
-        out = []
+    def iter_range(self, fd: int, start: int, end: int) -> Iterator[list[LogMessage]]:
+        """``[start, end)`` of a file no longer written, in batches."""
         while start < end and not self.done:
             stop = min(end, start + 4 * BATCH_BYTES)
             data = _pread_all(fd, start, stop)
             cut = data.rfind(b"\n") + 1 if stop < end else len(data)
-            if cut == 0:  # a line longer than the block: take it whole
+            if cut == 0:  # no line is that long (16 KiB pieces, escaped at most 6x); garbage: skip it
                 cut = len(data)
-            out.append(self.decode_lines(data[:cut].split(b"\n")))
+            yield self.decode_lines(data[:cut].split(b"\n"))
             start += cut
-        return out
 
     def initial(self, snapshot: _Snapshot) -> Iterator[list[LogMessage]]:
         """What is stored now (``tail``, then since/until), in batches."""
