@@ -125,7 +125,7 @@ class JsonLineCodec:
 
     def decode(self, line: bytes) -> LogMessage:
         try:
-            entry, end = _scan(line.decode("utf-8", "replace"), 0)
+            entry, _ = _scan(line.decode("utf-8", "replace"), 0)
             ts = parse_rfc3339nano(entry["time"])
             text: str = entry.get("log", "")
             data = text.encode("utf-8", "replace")
