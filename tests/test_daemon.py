@@ -258,7 +258,28 @@ def certs(tmp_path_factory):
     return d
 
 
-def test_tlsverify_with_the_docker_cli(certs):
+AUTHZ_PLUGIN = """
+from engine import hookimpl
+
+
+@hookimpl
+def engine_authorize_request(user, uri):
+    if uri.endswith("/info") and user != "tester":
+        return f"user {user or 'anonymous'} may not read /info"
+"""
+
+
+def authz_plugin_site(root: Path) -> Path:
+    """An installed hook plugin (dist-info with an engine.plugins entry point) in ``root``."""
+    info = root / "engine_plugin_authz_test-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: engine-plugin-authz-test\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[engine.plugins]\nauthz-test = engine_authz_test_plugin\n")
+    (root / "engine_authz_test_plugin.py").write_text(AUTHZ_PLUGIN)
+    return root
+
+
+def test_tlsverify_with_the_docker_cli_and_the_client_cn_for_authorization(certs, tmp_path):
     port = free_port()
     tls = {
         "tlsverify": True,
@@ -266,15 +287,18 @@ def test_tlsverify_with_the_docker_cli(certs):
         "tlscert": str(certs / "server-cert.pem"),
         "tlskey": str(certs / "server-key.pem"),
     }
-    daemon = EngineDaemon(config={**LIGHT, **tls})
+    site = authz_plugin_site(tmp_path / "site")
+    daemon = EngineDaemon(config={**LIGHT, **tls}, env={"PYTHONPATH": str(site)})
     daemon.config["hosts"] = [daemon.host, f"tcp://127.0.0.1:{port}"]
     with daemon:
         docker = DockerCLI(f"tcp://127.0.0.1:{port}")
-        verified = docker(
-            "--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "client-cert.pem"),
-            "--tlskey", str(certs / "client-key.pem"), "version", "--format", "{{.Server.APIVersion}}",
-        )  # fmt: skip
-        assert verified.out == "1.41"
+        client = ["--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "client-cert.pem"),
+                  "--tlskey", str(certs / "client-key.pem")]  # fmt: skip
+        assert docker(*client, "version", "--format", "{{.Server.APIVersion}}").out == "1.41"
+        # the plugin sees the client certificate's CN: "tester" may read /info, nobody else
+        assert docker(*client, "info", "--format", "{{.ServerVersion}}").out == "20.10.24"
+        denied = DockerCLI(daemon.host).fails("info")
+        assert "authorization denied by plugin authz-test: user anonymous may not read /info" in denied.stderr
         # no client certificate: the handshake is refused
         docker.fails("--tlsverify", "--tlscacert", str(certs / "ca.pem"), "version")
         # plain http to a TLS port

@@ -87,17 +87,23 @@ def tls_user(request: web.Request) -> str:
 
 @web.middleware
 async def authorization(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Ask every ``engine_authorize_request`` implementation; any deny is a 403."""
+    """Ask every ``engine_authorize_request`` implementation in turn; the first deny is a 403 naming the
+    plugin, as moby's authorization chain answers ("authorization denied by plugin <name>: <msg>")."""
     daemon = request.app[DAEMON]
-    hook = daemon.pm.hook.engine_authorize_request
-    if hook.get_hookimpls():
+    impls = daemon.pm.hook.engine_authorize_request.get_hookimpls()
+    if impls:
         body = b""
         if request.content_type == "application/json" and (request.content_length or 0) < 1 << 20:
             body = await request.read()
-        user = tls_user(request)
-        for denial in hook(
-            user=user, method=request.method, uri=str(request.rel_url), headers=dict(request.headers), body=body
-        ):
+        args = {
+            "user": tls_user(request),
+            "method": request.method,
+            "uri": str(request.rel_url),
+            "headers": dict(request.headers),
+            "body": body,
+        }
+        for impl in reversed(impls):  # pluggy's calling order: last registered first
+            denial = impl.function(**{name: args[name] for name in impl.argnames})
             if denial:
-                raise Forbidden(f"authorization denied by plugin: {denial}")
+                raise Forbidden(f"authorization denied by plugin {impl.plugin_name}: {denial}")
     return await handler(request)
