@@ -407,6 +407,17 @@ def test_compressed_input(tmp_path: Path, codec: str) -> None:
     assert (tmp_path / "a" / "b").read_bytes() == b"payload"
 
 
+def test_empty_and_broken_streams(tmp_path: Path) -> None:
+    assert archive.apply_layer(tmp_path, io.BytesIO(b"")) == 0
+    assert archive.apply_layer(tmp_path, io.BytesIO(bytes(1024))) == 0
+    with pytest.raises(archive.ArchiveError, match="invalid tar stream"):
+        archive.apply_layer(tmp_path, io.BytesIO(b"not a tar" * 100))
+    truncated = make_tar(entry("f", data=b"x" * 5000)).getvalue()[:2048]
+    with pytest.raises(archive.ArchiveError):
+        archive.apply_layer(tmp_path, io.BytesIO(truncated))
+    assert os.listdir(tmp_path) in ([], ["f"])
+
+
 def test_input_is_read_to_the_end(tmp_path: Path) -> None:
     stream = io.BytesIO(make_tar(entry("f", data=b"1")).getvalue() + bytes(8192))
     archive.apply_layer(tmp_path, stream)

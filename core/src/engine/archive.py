@@ -468,6 +468,9 @@ class Extractor:
                         raise ArchiveError(f"{member.name}: {exc.strerror or exc}") from exc
             self._set_dir_times()
             _drain(raw)
+        except tarfile.ReadError as exc:
+            if str(exc) != "empty file":  # no bytes at all: an empty archive, as Go's tar reader sees it
+                raise ArchiveError(f"invalid tar stream: {exc}") from None
         except tarfile.TarError as exc:
             raise ArchiveError(f"invalid tar stream: {exc}") from None
         finally:
