@@ -348,3 +348,31 @@ def test_multiple_lowers_probe_failure_simulated(home: Path, monkeypatch: pytest
     with pytest.raises(PrerequisitesNotMet, match="multiple lower dirs"):
         Overlay2StorageDriver.init(home, {})
     assert not [p for p in home.iterdir() if p.name.startswith("engine-probe-")]
+
+
+def test_concurrent_get_put_keeps_count(driver: Overlay2StorageDriver, home: Path) -> None:
+    import threading
+
+    driver.create("base", None)
+    driver.create_read_write("rw", "base")
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(5):
+                root = driver.get("rw")
+                assert root.is_dir() and mounts.is_mounted(root)
+                driver.put("rw")
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = driver.get("rw")  # held throughout: the mount must never go away under the workers
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert mounts.is_mounted(first)
+    driver.put("rw")
+    assert not mounts_under(home)
