@@ -100,7 +100,9 @@ def test_deep_stack_mounts_with_short_links(driver: Overlay2StorageDriver, home:
         parent = f"layer-{i}"
     with pytest.raises(InvalidParameter, match="max depth exceeded"):
         driver.create("too-deep", parent)
+    cwd = os.getcwd()
     root = driver.get(parent)
+    assert os.getcwd() == cwd  # the relative mount ran in a thread with its own cwd
     try:
         options = next(
             line for line in Path("/proc/self/mountinfo").read_text().splitlines() if f"{parent}/merged" in line
