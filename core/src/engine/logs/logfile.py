@@ -563,9 +563,10 @@ class _Reader:
 
 @dataclass
 class _CurrentPart:
+    """The part of the file the read starts in that the initial read covers: ``[0, size)``."""
+
     fd: int | None
     size: int
-    gz = False
 
     def chunks(self) -> Iterator[bytes]:
         if self.fd is None:
