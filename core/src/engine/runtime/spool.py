@@ -59,6 +59,9 @@ class Spool:
         # tells a following reader whether the writer (the shim) still exists; without END and
         # without a writer, a reader stops instead of waiting forever
         self.alive = alive
+        self._acked: int | None = None  # cached: one consumer acks through this object
+        self._oldest_end: int | None = None  # end of the oldest segment still on disk, once known
+        self._listed_at = -(1 << 16)
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -97,27 +100,44 @@ class Spool:
         return start + pos
 
     def acked(self) -> int:
-        try:
-            return int((self.path / ACKED_FILE).read_text() or 0)
-        except (FileNotFoundError, ValueError):
-            return 0
+        if self._acked is None:
+            try:
+                self._acked = int((self.path / ACKED_FILE).read_text() or 0)
+            except (FileNotFoundError, ValueError):
+                self._acked = 0
+        return self._acked
 
     def ack(self, offset: int) -> None:
         """Record that everything before ``offset`` is consumed; delete segments wholly before it.
 
-        Blocking but cheap (a rename, and an unlink per finished segment)."""
+        Blocking but cheap: one small write and a rename (the directory is listed only when the ack
+        passes the end of the oldest segment)."""
         if offset <= self.acked():
             return
         tmp = self.path / f".{ACKED_FILE}.tmp"
         # rename keeps the file whole across a daemon crash; the exec-root does not survive a reboot,
         # so no fsync (acks are frequent)
-        tmp.write_text(str(offset))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, str(offset).encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, self.path / ACKED_FILE)
+        self._acked = offset
+        if self._oldest_end is not None and offset < self._oldest_end:
+            return
+        if self._oldest_end is None and offset - self._listed_at < 1 << 16:
+            return  # a single segment: look for a rotation only every 64 KiB of progress
+        self._listed_at = offset
         segs = self.segments()
+        self._oldest_end = None
         for start, nxt in itertools.pairwise(segs):
             if nxt <= offset:
                 with contextlib.suppress(FileNotFoundError):
                     self.segment_path(start).unlink()
+            else:
+                self._oldest_end = nxt
+                break
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -208,7 +228,7 @@ class _Cursor:
                 continue
             # at the end of this segment: move on if the writer started the next one exactly here
             nxt = self.seg_start + self.file_pos
-            if self.buf or not self.spool.segment_path(nxt).exists():
+            if self.buf or nxt == self.seg_start or not self.spool.segment_path(nxt).exists():
                 return out
             self.close()
             self.offset = nxt
