@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from stevedore import driver as stevedore_driver
+from stevedore import extension as stevedore_extension
 
 from engine import DRIVER_API_VERSION
 from engine.errors import DriverAPIMismatch, DriverError, DriverNotInstalled, DriverRemoved
@@ -124,6 +125,7 @@ class DriverRegistry(Generic[T]):
                 f"{self.kind.kind} driver {name!r} is provided by more than one distribution: {', '.join(providers)}; "
                 "uninstall all but one"
             )
+        _forget_stale_listing(self.kind.group, name)
         try:
             manager = stevedore_driver.DriverManager(
                 namespace=self.kind.group, name=name, invoke_on_load=False, on_load_failure_callback=_reraise
@@ -151,6 +153,14 @@ class DriverRegistry(Generic[T]):
             raise DriverAPIMismatch(
                 f"{self.kind.kind} driver {name!r} targets driver API {version}, engine has {DRIVER_API_VERSION}"
             )
+
+
+def _forget_stale_listing(group: str, name: str) -> None:
+    """stevedore keeps each group's entry points for the life of the process; a distribution installed
+    since (``pip install`` while the daemon runs, a test's throwaway dist-info) would stay invisible."""
+    cache = getattr(stevedore_extension.ExtensionManager, "ENTRY_POINT_CACHE", None)
+    if isinstance(cache, dict) and group in cache and not any(ep.name == name for ep in cache[group]):
+        del cache[group]
 
 
 def _dist_name(ep: object) -> str:
