@@ -109,6 +109,8 @@ def test_missing_default_file_is_fine_but_a_named_one_is_an_error(schema, tmp_pa
         ("[1]", "json: cannot unmarshal array into Go value of type map[string]interface {}"),
         ('{"debug": }', "invalid character '}' looking for beginning of value"),
         ('{"debug": true', "unexpected EOF"),
+        ('{"labels": ["a=1" "b=2"]}', "invalid character '\"' after array element"),
+        ('{"debug": true "tls": true}', "invalid character '\"' after object key:value pair"),
     ],
 )
 def test_unparsable_file(tmp_path, text, message):

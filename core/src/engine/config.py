@@ -180,9 +180,30 @@ def _go_json_error(exc: json.JSONDecodeError) -> str:
         "Expecting ':' delimiter": "after object key",
         "Expecting ',' delimiter": "after object key:value pair",
     }.get(exc.msg, "looking for beginning of value")
-    if exc.msg == "Expecting ',' delimiter" and exc.doc[: exc.pos].rstrip().endswith(("]", '"', "e", "l")):
-        context = "after object key:value pair"
+    if exc.msg == "Expecting ',' delimiter" and _innermost_open(exc.doc, exc.pos) == "[":
+        context = "after array element"
     return f"invalid character {ch!r} {context}"
+
+
+def _innermost_open(doc: str, pos: int) -> str:
+    """The bracket (``{`` or ``[``) enclosing ``pos``, skipping strings."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for ch in doc[:pos]:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append(ch)
+        elif ch in "}]" and stack:
+            stack.pop()
+    return stack[-1] if stack else ""
 
 
 def read_config_file(path: Path, required: bool) -> dict[str, Any] | None:
