@@ -155,7 +155,7 @@ def test_stdin_half_close_reaches_cat(runtime: Runtime, rootfs: Path) -> None:
 
 
 def test_stdin_dropped_when_not_open(runtime: Runtime, rootfs: Path) -> None:
-    task, _ = start(runtime, rootfs, ["sh", "-c", "cat; echo done"])
+    task, _ = start(runtime, rootfs, ["sh", "-c", "sleep 0.5; cat; echo done"])
 
     async def scenario() -> bytes:
         writer = await task.attach_stdin()

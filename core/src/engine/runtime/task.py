@@ -156,8 +156,12 @@ class Process:
     # -- input ------------------------------------------------------------------------------------
 
     async def attach_stdin(self) -> control.StdinWriter:
-        """A stdin connection for one attached client (bytes are dropped when stdin is not open)."""
-        reader, writer = await control.open_connection(self.socket)
+        """A stdin connection for one attached client (bytes are dropped when stdin is not open).
+        Conflict when the shim is gone (the process exited)."""
+        try:
+            reader, writer = await control.open_connection(self.socket)
+        except (FileNotFoundError, ConnectionError):
+            raise Conflict(f"container {self.container_id} is not running") from None
         return control.StdinWriter(reader, writer)
 
     def close_stdin(self) -> None:
