@@ -318,10 +318,10 @@ def test_restore_after_daemon_restart_loses_no_output(runtime: Runtime, rootfs: 
 def test_spool_segments_rotate_and_ack_deletes(runtime: Runtime, rootfs: Path) -> None:
     runtime.segment_bytes = 4096
     task, _ = start(
-        runtime, rootfs, ["sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo 0123456789abcdef$i; i=$((i+1)); done"]
+        runtime, rootfs, ["sh", "-c", "i=0; while [ $i -lt 5000 ]; do echo 0123456789abcdef$i; i=$((i+1)); done"]
     )
     run(task.wait())
-    assert len(task.spool.segments()) > 5
+    assert len(task.spool.segments()) >= 2  # records are whole reads of the pipe (up to 64 KiB)
 
     async def consume() -> bytes:
         out = b""
@@ -331,7 +331,7 @@ def test_spool_segments_rotate_and_ack_deletes(runtime: Runtime, rootfs: Path) -
         return out
 
     data = run(consume())
-    assert data.decode().split() == [f"0123456789abcdef{i}" for i in range(2000)]
+    assert data.decode().split() == [f"0123456789abcdef{i}" for i in range(5000)]
     assert len(task.spool.segments()) == 1  # everything before the last one was deleted
     assert run(collect(task, "acked")) == []
 
