@@ -168,7 +168,7 @@ def test_images_list_filters_and_formats(docker: DockerCLI, cleanup: list[str]) 
     header = docker("images", "--digests", "imgtest-list/b").lines()[0].split()
     assert header[:3] == ["REPOSITORY", "TAG", "DIGEST"]
     bad = docker.fails("images", "--filter", "nope=1")
-    assert "invalid filter 'nope'" in bad.stderr
+    assert "Invalid filter 'nope'" in bad.stderr
     # moving both tags away leaves the first image dangling
     cleanup.append(first)
     docker("tag", "imgtest-list/b:1", "imgtest-list/a:1")

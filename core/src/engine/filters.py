@@ -14,7 +14,7 @@ class Filters:
 
     @classmethod
     def parse(cls, raw: str | None, allowed: Iterable[str] | None = None) -> Filters:
-        """Parse and check the keys; an unknown key is Docker's 400 "invalid filter 'key'"."""
+        """Parse and check the keys; an unknown key is Docker's 400 "Invalid filter 'key'"."""
         if not raw:
             return cls()
         try:
@@ -35,7 +35,7 @@ class Filters:
         if allowed_set is not None:
             for key in values:
                 if key not in allowed_set:
-                    raise InvalidParameter(f"invalid filter '{key}'")
+                    raise InvalidParameter(f"Invalid filter '{key}'")
         return cls(values)
 
     def __contains__(self, key: str) -> bool:

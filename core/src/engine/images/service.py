@@ -254,7 +254,7 @@ class ImageService:
         filters = filters or Filters()
         for key in filters.values:
             if key not in LIST_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
+                raise InvalidParameter(f"Invalid filter '{key}'")
         dangling = filters.bool_value("dangling") if "dangling" in filters else None
         dangling_only = dangling is True
         before = since = None
@@ -515,7 +515,7 @@ class ImageService:
         filters = filters or Filters()
         for key in filters.values:
             if key not in PRUNE_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
+                raise InvalidParameter(f"Invalid filter '{key}'")
         if not self._prune_lock.acquire(blocking=False):
             raise Conflict("a prune operation is already running")
         try:
@@ -530,7 +530,7 @@ class ImageService:
             if values & {"false", "0"}:
                 dangling_only = False
             elif not values & {"true", "1"}:
-                raise InvalidParameter(f"invalid filter 'dangling={','.join(sorted(filters.get('dangling')))}'")
+                raise InvalidParameter(f"Invalid filter 'dangling={','.join(sorted(filters.get('dangling')))}'")
         until = None
         for value in filters.get("until"):
             until = _parse_until(value)
