@@ -315,6 +315,27 @@ def test_restore_after_daemon_restart_loses_no_output(runtime: Runtime, rootfs: 
     assert runtime.restore(cid) is None
 
 
+def test_exit_while_daemon_down_keeps_unread_output(runtime: Runtime, rootfs: Path) -> None:
+    task, _ = start(runtime, rootfs, ["sh", "-c", "echo a; echo b; sleep 0.3; echo c >&2; exit 4"])
+
+    async def first_daemon(task: Task) -> None:
+        async for chunk in task.output("acked"):
+            task.ack(chunk.offset)
+            return
+
+    run(first_daemon(task))
+    cid = task.id
+    del task
+    deadline = time.monotonic() + 10
+    while not isinstance(status := runtime.restore(cid), ExitStatus) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert isinstance(status, ExitStatus) and status.exit_code == 4
+    chunks, ended = runtime.spool(cid).read_available("acked")
+    assert ended
+    assert b"".join(c.data for c in chunks) in (b"b\nc\n", b"c\n")  # "a" (and "b" if read together) was acked
+    assert chunks[-1].stream == 2
+
+
 def test_spool_segments_rotate_and_ack_deletes(runtime: Runtime, rootfs: Path) -> None:
     runtime.segment_bytes = 4096
     task, _ = start(

@@ -19,6 +19,7 @@ from engine.errors import Conflict, NotFound
 from engine.fsutil import write_json
 from engine.runtime import cgroups, control, shimbin
 from engine.runtime.oci import OCIRuntime, log_error, resolve_runtime
+from engine.runtime.spool import Spool
 from engine.runtime.task import (
     EXIT_FILE,
     META_FILE,
@@ -269,6 +270,18 @@ class Runtime:
         if control.alive(state_dir / SOCKET):
             return Task(container_id, state_dir, meta, read_pid(state_dir / PID_FILE))
         return ExitStatus.load(state_dir / EXIT_FILE)
+
+    def spool(self, container_id: str, exec_id: str | None = None) -> Spool | None:
+        """The output spool of a container (or exec) that has runtime state, running or exited. After
+        ``restore`` returned an ExitStatus, the output written while the daemon was down is still
+        here: drain ``spool.reader("acked", follow=False)`` into the log (and ``ack``) before ``delete``."""
+        state_dir = self.exec_dir(container_id, exec_id) if exec_id else self.state_dir(container_id)
+        meta = read_meta(state_dir)
+        if meta is None:
+            return None
+        return Spool(
+            Path(meta.get("spool_dir") or state_dir / "spool"), alive=lambda: control.alive(state_dir / SOCKET)
+        )
 
     def delete(self, container_id: str, timeout: float = 10.0) -> None:
         """Kill whatever still runs, ``runc delete``, remove the cgroups and the state directory.
