@@ -400,6 +400,19 @@ def test_container_sees_its_config(runtime: Runtime, rootfs: Path) -> None:
     assert (rootfs / "work" / "dir").is_dir()
 
 
+def test_seccomp_default_profile_and_unconfined(runtime: Runtime, rootfs: Path) -> None:
+    script = "grep Seccomp: /proc/self/status; unshare -U true && echo unshared"
+    confined, spec = start(runtime, rootfs, ["sh", "-c", script])
+    assert spec["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
+    free, spec2 = start(runtime, rootfs, ["sh", "-c", script], hc={"SecurityOpt": ["seccomp=unconfined"]})
+    assert "seccomp" not in spec2["linux"]
+    run(confined.wait())
+    run(free.wait())
+    out = joined(run(collect(confined))).decode()
+    assert "Seccomp:\t2" in out and "unshared" not in out and "Operation not permitted" in out
+    assert joined(run(collect(free))).decode().split() == ["Seccomp:", "0", "unshared"]
+
+
 # ---- measurements ---------------------------------------------------------------------------------
 
 

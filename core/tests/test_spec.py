@@ -382,3 +382,47 @@ def test_exec_process(rootfs: Path) -> None:
     assert exec_process(s, ["ls"], privileged=True)["capabilities"]["bounding"] == list(caps.all_capabilities())
     with pytest.raises(InvalidParameter):
         exec_process(s, [])
+
+
+# ---- seccomp ---------------------------------------------------------------------------------------
+
+
+def _allowed(seccomp: dict) -> set[str]:
+    return {n for rule in seccomp["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for n in rule["names"]}
+
+
+def test_seccomp_default_follows_capabilities(rootfs: Path) -> None:
+    plain = spec(rootfs)["linux"]["seccomp"]
+    assert plain["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert plain["architectures"][0] in (
+        "SCMP_ARCH_X86_64",
+        "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_PPC64LE",
+        "SCMP_ARCH_S390X",
+    )
+    allowed = _allowed(plain)
+    assert {"read", "chroot", "clone"} <= allowed
+    assert not {"mount", "unshare", "reboot", "acct"} & allowed
+    clone = next(r for r in plain["syscalls"] if r["names"] == ["clone"])
+    assert clone["args"][0]["op"] == "SCMP_CMP_MASKED_EQ" and clone["args"][0]["valueTwo"] == 0
+    assert any(r["names"] == ["clone3"] and r["errnoRet"] == 38 for r in plain["syscalls"])
+    admin = spec(rootfs, hc={"CapAdd": ["SYS_ADMIN"], "CapDrop": ["SYS_CHROOT"]})["linux"]["seccomp"]
+    assert {"mount", "unshare", "setns", "clone3"} <= _allowed(admin) and "chroot" not in _allowed(admin)
+    assert all(r.get("args") is None for r in admin["syscalls"] if r["names"] == ["clone"])
+    assert "seccomp" not in spec(rootfs, hc={"Privileged": True})["linux"]
+
+
+def test_seccomp_custom_profiles(rootfs: Path, tmp_path: Path) -> None:
+    profile = '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "mkdir", "action": "SCMP_ACT_ERRNO"}]}'
+    custom = spec(rootfs, hc={"SecurityOpt": [f"seccomp={profile}"]})["linux"]["seccomp"]
+    assert custom == {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    path = tmp_path / "profile.json"
+    path.write_text(profile)
+    daemon_wide = build_spec({"Cmd": ["x"]}, {}, SpecInputs("c", rootfs), {"seccomp-profile": str(path)})
+    assert daemon_wide["linux"]["seccomp"] == custom
+    assert (
+        "seccomp"
+        not in build_spec({"Cmd": ["x"]}, {}, SpecInputs("c", rootfs), {"seccomp-profile": "unconfined"})["linux"]
+    )
+    with pytest.raises(InvalidParameter, match="decoding seccomp profile failed"):
+        spec(rootfs, hc={"SecurityOpt": ["seccomp={nope"]})

@@ -19,6 +19,7 @@ from engine.errors import EngineError, InvalidParameter
 from engine.runtime import caps as capsmod
 from engine.runtime import devices as devmod
 from engine.runtime import rootfs as rfs
+from engine.runtime import seccomp as seccompmod
 from engine.runtime.users import UserError, resolve_user
 
 OCI_VERSION = "1.0.2-dev"
@@ -565,6 +566,9 @@ def build_spec(
         linux["readonlyPaths"] = list(DEFAULT_READONLY_PATHS if readonly is None else readonly)
     if hc.get("Sysctls"):
         linux["sysctl"] = dict(hc["Sysctls"])
+    seccomp = seccompmod.for_container(hc, capabilities, _cfg(daemon_config, "seccomp-profile", ""))
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     propagation = _rootfs_propagation(inputs.mounts)
     if propagation:
         linux["rootfsPropagation"] = propagation
