@@ -1,0 +1,129 @@
+"""A container's network at start and stop, through F's NetworkController (``daemon.networks``).
+
+When no controller is installed the container still runs: ``none``/default get a fresh network
+namespace from the runtime (no path in the spec), ``host`` the host's, and /etc/hosts and
+/etc/resolv.conf are written here.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.containers import views
+from engine.errors import Conflict
+
+if TYPE_CHECKING:
+    from engine.containers.model import Container
+    from engine.containers.service import ContainerService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NetworkSetup:
+    """What the runtime needs: the netns to join (None with ``new_netns``: a fresh one; None without
+    it: the host's), and the files to bind-mount."""
+
+    netns_path: str | None
+    new_netns: bool
+    network_settings: dict[str, Any]
+    hosts: str
+    resolv_conf: str
+    hostname: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def mode_of(container: Container) -> str:
+    return container.host_config.get("NetworkMode") or "default"
+
+
+def setup(service: ContainerService, container: Container) -> NetworkSetup:
+    networks = getattr(service.daemon, "networks", None)
+    mode = mode_of(container)
+    host_config = dict(container.host_config)
+    if mode.startswith("container:"):
+        other = service.get(mode.partition(":")[2])
+        if not other.state.running:
+            raise Conflict(f"cannot join network of a non running container: {other.id}")
+        host_config["NetworkMode"] = f"container:{other.id}"
+    if networks is not None and hasattr(networks, "setup_sandbox"):
+        sandbox = networks.setup_sandbox(
+            container.id, container.name, container.config, host_config, container.networking_config
+        )
+        netns = sandbox.netns_path
+        if mode.startswith("container:"):
+            other_sb = networks.sandbox_of(host_config["NetworkMode"].partition(":")[2])
+            netns = other_sb.netns_path if other_sb is not None else netns
+        return NetworkSetup(
+            netns_path=netns,
+            new_netns=False,
+            network_settings=sandbox.network_settings,
+            hosts=sandbox.hosts,
+            resolv_conf=sandbox.resolv_conf,
+            hostname=sandbox.hostname,
+            warnings=list(getattr(sandbox, "warnings", []) or []),
+        )
+    return _fallback(container, mode)
+
+
+def _fallback(container: Container, mode: str) -> NetworkSetup:
+    hostname = container.config.get("Hostname") or container.short_id
+    host = mode == "host"
+    try:
+        resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        resolv = ""
+    if host:
+        try:
+            hosts = Path("/etc/hosts").read_text()
+        except OSError:
+            hosts = "127.0.0.1\tlocalhost\n"
+    else:
+        hosts = (
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+            "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        )
+    name = "host" if host else ("none" if mode in ("none",) else "bridge")
+    settings = views.network_settings_zero({name: views.endpoint_zero()})
+    return NetworkSetup(
+        netns_path=None,
+        new_netns=not host,
+        network_settings=settings,
+        hosts=hosts,
+        resolv_conf=resolv,
+        hostname=(socket.gethostname() if host else hostname) + "\n",
+    )
+
+
+def teardown(service: ContainerService, container: Container) -> dict[str, Any] | None:
+    """Leave the networks; returns the NetworkSettings a stopped container shows (None: unchanged)."""
+    networks = getattr(service.daemon, "networks", None)
+    if networks is None or not hasattr(networks, "teardown_sandbox"):
+        return None
+    try:
+        networks.teardown_sandbox(container.id)
+    except Exception:
+        log.exception("tearing down the network of %s failed", container.short_id)
+    try:
+        from engine.networks import stopped_settings
+
+        return stopped_settings(container.network_settings or {})
+    except ImportError:
+        return None
+
+
+def write_files(container: Container, net: NetworkSetup) -> None:
+    """containers/<id>/{hostname,hosts,resolv.conf}: rewritten at each start (the runtime bind-mounts
+    them), as dockerd does. Plain writes: they are regenerated on every start."""
+    for filename, content in (("hostname", net.hostname), ("hosts", net.hosts), ("resolv.conf", net.resolv_conf)):
+        path = container.root / filename
+        with open(path, "w") as f:
+            f.write(content)
+        path.chmod(0o644)
+    container.hostname_path = str(container.root / "hostname")
+    container.hosts_path = str(container.root / "hosts")
+    container.resolv_conf_path = str(container.root / "resolv.conf")

@@ -1,0 +1,631 @@
+"""``daemon.containers``: the container subsystem's facade.
+
+Create, lookup, inspect, list, rename, remove and prune live here; running containers are
+handled by :mod:`engine.containers.lifecycle` (start/stop/kill/exit/restart policies), exec by
+:mod:`engine.containers.exec`, attach by :mod:`engine.containers.attach`. Methods are blocking
+and thread-safe (one lock per container); routes call them with ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import secrets
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config import parse_size
+from engine.containers import create as createmod
+from engine.containers import initlayer, listing, logcopy, names, views
+from engine.containers.model import BIND, VOLUME, Container, MountPoint
+from engine.containers.mounts import parse_all
+from engine.containers.state import WAIT_CONDITIONS, WaitResult
+from engine.containers.store import ContainerStore
+from engine.containers.timefmt import now_ns, parse_rfc3339
+from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+from engine.filters import Filters
+
+if TYPE_CHECKING:
+    from engine.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+PRUNE_FILTERS = ("until", "label", "label!")
+
+
+class ContainerService:
+    def __init__(self, daemon: Daemon) -> None:
+        from engine.containers.exec import ExecManager
+        from engine.containers.lifecycle import Lifecycle
+
+        self.daemon = daemon
+        self.root: Path = daemon.data_root / "containers"
+        self.store = ContainerStore(self.root)
+        self.lifecycle = Lifecycle(self)
+        self.execs = ExecManager(self)
+        self._create_lock = threading.Lock()  # name generation + reservation only
+
+    # -- subsystem lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        containers, unfinished = self.store.load()
+        for container_id, journal in unfinished:
+            self._rollback_unfinished(container_id, journal)
+        images = getattr(self.daemon, "images", None)
+        if images is not None and hasattr(images, "set_usage_check"):
+            images.set_usage_check(self.containers_using_image)
+        self.lifecycle.restore(containers)
+
+    async def stop(self) -> None:
+        await self.lifecycle.shutdown()
+
+    # -- lookups --------------------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        """By full ID, name or unique ID prefix; 404 ``No such container: <ref>``."""
+        return self.store.get(ref)
+
+    def all(self) -> list[Container]:
+        return self.store.all()
+
+    def containers_using_image(self, image_id: str) -> list[tuple[str, bool]]:
+        """For B's rmi conflict check: (container ID, running) of every container of the image."""
+        return [(c.id, c.state.running) for c in self.store.all() if c.image_id == image_id]
+
+    def publish(self, container: Container, action: str, **extra: str) -> None:
+        self.daemon.events.publish("container", action, container.id, container.event_attributes(**extra))
+
+    # -- create ---------------------------------------------------------------------------------------
+
+    def create(self, name: str | None, body: dict[str, Any]) -> tuple[str, list[str]]:
+        """``POST /containers/create``: returns the new ID and dockerd's warnings."""
+        daemon = self.daemon
+        if not isinstance(body, dict):
+            raise InvalidParameter("Config cannot be empty in order to create a container")
+        request = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        host_config = body.get("HostConfig") or {}
+        networking = _networking_config(body.get("NetworkingConfig") or {}, host_config)
+        if name:
+            name = names.validate(name)
+        image_ref = request.get("Image") or ""
+        if not image_ref:
+            raise InvalidParameter("No image specified")
+        image = daemon.images.resolve(image_ref)
+        merged = createmod.merge_image_config(request, image.config or {})
+        createmod.validate_config(merged)
+        path, args = createmod.command_of(merged)
+        hc = createmod.normalize_host_config(
+            host_config,
+            default_shm_size=parse_size(daemon.config["default-shm-size"]),
+            default_ipc_mode=daemon.config["default-ipc-mode"],
+            default_cgroupns_mode=daemon.config["default-cgroupns-mode"],
+            default_runtime=daemon.config["default-runtime"],
+            log_driver=daemon.config["log-driver"],
+        )
+        warnings = createmod.validate_host_config(hc, runtimes={"runc", *daemon.config["runtimes"]})
+        createmod.validate_network_mode(merged, hc)
+        self._validate_log_config(hc)
+        mode = hc["NetworkMode"]
+        if mode.startswith("container:"):
+            self.get(mode.partition(":")[2])
+        networks = getattr(daemon, "networks", None)
+        if networks is not None and hasattr(networks, "validate_container"):
+            warnings += networks.validate_container(merged, hc, networking) or []
+        mount_points = parse_all(merged, hc, {})
+        for mp in mount_points:
+            if mp.type == BIND and mp.spec and not Path(mp.source).exists():
+                raise InvalidParameter(
+                    f'invalid mount config for type "bind": bind source path does not exist: {mp.source}'
+                )
+        for mp in mount_points:
+            if mp.type == VOLUME and mp.anonymous and not mp.name:
+                mp.name = secrets.token_hex(32)
+
+        container_id = secrets.token_hex(32)
+        merged["Hostname"] = createmod.default_hostname(container_id, merged, hc)
+        config = createmod.normalize_config(merged)
+        with self._create_lock:
+            if name is None:
+                name = self._generate_name(container_id)
+            else:
+                self.store.reserve_name(name, container_id)
+        container = Container(
+            id=container_id,
+            name=name,
+            created=now_ns(),
+            path=path,
+            args=args,
+            config=config,
+            host_config=hc,
+            image_id=image.id,
+            driver=daemon.storage.name if daemon.storage else "",
+            root=self.store.dir_of(container_id),
+            network_settings=self._initial_network_settings(hc, networking),
+            mount_points={mp.destination: mp for mp in mount_points},
+            networking_config=networking,
+        )
+        journal = {"volumes": [mp.name for mp in mount_points if mp.type == VOLUME and mp.anonymous]}
+        try:
+            self.store.begin_create(container_id, journal)
+        except BaseException:
+            self.store.release_name(name, container_id)
+            raise
+        try:
+            daemon.images.layers.create_rw_layer(
+                container_id, image.top_layer, initlayer.setup, dict(hc.get("StorageOpt") or {})
+            )
+            self._create_volumes(container)
+            self.store.commit_create(container)
+        except BaseException:
+            self._rollback_unfinished(container_id, journal, container=container)
+            self.store.release_name(name, container_id)
+            raise
+        self.store.add(container)
+        self.publish(container, "create")
+        return container_id, warnings
+
+    def _generate_name(self, container_id: str) -> str:
+        for retry in range(6):
+            candidate = "/" + names.generate(retry)
+            if self.store.name_owner(candidate) is None:
+                self.store.reserve_name(candidate, container_id)
+                return candidate
+        # dockerd falls back to the short ID after repeated collisions
+        candidate = "/" + container_id[:12]
+        self.store.reserve_name(candidate, container_id)
+        return candidate
+
+    def _validate_log_config(self, hc: dict[str, Any]) -> None:
+        logcopy.validate(self.daemon, hc)
+
+    def _initial_network_settings(self, hc: dict[str, Any], networking: dict[str, Any]) -> dict[str, Any]:
+        try:
+            from engine.networks import initial_settings
+
+            return initial_settings(hc, networking)
+        except ImportError:
+            pass
+        mode = hc["NetworkMode"]
+        if mode.startswith("container:"):
+            return views.network_settings_zero({})
+        endpoints = (networking or {}).get("EndpointsConfig") or {}
+        networks = {}
+        primary = createmod.network_name(mode)
+        networks[primary] = views.endpoint_zero(**_endpoint_request(endpoints.get(primary) or endpoints.get(mode)))
+        for net_name, ep in endpoints.items():
+            if net_name not in networks and net_name != mode:
+                networks[net_name] = views.endpoint_zero(**_endpoint_request(ep))
+        return views.network_settings_zero(networks)
+
+    def _create_volumes(self, container: Container) -> None:
+        """Create or reference each volume (C's VolumeService; dockerd creates a named volume that does
+        not exist yet) and copy the image's content into empty ones."""
+        mounts = [mp for mp in container.mount_points.values() if mp.type == VOLUME]
+        if not mounts:
+            return
+        volumes = getattr(self.daemon, "volumes", None)
+        if volumes is None:
+            raise InvalidParameter("volumes are not available: no volume service is installed")
+        for mp in mounts:
+            options = (mp.spec.get("VolumeOptions") or {}) if mp.spec else {}
+            driver_config = options.get("DriverConfig") or {}
+            volumes.create(
+                name=mp.name,
+                driver=mp.driver or "local",
+                driver_opts=dict(driver_config.get("Options") or {}),
+                labels=dict(options.get("Labels") or {}),
+                anonymous=mp.anonymous,
+                reference=container.id,
+            )
+            volumes.acquire(mp.name, container.id)
+        to_copy = [mp for mp in mounts if mp.copy_data]
+        if not to_copy:
+            return
+        from engine.containers.archive_ops import copy_image_content
+
+        layers = self.daemon.images.layers
+        rootfs = Path(layers.mount_rw(container.id))
+        try:
+            for mp in to_copy:
+                path = volumes.mount(mp.name, container.id)
+                try:
+                    copy_image_content(rootfs, mp.destination, Path(path))
+                finally:
+                    volumes.unmount(mp.name, container.id)
+        finally:
+            layers.unmount_rw(container.id)
+
+    def _rollback_unfinished(
+        self, container_id: str, journal: dict[str, Any], container: Container | None = None
+    ) -> None:
+        """Undo a create that did not finish (at start-up, or after an error)."""
+        log.info("rolling back the unfinished creation of container %s", container_id)
+        volumes = getattr(self.daemon, "volumes", None)
+        if container is not None and volumes is not None:
+            for mp in container.mount_points.values():
+                if mp.type == VOLUME and not mp.anonymous:
+                    _quietly(volumes.release, mp.name, container_id)
+        if volumes is not None:
+            for volume in journal.get("volumes") or []:
+                _quietly(volumes.release, volume, container_id)
+                _quietly(volumes.remove, volume, force=True)
+        images = getattr(self.daemon, "images", None)
+        if images is not None:
+            _quietly(images.layers.remove_rw_layer, container_id)
+        self.store.delete_dir(container_id)
+
+    # -- inspect and list -----------------------------------------------------------------------------
+
+    def volume_path(self, mp: MountPoint) -> str:
+        try:
+            return str(self.daemon.volumes.get(mp.name).mountpoint)
+        except Exception:
+            return ""
+
+    def graph_driver(self, container: Container) -> dict[str, Any]:
+        layers = self.daemon.images.layers
+        metadata = getattr(layers, "rw_metadata", None)
+        data: dict[str, Any] | None = None
+        if metadata is not None:
+            try:
+                data = metadata(container.id)
+            except Exception as exc:
+                log.debug("no graph driver metadata for %s: %s", container.id, exc)
+        return {"Data": data, "Name": container.driver}
+
+    def size(self, container: Container) -> tuple[int, int]:
+        try:
+            return tuple(self.daemon.images.layers.rw_size(container.id))  # type: ignore[return-value]
+        except Exception as exc:
+            log.debug("size of %s: %s", container.id, exc)
+            return (0, 0)
+
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        container = self.get(ref)
+        with container.lock:
+            return views.inspect(
+                container,
+                graph_driver=self.graph_driver(container),
+                volume_path=self.volume_path,
+                size=self.size(container) if size else None,
+            )
+
+    def list(self, *, all: bool = False, limit: int = -1, size: bool = False, filters: str | None = None) -> list:
+        parsed = Filters.parse(filters, listing.PS_FILTERS)
+        selected = listing.select(
+            self.store.all(),
+            listing.ListOptions(all=all, limit=limit, filters=parsed),
+            lookup=self.get,
+            ancestor_ids=self._ancestor_ids,
+        )
+        return [
+            views.list_item(c, names=[c.name], image=self._image_for_list(c), size=self.size(c) if size else None)
+            for c in selected
+        ]
+
+    def _image_for_list(self, container: Container) -> str:
+        """The image reference the container was made from, or its ID once that ref moved (dockerd)."""
+        ref = container.config.get("Image", "")
+        if ref == container.image_id:
+            return ref
+        try:
+            if self.daemon.images.resolve(ref).id == container.image_id:
+                return ref
+        except Exception:
+            pass
+        return container.image_id
+
+    def _ancestor_ids(self, ref: str) -> set[str]:
+        try:
+            image = self.daemon.images.resolve(ref)
+        except Exception:
+            return set()
+        ids = {image.id}
+        children = getattr(self.daemon.images, "descendants", None)
+        if children is not None:
+            try:
+                ids |= set(children(image.id))
+            except Exception:
+                pass
+        return ids
+
+    # -- rename, remove, prune --------------------------------------------------------------------------
+
+    def rename(self, ref: str, new_name: str) -> None:
+        if not ref or not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        container = self.get(ref)
+        new_name = names.validate(new_name)
+        with container.lock:
+            old_name = container.name
+            if old_name == new_name:
+                raise InvalidParameter("Renaming a container with the same name as its current name")
+            self.store.reserve_name(new_name, container.id)
+            container.name = new_name
+            try:
+                self.store.save_state(container)
+            except BaseException:
+                container.name = old_name
+                self.store.release_name(new_name, container.id)
+                raise
+            self.store.release_name(old_name, container.id)
+            networks = getattr(self.daemon, "networks", None)
+            if networks is not None and hasattr(networks, "container_renamed"):
+                _quietly(networks.container_renamed, container.id, new_name.lstrip("/"))
+        self.publish(container, "rename", oldName=old_name)
+
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False) -> None:
+        container = self.get(ref)
+        if link:
+            raise InvalidParameter(f"Conflict, cannot remove the default link name of the container {ref}")
+        with container.lock:
+            if container.state.removal_in_progress:
+                raise Conflict(f"removal of container {container.bare_name} is already in progress")
+            if container.state.running and not force:
+                state = container.state.status()
+                procedure = "Stop the container before attempting removal or force remove"
+                if state == "paused":
+                    procedure = "Unpause and then " + procedure[0].lower() + procedure[1:]
+                raise Conflict(f"You cannot remove a {state} container {container.id}. {procedure}")
+        if force and container.state.running:
+            self.lifecycle.kill_and_wait(container)
+        with container.lock:
+            if container.state.removal_in_progress:
+                raise Conflict(f"removal of container {container.bare_name} is already in progress")
+            if container.state.running:
+                raise Conflict(f"Could not kill running container {container.id}, cannot remove")
+            container.state.removal_in_progress = True
+        self._cleanup(container, remove_volumes=volumes)
+
+    def _cleanup(self, container: Container, *, remove_volumes: bool) -> None:
+        """Remove everything of a stopped container; dockerd's cleanupContainer."""
+        self.lifecycle.cancel_restart(container)
+        with container.lock:
+            container.state.dead = True
+            try:
+                self.store.save_state(container)
+            except OSError:
+                pass
+        try:
+            self.daemon.images.layers.remove_rw_layer(container.id)
+        except NotFound:
+            pass
+        except Exception as exc:
+            with container.lock:
+                container.state.removal_in_progress = False
+                container.state.error = str(exc)
+            raise EngineError(
+                f"unable to remove filesystem for {container.id}: {getattr(exc, 'message', exc)}"
+            ) from exc
+        self.lifecycle.forget_execs(container)
+        self.store.delete_dir(container.id)
+        self.store.discard(container)
+        self._release_volumes(container, remove_volumes)
+        networks = getattr(self.daemon, "networks", None)
+        if networks is not None and hasattr(networks, "release_container"):
+            _quietly(networks.release_container, container.id)
+        self.publish(container, "destroy")
+        container.state.set_removed()
+
+    def _release_volumes(self, container: Container, remove: bool) -> None:
+        volumes = getattr(self.daemon, "volumes", None)
+        if volumes is None:
+            return
+        for mp in container.mount_points.values():
+            if mp.type != VOLUME:
+                continue
+            _quietly(volumes.release, mp.name, container.id)
+            if remove and mp.anonymous:
+                try:
+                    volumes.remove(mp.name)
+                except (Conflict, NotFound):
+                    pass  # still used by another container (volumes-from), or already gone
+                except Exception as exc:
+                    log.warning("removing volume %s of %s: %s", mp.name, container.id, exc)
+
+    def prune(self, filters: str | None) -> dict[str, Any]:
+        parsed = Filters.parse(filters, PRUNE_FILTERS)
+        until = None
+        for value in parsed.get("until"):
+            until = _parse_until(value)
+        deleted: list[str] = []
+        reclaimed = 0
+        for container in sorted(self.store.all(), key=lambda c: c.created):
+            state = container.state
+            if state.running or state.removal_in_progress:
+                continue
+            if until is not None and container.created >= until:
+                continue
+            if not parsed.match_labels(container.labels):
+                continue
+            size_rw, _ = self.size(container)
+            try:
+                self.remove(container.id)
+            except EngineError as exc:
+                log.warning("prune: cannot remove %s: %s", container.id, exc.message)
+                continue
+            deleted.append(container.id)
+            reclaimed += size_rw
+        self.daemon.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # -- wait -------------------------------------------------------------------------------------------
+
+    def wait(self, ref: str, condition: str = "") -> concurrent.futures.Future[WaitResult]:
+        condition = condition or "not-running"
+        if condition not in WAIT_CONDITIONS:
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        container = self.get(ref)
+        with container.lock:
+            return container.state.wait(condition)
+
+    # -- running containers (lifecycle.py) ------------------------------------------------------------
+
+    async def start_container(self, ref: str, detach_keys: str = "") -> None:
+        if detach_keys:
+            from engine.containers.attach import parse_detach_keys
+
+            parse_detach_keys(detach_keys)
+        await self.lifecycle.start(ref)
+
+    async def stop_container(self, ref: str, timeout: int | None = None) -> None:
+        await self.lifecycle.stop(ref, timeout)
+
+    async def restart_container(self, ref: str, timeout: int | None = None) -> None:
+        await self.lifecycle.restart(ref, timeout)
+
+    async def kill_container(self, ref: str, signal: str = "") -> None:
+        await self.lifecycle.kill(ref, signal)
+
+    def pause(self, ref: str) -> None:
+        self.lifecycle.pause(ref)
+
+    def unpause(self, ref: str) -> None:
+        self.lifecycle.unpause(ref)
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        from engine.containers import ops
+
+        await asyncio.to_thread(ops.resize, self, ref, height, width)
+
+    # -- attach ---------------------------------------------------------------------------------------
+
+    def prepare_attach(self, container: Container, detach_keys: str) -> Any:
+        """Checks and the output position, fixed *before* the 101 answer so that nothing the
+        container writes after the client's next request (start) is missed."""
+        from engine.containers import attach
+
+        return attach.prepare(self, container, detach_keys)
+
+    async def attach(self, container: Container, conn: Any, plan: Any, **options: Any) -> None:
+        from engine.containers import attach
+
+        await attach.run(self, container, conn, plan, **options)
+
+    # -- inspection and file operations -----------------------------------------------------------------
+
+    def top(self, ref: str, ps_args: str = "") -> dict[str, Any]:
+        from engine.containers import ops
+
+        return ops.top(self, ref, ps_args)
+
+    def stats(self, container: Container, *, stream: bool = True, one_shot: bool = False) -> Any:
+        from engine.containers import stats
+
+        return stats.samples(container, stream=stream, one_shot=one_shot)
+
+    def changes(self, ref: str) -> list[dict[str, Any]]:
+        from engine.containers import ops
+
+        return ops.changes(self, ref)
+
+    def export(self, container: Container, out: Any) -> None:
+        from engine.containers import archive_ops
+
+        archive_ops.export(self, container, out)
+        self.publish(container, "export")
+
+    def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        from engine.containers import ops
+
+        return ops.update(self, ref, body)
+
+    def commit(self, ref: str, **kwargs: Any) -> str:
+        from engine.containers import ops
+
+        return ops.commit(self, ref, **kwargs)
+
+    def archive_stat(self, ref: str, path: str) -> dict[str, Any]:
+        from engine.containers import archive_ops
+
+        return archive_ops.stat(self, self.get(ref), path)
+
+    def archive_open(self, ref: str, path: str) -> Any:
+        from engine.containers import archive_ops
+
+        container = self.get(ref)
+        handle = archive_ops.ArchiveHandle(self, container, path)
+        self.publish(container, "archive-path")
+        return handle
+
+    def archive_put(self, container: Container, path: str, stream: Any, **options: Any) -> None:
+        from engine.containers import archive_ops
+
+        archive_ops.extract(self, container, path, stream, **options)
+        self.publish(container, "extract-to-dir")
+
+    # -- /info and /system/df ----------------------------------------------------------------------------
+
+    def info_fields(self) -> dict[str, Any]:
+        containers = self.store.all()
+        running = sum(1 for c in containers if c.state.running and not c.state.paused)
+        paused = sum(1 for c in containers if c.state.paused)
+        return {
+            "Containers": len(containers),
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": len(containers) - running - paused,
+        }
+
+    def disk_usage(self) -> dict[str, Any]:
+        items = []
+        for container in self.store.all():
+            items.append(
+                views.list_item(
+                    container,
+                    names=[container.name],
+                    image=self._image_for_list(container),
+                    size=self.size(container),
+                )
+            )
+        return {"Containers": items}
+
+
+def _networking_config(networking: dict[str, Any], host_config: dict[str, Any]) -> dict[str, Any]:
+    """Newer CLIs key the endpoint of ``--network default`` by "default"; dockerd files it under the
+    default network ("bridge"), an empty one is simply dropped."""
+    endpoints = dict(networking.get("EndpointsConfig") or {})
+    if (host_config.get("NetworkMode") or "default") == "default" and "default" in endpoints:
+        config = endpoints.pop("default")
+        if config and any(config.values()):  # the CLI sends a zero-valued one
+            endpoints.setdefault("bridge", config)
+    if not endpoints:
+        return {k: v for k, v in networking.items() if k != "EndpointsConfig"}
+    return {**networking, "EndpointsConfig": endpoints}
+
+
+def _endpoint_request(ep: dict[str, Any] | None) -> dict[str, Any]:
+    if not ep:
+        return {}
+    out = {}
+    for key in ("IPAMConfig", "Links", "Aliases", "DriverOpts", "MacAddress"):
+        if ep.get(key):
+            out[key] = ep[key]
+    return out
+
+
+def _parse_until(value: str) -> int:
+    """``until`` as Docker takes it: unix seconds, RFC 3339, or a duration like ``10m``."""
+    import re
+
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value.strip())
+    if match:
+        unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}[match.group(2)]
+        return now_ns() - int(float(match.group(1)) * unit)
+    parsed = parse_rfc3339(value)
+    if parsed:
+        return parsed
+    raise InvalidParameter(f"Invalid filter 'until={value}'")
+
+
+def _quietly(fn: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        fn(*args, **kwargs)
+    except Exception as exc:
+        log.debug("%s%r: %s", getattr(fn, "__name__", fn), args, exc)

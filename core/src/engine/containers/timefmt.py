@@ -1,0 +1,82 @@
+"""Go's time formats as the Docker API shows them: RFC 3339 with nanoseconds, and human durations."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def rfc3339nano(ns: int) -> str:
+    """``2026-11-28T21:35:21.58592846Z`` (Go's RFC3339Nano: trailing zeros of the fraction trimmed)."""
+    if ns <= 0:
+        return ZERO_TIME
+    seconds, frac = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{frac:09d}".rstrip("0")
+    return f"{base}.{fraction}Z" if fraction else f"{base}Z"
+
+
+def parse_rfc3339(text: str) -> int:
+    """Nanoseconds since the epoch; the zero time (or garbage) is 0."""
+    if not text or text.startswith("0001-01-01"):
+        return 0
+    try:
+        main, _, rest = text.partition(".")
+        if rest:
+            digits = ""
+            for ch in rest:
+                if not ch.isdigit():
+                    break
+                digits += ch
+            zone = rest[len(digits) :]
+        else:
+            digits, zone = "", ""
+            for sep in ("Z", "+", "-"):
+                idx = main.find(sep, 10)
+                if idx != -1:
+                    main, zone = main[:idx], main[idx:]
+                    break
+        dt = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S")
+        offset = 0
+        if zone and zone != "Z":
+            sign = 1 if zone[0] == "+" else -1
+            hours, _, minutes = zone[1:].partition(":")
+            offset = sign * (int(hours) * 3600 + int(minutes or 0) * 60)
+        seconds = int(dt.replace(tzinfo=UTC).timestamp()) - offset
+        return seconds * 1_000_000_000 + int((digits + "000000000")[:9])
+    except ValueError:
+        return 0
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration: "Less than a second", "About a minute", "3 hours", "2 weeks"..."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
