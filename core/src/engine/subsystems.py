@@ -30,4 +30,9 @@ def make_subsystems(daemon: Daemon) -> list[Any]:
 
     daemon.runtime = Runtime.from_daemon(daemon)
     subsystems.append(daemon.runtime)
+    # containers: last (they use images, volumes, networks and the runtime; stopped first)
+    from engine.containers.service import ContainerService
+
+    daemon.containers = ContainerService(daemon)
+    subsystems.append(daemon.containers)
     return subsystems
