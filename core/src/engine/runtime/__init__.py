@@ -7,21 +7,25 @@ runtime, tty, spool dir, cgroups path), the shim's ``shim.sock``/``shim.pid``/``
 Containers run in the cgroup ``<HostConfig.CgroupParent | daemon cgroup-parent | /engine>/<id>``.
 
 The shim (``shim/engine-shim.c``, built by ``make install`` into ``.venv/bin/engine-shim``, or on demand
-into ``<exec-root>/bin``) is not a child of the daemon. It runs ``runc create`` + ``runc start``, owns the
-container's stdio, spools output to disk, serves ``shim.sock`` and writes ``exit.json``; a daemon
-restart loses nothing (``Runtime.restore``).
+into ``<exec-root>/bin``) is not a child of the daemon. It starts the container with ``runc run -d``
+(one runtime process instead of create + start; lossless, as the shim owns stdio from the first byte),
+owns the container's stdio, spools output to disk, serves ``shim.sock`` and writes ``exit.json``; a
+daemon restart loses nothing (``Runtime.restore``).
+Protocols, files and measurements: README.md next to this file.
 
 API (everything blocking is marked; call it with ``asyncio.to_thread``)::
 
     runtime = Runtime(exec_root, config=lambda: daemon.config, pm=daemon.pm)   # or Runtime.from_daemon(daemon)
-    runtime.start() / runtime.stop()           # subsystem lifecycle: exec-root dirs + shim binary / nothing
-    runtime.info_fields() -> {"Runtimes", "DefaultRuntime", "InitBinary"}
+    runtime.start() / runtime.stop()           # subsystem lifecycle: exec-root dirs + shim binary / empty cgroup parent
+    runtime.info_fields() -> {"RuncCommit", "InitCommit"}
     runtime.resolve(name | None) -> OCIRuntime  # InvalidParameter "Unknown runtime specified <name>"
     runtime.cgroups_path(container_id, host_config.get("CgroupParent", "")) -> "/engine/<id>"
 
     # blocking: the OCI spec; inputs are what D2 resolved (rootfs, mounts, netns, files...)
     spec = runtime.build_spec(container, config, host_config, SpecInputs(container_id=..., rootfs=...))
-        # raises InvalidParameter for bad users/groups/caps/devices/workdir with dockerd's messages;
+        # raises SpecError (500) for bad users/groups/devices/workdir, InvalidParameter for bad caps,
+        # device rules, seccomp profiles, "No command specified", with dockerd's messages; seccomp:
+        # default profile unless privileged / seccomp=unconfined / seccomp=<json> / daemon seccomp-profile;
         # applies the engine_security_container_spec(container, spec) hook at the end
 
     # blocking: write bundle, spawn shim, wait until running. StartFailed(.message as dockerd,
@@ -32,6 +36,8 @@ API (everything blocking is marked; call it with ``asyncio.to_thread``)::
     runtime.restore(container_id) -> Task | ExitStatus | None   # blocking; after a daemon restart
     runtime.delete(container_id)                 # blocking; kill leftovers, runc delete, cgroups, state dir
     runtime.known_containers() -> [ids]          # ids with runtime state, for restore at start-up
+    runtime.spool(container_id, exec_id=None) -> Spool | None   # also after an exit seen at restore:
+        # drain spool.read_available("acked") into the log before delete (output written while down)
 
     process = spec.exec_process(container_spec, cmd, env=[...], user="", workdir="", tty=False,
                                 privileged=False, rootfs=Path)   # blocking (reads /etc/passwd)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidParameter
@@ -138,7 +137,3 @@ def device_numbers(path: str) -> tuple[int, int]:
     if not stat.S_ISBLK(st.st_mode) and not stat.S_ISCHR(st.st_mode):
         raise InvalidParameter(f"{path} is not a device")
     return os.major(st.st_rdev), os.minor(st.st_rdev)
-
-
-def exists(path: str) -> bool:
-    return Path(path).exists()

@@ -8,6 +8,7 @@ import logging
 import os
 import select
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ from engine.runtime.task import (
     PID_FILE,
     RUNC_LOG,
     SHIM_LOG,
+    SHIM_PID_FILE,
     SOCKET,
     ExecTask,
     ExitStatus,
@@ -34,6 +36,7 @@ from engine.runtime.task import (
     delete_container,
     read_meta,
     read_pid,
+    shim_running,
 )
 
 log = logging.getLogger(__name__)
@@ -192,6 +195,7 @@ class Runtime:
             try:
                 pid = self._spawn(rt, args, state_dir, spool, tty, open_stdin, timeout, "create")
             except StartFailed:
+                _stop_stray_shim(state_dir)
                 with contextlib.suppress(Exception):
                     rt.delete(container_id, force=True)
                 if cgroups_path:
@@ -330,6 +334,7 @@ class Runtime:
         try:
             pid = self._spawn(rt, args, exec_dir, spool, tty, open_stdin, timeout, "exec")
         except StartFailed:
+            _stop_stray_shim(exec_dir)
             shutil.rmtree(exec_dir, ignore_errors=True)
             raise
         return ExecTask(container_id, exec_id, exec_dir, exec_meta, pid)
@@ -342,6 +347,15 @@ class Runtime:
         if control.alive(exec_dir / SOCKET):
             return ExecTask(container_id, exec_id, exec_dir, meta, read_pid(exec_dir / PID_FILE))
         return ExitStatus.load(exec_dir / EXIT_FILE)
+
+
+def _stop_stray_shim(state_dir: Path) -> None:
+    """After a failed start the shim normally exits by itself; one stuck on a hung runtime (start
+    timeout) is killed so it cannot recreate state we are about to remove."""
+    pid = read_pid(state_dir / SHIM_PID_FILE)
+    if shim_running(pid, state_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _read_line(fd: int, timeout: float) -> str:

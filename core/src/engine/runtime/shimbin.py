@@ -13,13 +13,15 @@ import sys
 import threading
 from pathlib import Path
 
+from engine.errors import EngineError
+
 SOURCE = Path(__file__).parent / "shim" / "engine-shim.c"
 NAME = "engine-shim"
 _lock = threading.Lock()
 
 
-class ShimUnavailable(RuntimeError):
-    pass
+class ShimUnavailable(EngineError):
+    """No shim binary and none can be built (500)."""
 
 
 def _fresh(binary: Path) -> bool:
