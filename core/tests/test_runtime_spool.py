@@ -153,3 +153,30 @@ def test_garbage_files_are_ignored(tmp_path: Path, bad: bytes) -> None:
     (w.path / "zz.seg").write_bytes(bad)
     assert [c.data for c in Spool(w.path).read_available()[0]] == [b"a"]
     os.unlink(w.path / "zz.seg")
+
+
+def _inotify_fds() -> int:
+    return sum(1 for fd in os.listdir("/proc/self/fd") if "inotify" in os.path.realpath(f"/proc/self/fd/{fd}"))
+
+
+def test_many_followers_share_one_inotify_instance(tmp_path: Path) -> None:
+    """Linux allows 128 inotify instances per user: 200 following readers must not need 200."""
+    writers = [Writer(tmp_path / f"s{i}") for i in range(200)]
+    before = _inotify_fds()
+
+    async def scenario() -> tuple[int, list[bytes]]:
+        readers = [Spool(w.path).reader("start", idle_check=5) for w in writers]
+        tasks = [asyncio.ensure_future(take(r, 1)) for r in readers]
+        await asyncio.sleep(0.05)
+        during = _inotify_fds()
+        for i, w in enumerate(writers):
+            w.write(1, b"%d" % i)
+        got = [c[0].data for c in await asyncio.gather(*tasks)]
+        for r in readers:
+            await r.aclose()
+        return during, got
+
+    during, got = run(scenario())
+    assert during == before + 1
+    assert got == [b"%d" % i for i in range(200)]
+    assert _inotify_fds() == before  # closed with the last watch

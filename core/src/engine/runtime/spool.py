@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import os
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,15 +260,17 @@ class _Cursor:
 
 class SpoolReader(AsyncIterator[Chunk]):
     """Async iterator over a spool. Reads are from the page cache of a file the shim just wrote, so
-    they run on the loop; waiting uses inotify on the spool directory through ``add_reader``."""
+    they run on the loop; waiting uses the loop's shared inotify watcher on the spool directory
+    (polling every ``idle_check`` seconds if inotify is unavailable)."""
 
     def __init__(self, spool: Spool, offset: int, follow: bool, idle_check: float) -> None:
         self.spool = spool
         self.follow = follow
         self.idle_check = idle_check
         self._cursor = _Cursor(spool, offset)
-        self._pending: list[Chunk] = []
-        self._notify: inotify.Inotify | None = None
+        self._pending: deque[Chunk] = deque()
+        self._watch: tuple[inotify.DirectoryWatcher, int, asyncio.Event] | None = None
+        self._watching = False
         self._done = False
 
     @property
@@ -283,60 +286,60 @@ class SpoolReader(AsyncIterator[Chunk]):
     async def __anext__(self) -> Chunk:
         while True:
             if self._pending:
-                return self._pending.pop(0)
+                return self._pending.popleft()
             if self._done:
                 self.close()
                 raise StopAsyncIteration
-            if self.follow and self._notify is None:
+            if self.follow and not self._watching:
                 self._start_watch()
             got = self._cursor.next_records()
             if got is None:
                 self._done = True
                 continue
             if got:
-                self._pending = got
+                self._pending.extend(got)
                 continue
             if not self.follow:
                 self._done = True
                 continue
             if not await self._wait():
                 # the writer is gone without END: one last look, then stop
-                last = self._cursor.next_records()
-                self._pending = last or []
+                self._pending.extend(self._cursor.next_records() or [])
                 self._done = True
 
     def _start_watch(self) -> None:
-        self._notify = inotify.Inotify()
-        try:
-            self._notify.watch(
-                self.spool.path, inotify.IN_MODIFY | inotify.IN_CREATE | inotify.IN_MOVED_TO | inotify.IN_DELETE_SELF
-            )
-        except FileNotFoundError:
-            pass
+        # before the first read, so a change between that read and the wait is not missed
+        self._watching = True
+        with contextlib.suppress(OSError):
+            self._watch = inotify.watch_dir(self.spool.path)
 
     async def _wait(self) -> bool:
         """Wait for a change; False when the writer has gone away (checked each idle period)."""
-        assert self._notify is not None
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        fd = self._notify.fileno()
-        loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
+        event = self._watch[2] if self._watch else None
         try:
-            await asyncio.wait_for(fut, self.idle_check)
-            self._notify.drain()
+            if event is None:
+                await asyncio.sleep(min(self.idle_check, 0.1))
+                return self.spool.path.exists() and (self.spool.alive is None or self.spool.alive())
+            await asyncio.wait_for(event.wait(), self.idle_check)
+            event.clear()  # before the next read: a change after this sets it again
             return True
         except TimeoutError:
             # re-read anyway (cheap, covers a missed event) unless the writer is gone
             alive = self.spool.alive
             return (alive is None or alive()) and self.spool.path.exists()
-        finally:
-            loop.remove_reader(fd)
 
     def close(self) -> None:
         self._cursor.close()
-        if self._notify is not None:
-            self._notify.close()
-            self._notify = None
+        if self._watch is not None:
+            watcher, wd, event = self._watch
+            self._watch = None
+            with contextlib.suppress(Exception):
+                watcher.remove(wd, event)
 
     async def aclose(self) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        # a reader abandoned mid-iteration (``break``) still gives its watch back
+        with contextlib.suppress(Exception):
+            self.close()
