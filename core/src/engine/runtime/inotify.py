@@ -127,7 +127,10 @@ class DirectoryWatcher:
         self.inotify.close()
 
     def _on_readable(self) -> None:
-        for wd in self.inotify.read_wds():
+        wds = self.inotify.read_wds()
+        if -1 in wds:  # IN_Q_OVERFLOW: events were dropped, wake everyone
+            wds = set(self.waiters)
+        for wd in wds:
             for event in self.waiters.get(wd, ()):
                 event.set()
 
