@@ -384,7 +384,8 @@ def test_init_runs_as_pid1(runtime: Runtime, rootfs: Path) -> None:
 
 
 def test_container_sees_its_config(runtime: Runtime, rootfs: Path) -> None:
-    script = "id -u; id -G; pwd; hostname; ulimit -n; cat /proc/self/status | grep CapEff; echo $FOO; touch /ro 2>&1 || echo rofs"
+    script = "id -u; id -G; pwd; hostname; ulimit -n; cat /proc/self/status | grep CapEff; echo $FOO; touch /ro 2>&1 || echo rofs; "
+    script += "grep SigIgn /proc/self/status"
     task, _ = start(
         runtime,
         rootfs,
@@ -396,7 +397,9 @@ def test_container_sees_its_config(runtime: Runtime, rootfs: Path) -> None:
     out = joined(run(collect(task))).decode().splitlines()
     assert out[:5] == ["1", "1 65534", "/work/dir", task.id[:12], "512"]
     assert out[5].split()[1] == "0000000000000000"  # non-root: no effective capabilities
-    assert out[6:] == ["bar", "touch: /ro: Read-only file system", "rofs"]
+    assert out[6:9] == ["bar", "touch: /ro: Read-only file system", "rofs"]
+    # the shim ignores SIGHUP/SIGINT/SIGPIPE/SIGTERM; none of that leaks in (busybox sh ignores SIGQUIT itself)
+    assert int(out[9].split()[1], 16) & (1 << 0 | 1 << 1 | 1 << 12 | 1 << 14) == 0
     assert (rootfs / "work" / "dir").is_dir()
 
 
