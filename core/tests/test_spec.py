@@ -382,6 +382,15 @@ def test_exec_process(rootfs: Path) -> None:
     assert exec_process(s, ["ls"], privileged=True)["capabilities"]["bounding"] == list(caps.all_capabilities())
     with pytest.raises(InvalidParameter):
         exec_process(s, [])
+    tty_container = spec(rootfs, {"Tty": True, "Env": ["A=1"]})
+    assert "TERM=xterm" in exec_process(tty_container, ["ls"])["env"]
+    exact = exec_process(tty_container, ["ls"], env=["B=2"], config={"Hostname": "abc", "Env": ["A=1"]})
+    assert exact["env"] == [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOSTNAME=abc",
+        "A=1",
+        "B=2",
+    ]
 
 
 # ---- seccomp ---------------------------------------------------------------------------------------

@@ -597,16 +597,20 @@ def exec_process(
     tty: bool = False,
     privileged: bool = False,
     rootfs: Path | None = None,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The OCI process for ``docker exec``: the container's process with the exec's command, env
     (merged over the container's), user (resolved in ``rootfs``), working dir, TTY; privileged gets
-    every capability. Blocking when ``user`` is set."""
+    every capability. Blocking when ``user`` is set. With the container's ``config`` the base env is
+    dockerd's exactly (PATH, HOSTNAME, TERM only for a TTY exec, then Config.Env) instead of the
+    container process's env."""
     if not cmd:
         raise InvalidParameter("No exec command specified")
     base = copy.deepcopy(container_spec["process"])
     base["args"] = list(cmd)
     base["terminal"] = bool(tty)
-    base["env"] = replace_or_append_env(base.get("env", []), env or [])
+    start_env = container_env({**config, "Tty": tty}) if config is not None else base.get("env", [])
+    base["env"] = replace_or_append_env(start_env, env or [])
     if tty and not any(e.startswith("TERM=") for e in base["env"]):
         base["env"].append("TERM=xterm")
     if user:
