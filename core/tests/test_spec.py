@@ -215,6 +215,7 @@ def test_init(rootfs: Path) -> None:
         "options": ["bind", "ro"],
     }
     assert spec(rootfs, {"Cmd": ["x"]}, {"Init": False})["process"]["args"] == ["x"]
+    assert spec(rootfs, {"Cmd": ["x"]}, {"Init": True, "PidMode": "host"})["process"]["args"] == ["x"]
 
 
 # ---- devices ----------------------------------------------------------------------------------------

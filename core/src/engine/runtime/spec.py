@@ -478,6 +478,8 @@ def build_spec(
     init_enabled = hc.get("Init")
     if init_enabled is None:
         init_enabled = bool(_cfg(daemon_config, "init", False))
+    if _mode(hc.get("PidMode"))[0] in ("host", "container"):
+        init_enabled = False  # dockerd adds the init only to a container with its own pid namespace
     init = (inputs.init_path or find_init(daemon_config)) if init_enabled else None
     if init:
         args = [INIT_IN_CONTAINER, "--", *args]
