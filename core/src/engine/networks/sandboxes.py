@@ -7,15 +7,18 @@ the controller's state (``networks``, ``endpoints``, ``sandboxes``, ``ipam``, lo
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import ipaddress
 import logging
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.drivers.network import EndpointInterface, PortBinding, SandboxInfo
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError
@@ -25,6 +28,8 @@ from engine.networks.settings import network_settings, ports_map
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 HOST_HOSTS = Path("/etc/hosts")
 
@@ -32,6 +37,24 @@ HOST_HOSTS = Path("/etc/hosts")
 def host_resolv_conf_path() -> Path:
     """The resolv.conf containers' files are derived from; ``ENGINE_RESOLV_CONF`` overrides it (tests)."""
     return Path(os.environ.get("ENGINE_RESOLV_CONF") or HOST_RESOLV_CONF)
+
+
+def off_event_loop(fn: Callable[..., T]) -> Callable[..., T]:
+    """The controller's blocking entry points must run in a worker thread (``asyncio.to_thread``);
+    called on an event loop's thread by mistake, they still work (netlink clients refuse to run
+    there) by running in a helper thread, with a warning naming the caller's mistake."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return fn(*args, **kwargs)
+        log.warning("networks.%s called on the event loop; use asyncio.to_thread", fn.__name__)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(fn, *args, **kwargs).result()
+
+    return wrapper
 
 
 @dataclass
@@ -52,6 +75,7 @@ class SandboxOps:
 
     # ---- containers: validation at create ---------------------------------------------------------
 
+    @off_event_loop
     def validate_container(
         self, config: Mapping[str, Any], host_config: Mapping[str, Any], networking_config: Mapping[str, Any] | None
     ) -> list[str]:
@@ -128,6 +152,7 @@ class SandboxOps:
             return None
         return self._public(sb)
 
+    @off_event_loop
     def setup_sandbox(
         self,
         container_id: str,
@@ -388,6 +413,7 @@ class SandboxOps:
         except ImportError:
             log.warning("embedded DNS not available")
 
+    @off_event_loop
     def teardown_sandbox(self, container_id: str) -> None:
         """Leave every network and delete the namespace (container stop). Idempotent."""
         with self._lock("c:" + container_id):
@@ -422,6 +448,7 @@ class SandboxOps:
         self.sandboxes.pop(sb.container_id, None)
         self._sandboxes_dir.delete(sb.container_id)
 
+    @off_event_loop
     def container_renamed(self, container_id: str, new_name: str) -> None:
         """``docker rename``: endpoints (and so the embedded DNS) answer to the new name."""
         new_name = new_name.lstrip("/")
@@ -434,6 +461,7 @@ class SandboxOps:
                 ep.name = new_name
             self._save_sandbox(sb)
 
+    @off_event_loop
     def release_container(self, container_id: str) -> None:
         """Forget a removed container (its pending connections); tears down a leftover sandbox."""
         self.teardown_sandbox(container_id)
@@ -473,6 +501,7 @@ class SandboxOps:
             data["networks"][net.id] = dict(cfg)
         self._containers_dir.save(container_id, data)
 
+    @off_event_loop
     def connect(
         self,
         ref: str,
@@ -522,6 +551,7 @@ class SandboxOps:
             self._refresh_files(sb)
             return self._settings(sb)
 
+    @off_event_loop
     def disconnect(self, ref: str, container_id: str, force: bool = False) -> dict[str, Any] | None:
         """``docker network disconnect``; returns the new ``NetworkSettings`` when the container runs."""
         try:
