@@ -154,6 +154,26 @@ def test_stdin_half_close_reaches_cat(runtime: Runtime, rootfs: Path) -> None:
     assert out == b"hello\n" + b"x" * 200_000
 
 
+def test_stdin_backpressure_does_not_block_control(runtime: Runtime, rootfs: Path) -> None:
+    """A container that never reads its stdin: a client's stdin stalls, kill and resize still work."""
+    task, _ = start(runtime, rootfs, ["sleep", "1000"], {"OpenStdin": True})
+
+    async def scenario() -> ExitStatus:
+        writer = await task.attach_stdin()
+        stuck = asyncio.ensure_future(writer.write(b"x" * (4 << 20)))
+        await asyncio.sleep(0.3)
+        assert not stuck.done()
+        t0 = time.monotonic()
+        assert await asyncio.to_thread(task.kill, signal.SIGKILL)
+        assert time.monotonic() - t0 < 2
+        status = await task.wait()
+        stuck.cancel()
+        await writer.close()
+        return status
+
+    assert run(scenario()).exit_code == 137
+
+
 def test_stdin_dropped_when_not_open(runtime: Runtime, rootfs: Path) -> None:
     task, _ = start(runtime, rootfs, ["sh", "-c", "sleep 0.5; cat; echo done"])
 

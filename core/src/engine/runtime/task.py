@@ -177,15 +177,23 @@ class Process:
     def signal(self, sig: int) -> bool:
         """Send ``sig`` to the process through its shim (its parent, so no pid-reuse race).
         False if it has already exited."""
-        try:
-            answer = self._request(b"K", struct.pack("<I", int(sig)))
-        except (FileNotFoundError, ConnectionError):
-            return False  # the shim is gone or closing: the process has exited
-        if answer == "ok":
-            return True
-        if answer.startswith("err 3") or not answer:  # ESRCH, or the shim closed on us while exiting
-            return False
-        raise EngineError(f"cannot signal process {self.pid}: {answer}")
+        for _ in range(50):
+            try:
+                answer = self._request(b"K", struct.pack("<I", int(sig)))
+            except (FileNotFoundError, ConnectionError):
+                answer = ""
+            if answer == "ok":
+                return True
+            if answer.startswith("err 3"):  # ESRCH: exited, not yet reaped
+                return False
+            if answer:
+                raise EngineError(f"cannot signal process {self.pid}: {answer}")
+            # no answer: the shim is exiting (then exit.json exists or it is gone), or it turned us
+            # away because all its client slots were busy (then ask again)
+            if self.exit_status() is not None or not self.is_alive():
+                return False
+            time.sleep(0.02)
+        raise EngineError(f"cannot signal process {self.pid}: its shim does not answer")
 
     def _request(self, op: bytes, payload: bytes = b"", reply: bool = True) -> str:
         try:

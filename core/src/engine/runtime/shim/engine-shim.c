@@ -49,7 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CLIENTS 32
+#define MAX_CLIENTS 64
 #define MAX_RT_ARGS 32
 #define IOBUF 65536
 #define STDIN_BUF 65536
@@ -784,11 +784,15 @@ int main(int argc, char **argv)
 		i_listen = n;
 		pfd[n++] = (struct pollfd){listen_fd, POLLIN, 0};
 		for (int i = 0; i < MAX_CLIENTS; i++) {
-			if (clients[i].fd < 0)
+			struct client *c = &clients[i];
+			if (c->fd < 0)
 				continue;
-			short ev = stdin_len < STDIN_BUF ? POLLIN : 0;
+			/* backpressure: a client in the middle of stdin data waits while the buffer is full
+			 * (left out of poll entirely, so its hang-up cannot spin us); the others are served */
+			if (stdin_len >= STDIN_BUF && c->op == 'I' && c->remaining > 0)
+				continue;
 			idx_client[n] = i;
-			pfd[n++] = (struct pollfd){clients[i].fd, ev, 0};
+			pfd[n++] = (struct pollfd){c->fd, POLLIN, 0};
 		}
 		int timeout = -1;
 		if (drain_deadline >= 0) {
