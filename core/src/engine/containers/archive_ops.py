@@ -80,6 +80,15 @@ class ContainerFS:
                 source = self.service.volume_path(mp)
                 if source:
                     out.append((mp.destination, source, mp.rw))
+        # the generated /etc files, as dockerd's setupMounts adds its NetworkMounts
+        covered = {d for d, _, _ in out}
+        for destination, source in (
+            ("/etc/resolv.conf", self.container.resolv_conf_path),
+            ("/etc/hostname", self.container.hostname_path),
+            ("/etc/hosts", self.container.hosts_path),
+        ):
+            if source and destination not in covered and os.path.exists(source):
+                out.append((destination, source, True))
         return out
 
     def _mount_volumes(self) -> None:

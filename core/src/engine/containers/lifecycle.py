@@ -240,7 +240,8 @@ class Lifecycle:
                 state.set_stopped(
                     status.exit_code,
                     oom_killed=status.oom_killed,
-                    finished_at=status.finished_at_ns or None,
+                    # never before StartedAt (which is taken once the runtime reported the start)
+                    finished_at=max(status.finished_at_ns, state.started_at) if status.finished_at_ns else None,
                     notify=False,
                 )
                 if status.error:

@@ -61,6 +61,20 @@ def parse_bind(spec: str) -> MountPoint:
     """One ``HostConfig.Binds`` entry: ``src:dst[:mode]`` (src a host path or a volume name)."""
     parts = spec.split(":")
     mode = ""
+    if len(parts) == 1 or (len(parts) == 2 and valid_mode(parts[1]) and not parts[1].startswith("/")):
+        # "/dst" or "/dst:mode": an anonymous volume (dockerd's linux parser accepts both in Binds)
+        mode = parts[1] if len(parts) == 2 else ""
+        dest = _check_destination(parts[0], spec, VOLUME)
+        modes = set(mode.split(",")) if mode else set()
+        return MountPoint(
+            destination=dest,
+            type=VOLUME,
+            driver="local",
+            rw="ro" not in modes,
+            mode=mode,
+            copy_data="nocopy" not in modes,
+            anonymous=True,
+        )
     if len(parts) == 2:
         source, dest = parts
     elif len(parts) == 3:
