@@ -174,6 +174,21 @@ def test_stdin_backpressure_does_not_block_control(runtime: Runtime, rootfs: Pat
     assert run(scenario()).exit_code == 137
 
 
+def test_busy_shim_turns_clients_away_without_false_exits(runtime: Runtime, rootfs: Path) -> None:
+    from engine.runtime import control
+
+    task, _ = start(runtime, rootfs, ["sleep", "1000"])
+    hogs = [control.connect(task.socket) for _ in range(70)]  # more than the shim's 64 slots
+    try:
+        time.sleep(0.1)
+        assert task.wait_sync(0.5) is None  # still running: a timeout, not a made-up exit status
+    finally:
+        for sock in hogs:
+            sock.close()
+    assert task.kill(signal.SIGKILL)
+    assert task.wait_sync(10).exit_code == 137
+
+
 def test_stdin_dropped_when_not_open(runtime: Runtime, rootfs: Path) -> None:
     task, _ = start(runtime, rootfs, ["sh", "-c", "sleep 0.5; cat; echo done"])
 

@@ -207,37 +207,56 @@ class Process:
 
     async def wait(self) -> ExitStatus:
         """Until the process exited and its output is in the spool."""
-        try:
-            reader, writer = await control.open_connection(self.socket)
-        except OSError:
-            return await asyncio.to_thread(self._final_status)
-        try:
-            writer.write(control.frame(b"W"))
-            await writer.drain()
-            await reader.read()  # the exit line, then EOF; or EOF if the shim died
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-        return await asyncio.to_thread(self._final_status)
+        while True:
+            try:
+                reader, writer = await control.open_connection(self.socket)
+            except OSError:
+                return await asyncio.to_thread(self._final_status)
+            answer = b""
+            try:
+                writer.write(control.frame(b"W"))
+                await writer.drain()
+                answer = await reader.read()  # the exit line, then EOF; or EOF if the shim died
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+            if answer or not await asyncio.to_thread(self._turned_away):
+                return await asyncio.to_thread(self._final_status)
+            await asyncio.sleep(0.05)
 
     def wait_sync(self, timeout: float | None = None) -> ExitStatus | None:
         """Blocking wait; None on timeout."""
-        try:
-            sock = control.connect(self.socket, timeout)
-        except OSError:
-            return self._final_status()
-        try:
-            sock.sendall(control.frame(b"W"))
-            while sock.recv(4096):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            try:
+                sock = control.connect(self.socket, left)
+            except TimeoutError:
+                return None
+            except OSError:
+                return self._final_status()
+            answer = b""
+            try:
+                sock.sendall(control.frame(b"W"))
+                while got := sock.recv(4096):
+                    answer += got
+            except TimeoutError:
+                return None
+            except OSError:
                 pass
-        except TimeoutError:
-            return None
-        except OSError:
-            pass
-        finally:
-            sock.close()
-        return self._final_status()
+            finally:
+                sock.close()
+            if answer or not self._turned_away():
+                return self._final_status()
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+    def _turned_away(self) -> bool:
+        """EOF without an answer while the shim lives and no exit is recorded: all its client slots
+        were busy (ask again), as opposed to the shim exiting or dying."""
+        return self.exit_status() is None and self.is_alive()
 
     def _final_status(self) -> ExitStatus:
         for _ in range(50):
