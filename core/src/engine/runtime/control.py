@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import struct
+import time
 from pathlib import Path
 
 _FRAME = struct.Struct("<BI")
@@ -25,23 +26,31 @@ def frame(op: bytes, payload: bytes = b"") -> bytes:
 
 def connect(path: Path, timeout: float | None = 5.0) -> socket.socket:
     """Connect to a unix socket, also when its path is longer than sun_path (108 bytes):
-    then through ``/proc/self/fd/<dir fd>/<name>``."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    sock.settimeout(timeout)
+    then through ``/proc/self/fd/<dir fd>/<name>``. A full listen backlog (EAGAIN: unix sockets do
+    not wait for room when the socket has a timeout) is retried until ``timeout``."""
     raw = os.fsencode(path)
-    try:
-        if len(raw) < 108:
-            sock.connect(raw)
-        else:
-            dfd = os.open(path.parent, os.O_PATH | os.O_CLOEXEC)
-            try:
-                sock.connect(f"/proc/self/fd/{dfd}/{path.name}")
-            finally:
-                os.close(dfd)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(timeout)
+        try:
+            if len(raw) < 108:
+                sock.connect(raw)
+            else:
+                dfd = os.open(path.parent, os.O_PATH | os.O_CLOEXEC)
+                try:
+                    sock.connect(f"/proc/self/fd/{dfd}/{path.name}")
+                finally:
+                    os.close(dfd)
+            return sock
+        except BlockingIOError:
+            sock.close()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{path}: listen backlog full") from None
+            time.sleep(0.005)
+        except BaseException:
+            sock.close()
+            raise
 
 
 def alive(path: Path) -> bool:

@@ -355,7 +355,7 @@ static int listen_unix(const char *name)
 		return -1;
 	strcpy(sa.sun_path, name);
 	unlink(name);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0) {
 		close(fd);
 		return -1;
 	}
