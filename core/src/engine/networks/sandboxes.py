@@ -81,7 +81,10 @@ class SandboxOps:
     ) -> list[str]:
         """Checks dockerd runs at ``POST /containers/create``; returns its warnings.
 
-        :raises NotFound: the network does not exist ("network x not found").
+        A network that does not exist is *not* an error here: dockerd creates the container and fails
+        its start with "network x not found" (a 404 at create would make the docker CLI try to pull
+        the image).
+
         :raises InvalidParameter: conflicting options, with dockerd's messages.
         """
         warnings: list[str] = []
@@ -99,8 +102,11 @@ class SandboxOps:
             if config.get("Hostname"):
                 raise InvalidParameter("conflicting options: hostname and the network mode")
             return warnings
-        net = self.get(mode)
-        if net.driver == "host":
+        try:
+            net: Network | None = self.get(mode)
+        except NotFound:
+            net = None
+        if mode == "host" or (net is not None and net.driver == "host"):
             if host_config.get("Links"):
                 raise InvalidParameter(
                     "conflicting options: host type networking can't be used with links. "
@@ -109,7 +115,10 @@ class SandboxOps:
             if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
                 warnings.append("Published ports are discarded when using host network mode")
         for key, cfg in endpoints.items():
-            other = self.get(key)
+            try:
+                other = self.get(key)
+            except NotFound:
+                continue  # reported at start, as dockerd
             ipam = (cfg or {}).get("IPAMConfig") or {}
             if ipam.get("IPv4Address") or ipam.get("IPv6Address"):
                 self._check_static_ip(other)

@@ -97,12 +97,18 @@ def _container(request: web.Request, ref: str) -> Any:
     return containers.get(ref)
 
 
-def _notify(request: web.Request, container_id: str, settings: dict[str, Any] | None) -> None:
-    """Tell the containers subsystem its running container's NetworkSettings changed (optional hook)."""
+def _notify(request: web.Request, container: Any, settings: dict[str, Any] | None) -> None:
+    """Tell the containers subsystem its running container's NetworkSettings changed: through its
+    ``network_settings_changed(container_id, settings)`` when it has one (which persists them), else
+    by updating the container object in memory so inspect shows the change at once."""
+    if settings is None:
+        return
     containers = getattr(request.app[DAEMON], "containers", None)
     notify = getattr(containers, "network_settings_changed", None)
-    if notify is not None and settings is not None:
-        notify(container_id, settings)
+    if notify is not None:
+        notify(container.id, settings)
+    elif hasattr(container, "network_settings"):
+        container.network_settings = settings
 
 
 async def connect(request: web.Request) -> web.Response:
@@ -119,7 +125,7 @@ async def connect(request: web.Request) -> web.Response:
             name=getattr(container, "name", ""),
             config=getattr(container, "config", None) or {},
         )
-        _notify(request, container.id, settings)
+        _notify(request, container, settings)
 
     await asyncio.to_thread(run)
     return web.Response(status=200)
@@ -134,7 +140,7 @@ async def disconnect(request: web.Request) -> web.Response:
     def run() -> None:
         container = _container(request, body.get("Container") or "")
         settings = ctl.disconnect(ref, container.id, force=force)
-        _notify(request, container.id, settings)
+        _notify(request, container, settings)
 
     await asyncio.to_thread(run)
     return web.Response(status=200)
