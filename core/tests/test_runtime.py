@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from engine.errors import InvalidParameter
-from engine.runtime import ExitStatus, Runtime, SpecInputs, StartFailed, Task, cgroups, exec_process
+from engine.runtime import ExitStatus, Runtime, SpecInputs, StartFailed, Task, caps, cgroups, exec_process
 from engine.runtime.task import read_pid, shim_running
 from engine_testkit.busybox import busybox_rootfs_tar
 
@@ -449,6 +449,24 @@ def test_seccomp_default_profile_and_unconfined(runtime: Runtime, rootfs: Path) 
     out = joined(run(collect(confined))).decode()
     assert "Seccomp:\t2" in out and "unshared" not in out and "Operation not permitted" in out
     assert joined(run(collect(free))).decode().split() == ["Seccomp:", "0", "unshared"]
+
+
+def test_privileged_tty_with_initial_console_size(runtime: Runtime, rootfs: Path) -> None:
+    task, _ = start(
+        runtime,
+        rootfs,
+        ["sh", "-c", "stty size; grep -E 'Seccomp:|CapEff' /proc/self/status; ls /dev/null /dev/zero"],
+        {"Tty": True},
+        {"Privileged": True, "ConsoleSize": [20, 70]},
+    )
+    run(task.wait())
+    out = joined(run(collect(task))).decode().split("\r\n")
+    assert out[0] == "20 70"
+    assert out[1].split() == [
+        "CapEff:",
+        f"{sum(1 << caps.CAPABILITIES.index(c) for c in caps.all_capabilities()):016x}",
+    ]
+    assert out[2].split() == ["Seccomp:", "0"]
 
 
 # ---- measurements ---------------------------------------------------------------------------------

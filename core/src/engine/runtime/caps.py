@@ -75,12 +75,21 @@ ALL = "ALL"
 
 @cache
 def all_capabilities() -> tuple[str, ...]:
-    """Every capability this kernel has (up to /proc/sys/kernel/cap_last_cap)."""
+    """Every capability this kernel has (up to /proc/sys/kernel/cap_last_cap) that the daemon itself
+    may pass on (its bounding set): a privileged container cannot get more than its runtime holds,
+    and asking for more fails the start ("unable to apply caps")."""
     try:
         last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
     except (OSError, ValueError):
         last = len(CAPABILITIES) - 1
-    return CAPABILITIES[: last + 1]
+    bounding = (1 << (last + 1)) - 1
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                bounding = int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return tuple(cap for bit, cap in enumerate(CAPABILITIES[: last + 1]) if bounding >> bit & 1)
 
 
 def normalize(names: list[str] | None) -> list[str]:

@@ -501,6 +501,11 @@ def build_spec(
         "oomScoreAdj": int(hc.get("OomScoreAdj") or 0),
         "noNewPrivileges": _no_new_privileges(hc, daemon_config),
     }
+    console = hc.get("ConsoleSize") or [0, 0]
+    if process["terminal"] and len(console) == 2 and console[0] and console[1]:
+        # API 1.42's initial size (newer clients send it): no race between the first output and
+        # the client's first resize
+        process["consoleSize"] = {"height": int(console[0]), "width": int(console[1])}
     rlimits = _rlimits(hc, daemon_config)
     if rlimits:
         process["rlimits"] = rlimits
