@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.api.streams import STDOUT, frame
 from engine.containers.attach import DEFAULT_DETACH_KEYS, Session, parse_detach_keys
 from engine.errors import Conflict, InvalidParameter, NotFound
 
@@ -218,13 +219,14 @@ class ExecManager:
         try:
             task = await asyncio.to_thread(self._launch, instance, container)
         except Exception as exc:
-            instance.exit_code = getattr(exc, "exit_code", 126)
+            instance.exit_code = 126  # dockerd's exit code for an exec that could not start
             if instance.done is not None:
                 instance.done.set()
             if conn is not None:
-                message = getattr(exc, "message", str(exc))
+                # after the upgrade the error can only go into the stream (on stdout, framed without a TTY)
+                message = getattr(exc, "message", str(exc)).encode() + b"\r\n"
                 with contextlib.suppress(Exception):
-                    conn.write(message.encode() + b"\r\n")
+                    conn.write(message if instance.tty else frame(STDOUT, message))
                 conn.close()
                 return
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from typing import TYPE_CHECKING, Any
 
@@ -185,16 +186,15 @@ def commit(
             changes=[c for change in changes for c in change.split("\n") if c],
             config=config,
         )
+        image_ref = ""
+        if repo:
+            image_ref = f"{repo}:{tag or 'latest'}" if ":" not in repo.rsplit("/", 1)[-1] else repo
+        # dockerd logs the commit before its deferred unpause
+        service.publish(container, "commit", comment=comment, imageID=image_id, imageRef=image_ref)
     finally:
         if paused_here:
-            try:
+            with contextlib.suppress(Conflict):
                 service.lifecycle.unpause(container.id)
-            except Conflict:
-                pass
-    image_ref = ""
-    if repo:
-        image_ref = f"{repo}:{tag or 'latest'}" if ":" not in repo.rsplit("/", 1)[-1] else repo
-    service.publish(container, "commit", comment=comment, imageID=image_id, imageRef=image_ref)
     return image_id
 
 
