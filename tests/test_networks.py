@@ -121,6 +121,7 @@ def test_errors_as_dockerd(dk: DockerCLI) -> None:
         assert "bridge is a pre-defined network and cannot be removed" in dk.fails("network", "rm", "bridge").stderr
         assert 'plugin "nope" not found' in dk.fails("network", "create", "-d", "nope", unique()).stderr
         assert "network nope-x not found" in dk.fails("network", "rm", "nope-x").stderr
+        assert "bridge is a pre-defined network and cannot be created" in dk.fails("network", "create", "bridge").stderr
         err = dk.fails("network", "create", "-d", "host", unique()).stderr
         assert 'only one instance of "host" network is allowed' in err
     finally:

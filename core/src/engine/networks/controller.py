@@ -348,8 +348,8 @@ class NetworkController(SandboxOps):
         driver = driver or "bridge"
         if not name:
             raise InvalidParameter("network name is required")
-        if name in PREDEFINED and any(n.name == name for n in self.networks.values()):
-            raise Forbidden(f"operation is not permitted on predefined {name} network ")
+        if name in (*PREDEFINED, "default", "ingress"):
+            raise Forbidden(f"{name} is a pre-defined network and cannot be created")
         if check_duplicate and any(n.name == name for n in self.networks.values()):
             raise Conflict(f"network with name {name} already exists")
         drv = self.driver(driver)
@@ -402,9 +402,11 @@ class NetworkController(SandboxOps):
         for net in nets:
             if net.id == ref:
                 return net
-        for net in nets:
-            if net.name == ref:
-                return net
+        named = [n for n in nets if n.name == ref]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:  # possible with CheckDuplicate=false (docker-py's default)
+            raise InvalidParameter(f"network {ref} is ambiguous ({len(named)} matches found based on name)")
         matches = [n for n in nets if n.id.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
@@ -505,9 +507,10 @@ class NetworkController(SandboxOps):
     # ---- diagnostics ------------------------------------------------------------------------------
 
     def info_fields(self) -> dict[str, Any]:
-        pools = self._default_pools() or [
-            dict(p) for p in __import__("engine.networks.ipam", fromlist=["DEFAULT_LOCAL_POOLS"]).DEFAULT_LOCAL_POOLS
-        ]
+        """``DefaultAddressPools`` in GET /info, only when daemon.json sets them (as dockerd)."""
+        pools = self._default_pools()
+        if not pools:
+            return {}
         return {"DefaultAddressPools": [{"Base": p["base"], "Size": p["size"]} for p in pools]}
 
     def leftovers(self) -> list[str]:

@@ -72,8 +72,8 @@ async def create_network(request: web.Request) -> web.Response:
             attachable=bool(body.get("Attachable")),
             enable_ipv6=bool(body.get("EnableIPv6")),
             labels=_string_map(body.get("Labels"), "labels"),
-            # dockerd 20.10 refuses a duplicate name even without CheckDuplicate
-            check_duplicate=True,
+            # API <= 1.43: a duplicate name is only refused when asked (the docker CLI always asks)
+            check_duplicate=bool(body.get("CheckDuplicate")),
         )
 
     net = await asyncio.to_thread(run)
