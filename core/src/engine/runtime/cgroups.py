@@ -38,6 +38,21 @@ def hierarchies() -> dict[str, Path]:
     return found
 
 
+@cache
+def all_mounts() -> tuple[Path, ...]:
+    """Every cgroup hierarchy runc creates directories in: the v1 ones and, on a hybrid host, the
+    cgroup2 mount (/sys/fs/cgroup/unified), where runc makes the container's directory too."""
+    found = set(hierarchies().values())
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            if right.split()[:1] == ["cgroup2"]:
+                found.add(Path(left.split()[4]))
+    except OSError:
+        pass
+    return tuple(sorted(found))
+
+
 def is_v2_only() -> bool:
     return not hierarchies() and (CGROUP_ROOT / "cgroup.controllers").exists()
 
@@ -153,7 +168,7 @@ def remove(cgroups_path: str, retries: int = 20) -> list[str]:
     """rmdir the container's cgroup in every hierarchy (after its processes are gone). Returns the
     directories that could not be removed."""
     left = []
-    for mount in set(hierarchies().values()):
+    for mount in all_mounts():
         d = mount / cgroups_path.lstrip("/")
         for attempt in range(retries):
             try:
@@ -174,6 +189,6 @@ def remove_parent(parent: str) -> None:
     """rmdir an empty parent (e.g. "/engine") in every hierarchy; busy ones are kept."""
     if parent.strip("/") == "":
         return
-    for mount in set(hierarchies().values()):
+    for mount in all_mounts():
         with contextlib.suppress(OSError):
             (mount / parent.lstrip("/")).rmdir()
