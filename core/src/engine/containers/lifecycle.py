@@ -159,20 +159,20 @@ class Lifecycle:
         if container.host_config.get("AutoRemove"):
             self._background_call(self._auto_remove, container)
 
-    def _supervise(self, container: Container, task: Any) -> None:
+    def _supervise(self, container: Container, task: Any, resumed: bool = False) -> None:
         """Start the per-run supervisor on the loop (log copier, health checks, exit)."""
-        fut = self._on_loop(self._run_supervisor(container, task))
+        fut = self._on_loop(self._run_supervisor(container, task, resumed))
         self._background.add(fut)
         fut.add_done_callback(self._background.discard)
 
-    async def _run_supervisor(self, container: Container, task: Any) -> None:
+    async def _run_supervisor(self, container: Container, task: Any, resumed: bool = False) -> None:
         from engine.containers import health
 
         current = asyncio.current_task()
         assert current is not None
         self._supervisors[container.id] = current
         try:
-            logcopy.start(self.daemon, container, task)
+            await logcopy.start(self.daemon, container, task, resume=resumed)
         except Exception:
             log.exception("starting the logging of %s failed", container.short_id)
         for waiter in self._start_waiters.pop(container.id, []):
@@ -505,7 +505,7 @@ class Lifecycle:
 
     # -- daemon start and shutdown --------------------------------------------------------------------
 
-    def restore(self, containers: list[Container]) -> None:
+    async def restore(self, containers: list[Container]) -> None:
         """At daemon start: reattach running containers (live-restore), settle the others, then
         remove the half-removed and start what the restart policies say."""
         self.loop = asyncio.get_running_loop()
@@ -518,7 +518,7 @@ class Lifecycle:
                 to_remove.append(container)
                 continue
             if state.running or state.paused or state.restarting:
-                self._restore_one(container, live_restore)
+                await self._restore_one(container, live_restore)
             if container.task is None and not container.state.running:
                 if container.host_config.get("AutoRemove"):
                     to_remove.append(container)
@@ -534,7 +534,9 @@ class Lifecycle:
             container.state.removal_in_progress = False
             container.state.dead = False
             try:
-                self.service.remove(container.id, force=True, volumes=bool(container.host_config.get("AutoRemove")))
+                await asyncio.to_thread(
+                    self.service.remove, container.id, force=True, volumes=bool(container.host_config.get("AutoRemove"))
+                )
             except EngineError as exc:
                 log.error("removing container %s at start-up failed: %s", container.short_id, exc.message)
         for container in to_start:
@@ -546,38 +548,56 @@ class Lifecycle:
         except EngineError as exc:
             log.error("failed to start container %s: %s", container.short_id, exc.message)
 
-    def _restore_one(self, container: Container, live_restore: bool) -> None:
+    async def _restore_one(self, container: Container, live_restore: bool) -> None:
+        from engine.runtime.task import ExitStatus, Task
+
         try:
-            found = self.runtime.restore(container.id)
+            found = await asyncio.to_thread(self.runtime.restore, container.id)
         except Exception:
             log.exception("restoring the task of %s failed", container.short_id)
             found = None
-        from engine.runtime.task import ExitStatus, Task
-
         if isinstance(found, Task):
             if live_restore:
-                self._reattach(container, found)
+                await asyncio.to_thread(self._reattach, container, found)
                 return
             # no live-restore: dockerd stops what it finds running (and the policies restart it)
             log.info("stopping container %s left running (live-restore is off)", container.short_id)
             with contextlib.suppress(Exception):
-                found.kill(signal_mod.SIGKILL)
-            status = found.wait_sync(KILL_WAIT) or ExitStatus(exit_code=137, finished_at_ns=0)
+                await asyncio.to_thread(found.kill, signal_mod.SIGKILL)
+            status = await asyncio.to_thread(found.wait_sync, KILL_WAIT) or ExitStatus(exit_code=137)
         elif isinstance(found, ExitStatus):
             status = found
         else:
             status = ExitStatus.lost("container state lost: the runtime does not know this container")
-        container.task = found if isinstance(found, Task) else object()
-        self.handle_exit_at_boot(container, container.task, status)
+        await self._drain_spool(container)
+        await asyncio.to_thread(self.handle_exit_at_boot, container, status)
 
-    def handle_exit_at_boot(self, container: Container, task: Any, status: Any) -> None:
+    async def _drain_spool(self, container: Container) -> None:
+        """Output written while the daemon was down (after the last ack) goes to the log first."""
+        try:
+            spool = await asyncio.to_thread(self.runtime.spool, container.id)
+        except Exception:
+            spool = None
+        if spool is None:
+            return
+        try:
+            from engine.logs import start_logging
+
+            logger = start_logging(self.daemon, container, spool.reader("acked", follow=False), ack=spool.ack)
+            await logger.close(DRAIN_TIMEOUT)
+        except Exception:
+            log.exception("saving the last output of %s failed", container.short_id)
+
+    def handle_exit_at_boot(self, container: Container, status: Any) -> None:
         """An exit that happened while the daemon was down: record it (and its die event) without
         restarting now; the start-up restart pass applies the policies."""
         with container.lock:
             container.task = None
-            self._release_run_resources(container, task)
+            self._release_run_resources(container, None)
             container.state.set_stopped(
-                status.exit_code, oom_killed=status.oom_killed, finished_at=status.finished_at_ns or None
+                status.exit_code,
+                oom_killed=status.oom_killed,
+                finished_at=max(status.finished_at_ns, container.state.started_at) if status.finished_at_ns else None,
             )
             if status.error:
                 container.state.error = status.error
@@ -596,7 +616,7 @@ class Lifecycle:
                 log.exception("re-mounting the rootfs of %s failed", container.short_id)
             self.restart_manager(container)
         log.info("container %s restored (pid %s)", container.short_id, task.pid)
-        self._supervise(container, task)
+        self._supervise(container, task, resumed=True)
 
     async def shutdown(self) -> None:
         """Daemon stop: with live-restore, leave containers running; else stop them as dockerd does

@@ -4,7 +4,9 @@ runtime's spool (acking it, so a restarted daemon resumes where the driver got t
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,15 +23,55 @@ def validate(daemon: Daemon, host_config: dict[str, Any]) -> None:
     host_config["LogConfig"] = validate_log_config(daemon, host_config.get("LogConfig"))
 
 
-def start(daemon: Daemon, container: Container, task: Any) -> Any:
-    """On the loop: the container's ContainerLogger (driver + copier) reading the task's spool."""
+async def start(daemon: Daemon, container: Container, task: Any, *, resume: bool = False) -> Any:
+    """On the loop: the container's ContainerLogger (driver + copier) reading the task's spool.
+
+    ``resume`` (a container taken back after a daemon restart): chunks the log already has are
+    skipped, since after a kill -9 the spool's ack can lag what the driver wrote by a moment."""
     from engine.logs import start_logging
 
-    logger = start_logging(daemon, container, task.output("acked"), ack=task.ack)
+    source = task.output("acked")
+    if resume:
+        last = await last_logged_ns(daemon, container)
+        if last:
+            source = _newer_than(source, last)
+    logger = start_logging(daemon, container, source, ack=task.ack)
     container.log_copier = logger
     container.log_driver = logger.driver
     container.log_path = str(getattr(logger.driver, "log_path", "") or "")
     return logger
+
+
+async def last_logged_ns(daemon: Daemon, container: Container) -> int:
+    """The time of the last message the container's log holds (0 when it cannot be read)."""
+    from engine.drivers.log import ReadConfig
+    from engine.logs import open_reader
+
+    try:
+        source = await asyncio.to_thread(open_reader, daemon, container)
+    except Exception:
+        return 0
+    last = 0
+    try:
+        async for batch in source.batches(ReadConfig(tail=1)):
+            for message in batch:
+                last = max(last, message.time_ns)
+    except Exception as exc:
+        log.debug("reading the last log line of %s: %s", container.short_id, exc)
+    finally:
+        source.close()
+    return last
+
+
+async def _newer_than(source: AsyncIterator[Any], last_ns: int) -> AsyncIterator[Any]:
+    try:
+        async for chunk in source:
+            if chunk.timestamp_ns > last_ns:
+                yield chunk
+    finally:
+        close = getattr(source, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def finish(container: Container, timeout: float) -> None:

@@ -49,14 +49,14 @@ class ContainerService:
 
     # -- subsystem lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        containers, unfinished = self.store.load()
+    async def start(self) -> None:
+        containers, unfinished = await asyncio.to_thread(self.store.load)
         for container_id, journal in unfinished:
-            self._rollback_unfinished(container_id, journal)
+            await asyncio.to_thread(self._rollback_unfinished, container_id, journal)
         images = getattr(self.daemon, "images", None)
         if images is not None and hasattr(images, "set_usage_check"):
             images.set_usage_check(self.containers_using_image)
-        self.lifecycle.restore(containers)
+        await self.lifecycle.restore(containers)
 
     async def stop(self) -> None:
         await self.lifecycle.shutdown()
