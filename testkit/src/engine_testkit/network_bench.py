@@ -242,7 +242,8 @@ def bench_docker_host(host: str, repeat: int, image: str = "busybox:latest", meg
             made.append(cid)
         out["docker run -d on a bridge network (ms, median / p90)"] = "{:.0f} / {:.0f}".format(*_median_p90(runs))
         server, client = made[0], made[1] if len(made) > 1 else made[0]
-        ip = docker("inspect", "-f", f"{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}", server).stdout.strip()
+        template = f'{{{{(index .NetworkSettings.Networks "{net}").IPAddress}}}}'
+        ip = docker("inspect", "-f", template, server).stdout.strip()
         docker("exec", "-d", server, "sh", "-c", "nc -l -p 5001 > /dev/null")
         time.sleep(0.3)
         t0 = time.perf_counter()
