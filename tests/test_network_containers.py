@@ -307,3 +307,27 @@ def test_network_events(dk: DockerCLI, cleanup: list[str]) -> None:
     ).lines()  # fmt: skip
     assert f"create {net} " in [e[: len(f"create {net} ")] for e in events]
     assert f"connect {net} {cid}" in events and f"disconnect {net} {cid}" in events
+
+
+def test_default_bridge_links_and_dns_flags(dk: DockerCLI, cleanup: list[str]) -> None:
+    web = start(dk, cleanup, "--hostname", "webhost")
+    client = start(
+        dk, cleanup, "--link", f"{web}:db", "--dns", "10.9.9.9", "--dns-search", "a.test", "--dns-option", "ndots:2"
+    )
+    hosts = sh(dk, client, "cat /etc/hosts").stdout
+    assert f"{ip_on(dk, web, 'bridge')}\tdb webhost {web}\n" in hosts
+    assert sh(dk, client, "cat /etc/resolv.conf").stdout == "search a.test\nnameserver 10.9.9.9\noptions ndots:2\n"
+    assert sh(dk, client, "ping -c 1 -W 2 db").returncode == 0
+
+
+def test_connect_created_container_joins_at_start(dk: DockerCLI, cleanup: list[str]) -> None:
+    one, two = network(dk, cleanup), network(dk, cleanup)
+    name = f"tc-{secrets.token_hex(3)}"
+    dk("create", "--name", name, "--network", one, IMAGE, "sleep", "300")
+    cleanup.append(name)
+    dk("network", "connect", "--alias", "late", two, name)
+    dk("start", name)
+    networks = inspect(dk, name)["NetworkSettings"]["Networks"]
+    assert set(networks) == {one, two} and networks[two]["IPAddress"]
+    peer = start(dk, cleanup, "--network", two)
+    assert sh(dk, peer, "ping -c 1 -W 2 late").returncode == 0

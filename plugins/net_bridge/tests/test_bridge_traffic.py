@@ -379,3 +379,39 @@ def test_embedded_dns_names_aliases_links_and_forwarding(
         assert other
     finally:
         upstream.close()
+
+
+def test_user_chain_rules_come_first_and_survive(make: Callable[..., Any]) -> None:
+    """Chain ``user`` (DOCKER-USER): evaluated before engine's rules, kept when engine re-renders its own."""
+    ctl = make(bridge="none")
+    net = new_net(ctl)
+    a, b = run(ctl, net.name), run(ctl, net.name)
+    table = ctl.instance
+    target = ip_of(b, net.name)
+    rule = ["nft", "add", "rule", "ip", table, "user", "ip", "daddr", target, "drop"]
+    assert subprocess.run(rule).returncode == 0
+    try:
+        assert not ping(a, target)
+        new_net(ctl)  # engine re-renders its chains: the user's rule stays
+        assert not ping(a, target)
+    finally:
+        subprocess.run(["nft", "flush", "chain", "ip", table, "user"], check=True)
+    assert ping(a, target)
+
+
+def test_ipv6_network(make: Callable[..., Any]) -> None:
+    ctl = make(bridge="none")
+    v6 = f"fd00:{secrets.token_hex(2)}:{secrets.token_hex(2)}::/64"
+    net = ctl.create_network(
+        f"t6-{secrets.token_hex(3)}", "bridge", enable_ipv6=True,
+        ipam={"Config": [{"Subnet": free_subnet()}, {"Subnet": v6}]},
+    )  # fmt: skip
+    prefix = v6.split("::")[0]
+    assert ctl.inspect(net)["IPAM"]["Config"][1] == {"Subnet": v6, "Gateway": f"{prefix}::1"}
+    a, b = run(ctl, net.name), run(ctl, net.name)
+    settings = a.network_settings["Networks"][net.name]
+    assert settings["IPv6Gateway"] == f"{prefix}::1" and settings["GlobalIPv6PrefixLen"] == 64
+    assert settings["GlobalIPv6Address"] == f"{prefix}::2"
+    other = b.network_settings["Networks"][net.name]["GlobalIPv6Address"]
+    assert f"{settings['GlobalIPv6Address']}\t" in a.hosts
+    assert ping(a, other)  # no duplicate address detection delay

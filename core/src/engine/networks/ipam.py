@@ -277,8 +277,9 @@ class DefaultIPAM(IPAMDriver):
         for step in range(1, count + 1):
             offset = (pool.last + step) % count
             value = first + offset
-            # the subnet's own network and broadcast addresses are never handed out (IPv4, < /31)
-            if pool.subnet.version == 4 and pool.subnet.prefixlen < 31 and value in (subnet_first, subnet_last):
+            # never the subnet's own address (IPv6: the subnet-router anycast), nor IPv4's broadcast
+            small = pool.subnet.prefixlen >= pool.subnet.max_prefixlen - 1  # /31, /32, /127, /128
+            if not small and (value == subnet_first or (pool.subnet.version == 4 and value == subnet_last)):
                 continue
             ip = ipaddress.ip_address(value)
             if str(ip) not in pool.allocated:
