@@ -16,7 +16,7 @@ import signal as signal_mod
 import threading
 from typing import TYPE_CHECKING, Any
 
-from engine.containers import logcopy, netadapter, signals
+from engine.containers import logcopy, netadapter, signals, trace
 from engine.containers.restart import RestartManager
 from engine.containers.state import NOT_RUNNING
 from engine.errors import Conflict, EngineError, NotFound, NotModified
@@ -120,16 +120,20 @@ class Lifecycle:
 
         layers = self.daemon.images.layers
         undo: list[Any] = []
+        timing = trace.Steps("start", container.id)
         try:
             container.rootfs = str(layers.mount_rw(container.id))
             undo.append(lambda: self._unmount(container))
             undo.append(lambda: self._unmount_volumes(container))
+            timing.mark("mount")
             net = netadapter.setup(self.service, container)
             undo.append(lambda: netadapter.teardown(self.service, container))
             container.network_settings = net.network_settings
             netadapter.write_files(container, net)
+            timing.mark("network")
             inputs = spec_inputs(self.service, container, net)
             spec = self.runtime.build_spec(container, container.config, container.host_config, inputs)
+            timing.mark("spec")
             task = self.runtime.start_task(
                 container.id,
                 spec,
@@ -143,6 +147,8 @@ class Lifecycle:
                 except Exception:
                     log.exception("undoing a failed start of %s", container.short_id)
             raise
+        timing.mark("runtime")
+        timing.done()
         self._volume_events(container, "mount")
         return task
 
@@ -171,17 +177,21 @@ class Lifecycle:
         current = asyncio.current_task()
         assert current is not None
         self._supervisors[container.id] = current
+        timing = trace.Steps("supervise", container.id)
         try:
             await logcopy.start(self.daemon, container, task, resume=resumed)
         except Exception:
             log.exception("starting the logging of %s failed", container.short_id)
+        timing.mark("logging")
         for waiter in self._start_waiters.pop(container.id, []):
             if not waiter.done():
                 waiter.set_result(task)
         monitor = health.start_monitor(self.service, container, task)
         container.health_monitor = monitor
+        timing.mark("health")
         try:
             status = await task.wait()
+            timing.mark("wait")
         except asyncio.CancelledError:  # daemon shutdown with live-restore: the container keeps running
             await logcopy.stop(container)
             if monitor is not None:
@@ -190,7 +200,10 @@ class Lifecycle:
         if monitor is not None:
             monitor.cancel()
         await logcopy.finish(container, DRAIN_TIMEOUT)
+        timing.mark("logger")
         await self._drain_readers(container)
+        timing.mark("readers")
+        timing.done()
         self._supervisors.pop(container.id, None)
         await asyncio.to_thread(self.handle_exit, container, task, status)
 
@@ -259,12 +272,16 @@ class Lifecycle:
     def _release_run_resources(self, container: Container, task: Any) -> None:
         """What a run holds: network, volume mounts, the rootfs mount, the runtime state (the logger
         was closed by the supervisor when the output ended)."""
+        timing = trace.Steps("exit", container.id)
         settings = netadapter.teardown(self.service, container)
         if settings is not None:
             container.network_settings = settings
+        timing.mark("network")
         self._unmount_volumes(container)
         self._volume_events(container, "unmount")
         self._unmount(container)
+        timing.mark("unmount")
+        timing.done()
         self._background_call(self._delete_task, container.id)
 
     def _delete_task(self, container_id: str) -> None:

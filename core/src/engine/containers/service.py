@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import parse_size
 from engine.containers import create as createmod
-from engine.containers import initlayer, listing, logcopy, names, views
+from engine.containers import initlayer, listing, logcopy, names, trace, views
 from engine.containers.model import BIND, VOLUME, Container, MountPoint
 from engine.containers.mounts import parse_all
 from engine.containers.state import WAIT_CONDITIONS, WaitResult
@@ -82,6 +82,7 @@ class ContainerService:
     def create(self, name: str | None, body: dict[str, Any]) -> tuple[str, list[str]]:
         """``POST /containers/create``: returns the new ID and dockerd's warnings."""
         daemon = self.daemon
+        timing = trace.Steps("create", "")
         if not isinstance(body, dict):
             raise InvalidParameter("Config cannot be empty in order to create a container")
         request = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
@@ -93,6 +94,7 @@ class ContainerService:
         if not image_ref:
             raise InvalidParameter("No image specified")
         image = daemon.images.resolve(image_ref)
+        timing.mark("image")
         merged = createmod.merge_image_config(request, image.config or {})
         createmod.validate_config(merged)
         path, args = createmod.command_of(merged)
@@ -107,9 +109,7 @@ class ContainerService:
         warnings = createmod.validate_host_config(hc, runtimes={"runc", *daemon.config["runtimes"]})
         createmod.validate_network_mode(merged, hc)
         self._validate_log_config(hc)
-        mode = hc["NetworkMode"]
-        if mode.startswith("container:"):
-            self.get(mode.partition(":")[2])
+        # ("container:<ref>" is resolved at start, as dockerd: a 404 here would send the CLI pulling)
         networks = getattr(daemon, "networks", None)
         if networks is not None and hasattr(networks, "validate_container"):
             warnings += networks.validate_container(merged, hc, networking) or []
@@ -123,7 +123,9 @@ class ContainerService:
             if mp.type == VOLUME and mp.anonymous and not mp.name:
                 mp.name = secrets.token_hex(32)
 
+        timing.mark("validate")
         container_id = secrets.token_hex(32)
+        timing.container_id = container_id
         merged["Hostname"] = createmod.default_hostname(container_id, merged, hc)
         config = createmod.normalize_config(merged)
         with self._create_lock:
@@ -149,6 +151,7 @@ class ContainerService:
         journal = {"volumes": [mp.name for mp in mount_points if mp.type == VOLUME and mp.anonymous]}
         try:
             self.store.begin_create(container_id, journal)
+            timing.mark("journal")
         except BaseException:
             self.store.release_name(name, container_id)
             raise
@@ -156,14 +159,18 @@ class ContainerService:
             daemon.images.layers.create_rw_layer(
                 container_id, image.top_layer, initlayer.setup, dict(hc.get("StorageOpt") or {})
             )
+            timing.mark("layer")
             self._create_volumes(container)
+            timing.mark("volumes")
             self.store.commit_create(container)
+            timing.mark("commit")
         except BaseException:
             self._rollback_unfinished(container_id, journal, container=container)
             self.store.release_name(name, container_id)
             raise
         self.store.add(container)
         self.publish(container, "create")
+        timing.done()
         return container_id, warnings
 
     def _generate_name(self, container_id: str) -> str:
@@ -381,6 +388,7 @@ class ContainerService:
 
     def _cleanup(self, container: Container, *, remove_volumes: bool) -> None:
         """Remove everything of a stopped container; dockerd's cleanupContainer."""
+        timing = trace.Steps("remove", container.id)
         self.lifecycle.cancel_restart(container)
         with container.lock:
             container.state.dead = True
@@ -388,6 +396,7 @@ class ContainerService:
                 self.store.save_state(container)
             except OSError:
                 pass
+        timing.mark("dead")
         try:
             self.daemon.images.layers.remove_rw_layer(container.id)
         except NotFound:
@@ -399,15 +408,19 @@ class ContainerService:
             raise EngineError(
                 f"unable to remove filesystem for {container.id}: {getattr(exc, 'message', exc)}"
             ) from exc
+        timing.mark("layer")
         self.lifecycle.forget_execs(container)
         self.store.delete_dir(container.id)
+        timing.mark("dir")
         self.store.discard(container)
         self._release_volumes(container, remove_volumes)
         networks = getattr(self.daemon, "networks", None)
         if networks is not None and hasattr(networks, "release_container"):
             _quietly(networks.release_container, container.id)
+        timing.mark("volumes+network")
         self.publish(container, "destroy")
         container.state.set_removed()
+        timing.done()
 
     def _release_volumes(self, container: Container, remove: bool) -> None:
         volumes = getattr(self.daemon, "volumes", None)

@@ -2,8 +2,10 @@
 
 On disk each container is dockerd's pair ``config.v2.json`` + ``hostconfig.json``, replaced by
 rename so a daemon killed at any instant leaves the old or the new file. Creation is journaled:
-``.creating`` (written durably before any side effect, removed last) marks a container whose
-create did not finish; start-up rolls those back (see :meth:`ContainerStore.load`).
+``.creating`` (written before any side effect, removed last) marks a container whose create did
+not finish; start-up rolls those back (see :meth:`ContainerStore.load`). Only the finished
+``config.v2.json`` is fsynced (as dockerd's AtomicWriteFile): the page cache survives a killed
+daemon, so the journal and run-state updates need renames, not flushes.
 """
 
 from __future__ import annotations
@@ -121,18 +123,18 @@ class ContainerStore:
         return self.root / container_id
 
     def begin_create(self, container_id: str, journal: dict[str, Any]) -> Path:
-        """Make the container's directory with its ``.creating`` journal, durably, before side effects."""
+        """Make the container's directory with its ``.creating`` journal before any side effect."""
         path = self.dir_of(container_id)
         path.mkdir(mode=0o710)
-        write_atomic(path / CREATING, json.dumps(journal))
-        fsync_dir(self.root)
+        write_replace(path / CREATING, json.dumps(journal))
         return path
 
     def commit_create(self, container: Container) -> None:
         """Write the config files, then drop the journal: from here on the container exists."""
-        self.save(container, durable=True)
+        write_replace(container.host_config_path, json.dumps(container.host_config, separators=(",", ":")))
+        write_atomic(container.config_path, json.dumps(container.to_json(), separators=(",", ":")))
         (container.root / CREATING).unlink()
-        fsync_dir(container.root)
+        fsync_dir(self.root)
 
     def save(self, container: Container, *, durable: bool = False) -> None:
         """Write hostconfig.json then config.v2.json (each replaced atomically)."""
