@@ -401,7 +401,9 @@ def test_user_chain_rules_come_first_and_survive(make: Callable[..., Any]) -> No
 
 def test_ipv6_network(make: Callable[..., Any]) -> None:
     ctl = make(bridge="none")
-    v6 = f"fd00:{secrets.token_hex(2)}:{secrets.token_hex(2)}::/64"
+    import ipaddress
+
+    v6 = str(ipaddress.ip_network(f"fd00:{secrets.token_hex(2)}:{secrets.token_hex(2)}::/64"))  # canonical
     net = ctl.create_network(
         f"t6-{secrets.token_hex(3)}", "bridge", enable_ipv6=True,
         ipam={"Config": [{"Subnet": free_subnet()}, {"Subnet": v6}]},
