@@ -417,3 +417,23 @@ def test_ipv6_network(make: Callable[..., Any]) -> None:
     other = b.network_settings["Networks"][net.name]["GlobalIPv6Address"]
     assert f"{settings['GlobalIPv6Address']}\t" in a.hosts
     assert ping(a, other)  # no duplicate address detection delay
+
+
+def test_legacy_links_open_exposed_ports_under_icc_false(make: Callable[..., Any]) -> None:
+    ctl = make(icc=False)
+    child = run(ctl, name="child", config={"ExposedPorts": {"7000/tcp": {}}})
+    parent = run(ctl, name="parent", Links=["/child:/parent/db"])
+    stranger = run(ctl, name="stranger")
+    child_ip = ip_of(child, "bridge")
+    assert f"{child_ip}\tdb {child.hostname.strip()} child\n" in parent.hosts
+    server = TCPEcho(child.netns_path, 7000, "linked")
+    try:
+        assert tcp_get(parent.netns_path, child_ip, 7000) == "linked\n"
+    finally:
+        server.stop()
+    server = TCPEcho(child.netns_path, 7000, "linked")
+    try:
+        assert tcp_get(stranger.netns_path, child_ip, 7000, timeout=1) == ""  # icc=false: no link, no way
+    finally:
+        server.stop()
+    assert not ping(parent, child_ip)  # only the exposed port is opened

@@ -83,6 +83,16 @@ class PortBinding:
     host_port_end: int = 0
 
 
+@dataclass(frozen=True)
+class LinkRule:
+    """Legacy ``--link``: the linking container may reach the linked one on this port (and back)."""
+
+    parent_ip: str
+    child_ip: str
+    proto: str
+    port: int
+
+
 @dataclass
 class SandboxInfo:
     """Where and how an endpoint joins a sandbox."""
@@ -186,6 +196,12 @@ class NetworkDriver(abc.ABC):
 
     def revoke_external_connectivity(self, network_id: str, endpoint_id: str) -> None:  # noqa: B027
         """Withdraw what ``program_external_connectivity`` published."""
+
+    def program_links(self, network_id: str, endpoint_id: str, links: list[LinkRule]) -> None:  # noqa: B027
+        """Legacy links of an endpoint (matters where inter-container traffic is otherwise blocked)."""
+
+    def revoke_links(self, network_id: str, endpoint_id: str) -> None:  # noqa: B027 - optional
+        """Withdraw what ``program_links`` set up."""
 
     def restore_endpoint(  # noqa: B027 - optional
         self,

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.drivers.network import EndpointInterface, PortBinding, SandboxInfo
+from engine.drivers.network import EndpointInterface, LinkRule, PortBinding, SandboxInfo
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError
 from engine.networks import etcfiles, netns
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
 from engine.networks.settings import network_settings, ports_map
+from engine.networks.settings import normalize_port as normalize
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +351,7 @@ class SandboxOps:
         net = self.networks.get(ep.network_id)
         if net is not None:
             drv = self.driver(net.driver)
-            for step in (drv.revoke_external_connectivity, drv.leave, drv.delete_endpoint):
+            for step in (drv.revoke_links, drv.revoke_external_connectivity, drv.leave, drv.delete_endpoint):
                 try:
                     step(net.id, ep.id)
                 except Exception:
@@ -405,6 +406,24 @@ class SandboxOps:
                 continue
             names = f"{alias} {other.hostname}" + (f" {other.name}" if alias != other.name else "")
             sb.links.append([ip, names])
+            self._link_rules(sb, other, ip)
+
+    def _link_rules(self, sb: SandboxRecord, other: SandboxRecord, child_ip: str) -> None:
+        """Let the driver open the linked container's exposed ports to this one (icc=false)."""
+        mine = self._sandbox_endpoints(sb)
+        if not mine or not mine[0].ipv4:
+            return
+        ep = mine[0]
+        net = self.networks.get(ep.network_id)
+        if net is None:
+            return
+        ports = {normalize(p) for p in [*other.exposed_ports, *other.port_bindings]}
+        rules = []
+        for port in sorted(ports):
+            number, _, proto = port.partition("/")
+            rules.append(LinkRule(str(ipaddress.ip_interface(ep.ipv4).ip), child_ip, proto, int(number)))
+        if rules:
+            self.driver(net.driver).program_links(net.id, ep.id, rules)
 
     def _write_dns(self, sb: SandboxRecord) -> None:
         sb.upstream_dns = self._resolv_conf(sb)[1]

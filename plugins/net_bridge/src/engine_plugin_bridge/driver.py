@@ -23,6 +23,7 @@ from engine import DRIVER_API_VERSION
 from engine.drivers.network import (
     EndpointInterface,
     JoinInfo,
+    LinkRule,
     NetworkDriver,
     NetworkDriverContext,
     NetworkSpec,
@@ -32,7 +33,7 @@ from engine.drivers.network import (
 from engine.errors import Conflict, EngineError, InvalidParameter
 from engine.networks.store import RecordDir
 from engine_plugin_bridge import links
-from engine_plugin_bridge.firewall import Firewall, NetworkRules, PortRule, Ruleset
+from engine_plugin_bridge.firewall import Firewall, LinkAccept, NetworkRules, PortRule, Ruleset
 from engine_plugin_bridge.ports import (
     PortAllocator,
     ProxyProcess,
@@ -110,6 +111,7 @@ class BridgeEndpoint:
     mac: str = ""
     ports: list[dict[str, Any]] = field(default_factory=list)
     proxies: list[ProxyProcess] = field(default_factory=list)
+    links: list[LinkRule] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -458,6 +460,22 @@ class BridgeNetworkDriver(NetworkDriver):
         with self._lock:
             self._apply_firewall()
 
+    def program_links(self, network_id: str, endpoint_id: str, links: list[LinkRule]) -> None:
+        ep = self.endpoints.get(endpoint_id)
+        if ep is None:
+            return
+        with self._lock:
+            ep.links = list(links)
+            self._apply_firewall()
+
+    def revoke_links(self, network_id: str, endpoint_id: str) -> None:
+        ep = self.endpoints.get(endpoint_id)
+        if ep is None or not ep.links:
+            return
+        with self._lock:
+            ep.links = []
+            self._apply_firewall()
+
     def reconcile(self, endpoint_ids: set[str]) -> None:
         """Stop the proxies of endpoints engine no longer knows (a start cut short by a crash)."""
         for endpoint_id, saved in self._ep_state.load_all().items():
@@ -493,6 +511,12 @@ class BridgeNetworkDriver(NetworkDriver):
                     PortRule(
                         net.bridge, p["proto"], p["host_ip"], p["host_port"], str(ep.address.ip), p["container_port"]
                     )
+                )
+        for ep in self.endpoints.values():
+            net = self.networks.get(ep.network_id)
+            if net is not None:
+                rules.links.extend(
+                    LinkAccept(net.bridge, link.parent_ip, link.child_ip, link.proto, link.port) for link in ep.links
                 )
         if not rules.networks:
             self.firewall.remove()  # the last network went: nothing of engine's stays in the ruleset

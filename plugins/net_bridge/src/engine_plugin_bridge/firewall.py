@@ -51,10 +51,22 @@ class PortRule:
     container_port: int
 
 
+@dataclass(frozen=True)
+class LinkAccept:
+    """Legacy --link under icc=false: parent may reach child's port, and the replies come back."""
+
+    bridge: str
+    parent_ip: str
+    child_ip: str
+    proto: str
+    port: int
+
+
 @dataclass
 class Ruleset:
     networks: list[NetworkRules] = field(default_factory=list)
     ports: list[PortRule] = field(default_factory=list)
+    links: list[LinkAccept] = field(default_factory=list)
     userland_proxy: bool = True
 
 
@@ -105,6 +117,16 @@ def render(table: str, rules: Ruleset) -> str:
                 f"add rule {t} forward iifname != {b} oifname {b} ip daddr {p.container_ip} "
                 f"{p.proto} dport {p.container_port} accept"
             )
+        if not n.icc:
+            for link in (x for x in rules.links if x.bridge == n.bridge):
+                lines.append(
+                    f"add rule {t} forward iifname {b} oifname {b} ip saddr {link.parent_ip} "
+                    f"ip daddr {link.child_ip} {link.proto} dport {link.port} accept"
+                )
+                lines.append(
+                    f"add rule {t} forward iifname {b} oifname {b} ip saddr {link.child_ip} "
+                    f"ip daddr {link.parent_ip} {link.proto} sport {link.port} accept"
+                )
         lines.append(f"add rule {t} forward iifname {b} oifname {b} {'accept' if n.icc else 'drop'}")
         lines.append(f"add rule {t} forward iifname {b} oifname != {b} accept")
         lines.append(f"add rule {t} forward oifname {b} drop")
