@@ -147,7 +147,8 @@ class BridgeNetworkDriver(NetworkDriver):
         cfg = self.context.config
         if cfg.get("ip-forward", True):
             links.set_sysctl("net/ipv4/ip_forward", "1")
-        if self.iptables and not cfg.get("icc", True):
+        if self.iptables:
+            # bridged (same-bridge) traffic must pass the forward hook for icc=false and the user chain
             links.set_sysctl("net/bridge/bridge-nf-call-iptables", "1")
         # a crash may have left the table: start from a clean one (the user chain survives)
         try:
