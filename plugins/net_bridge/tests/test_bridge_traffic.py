@@ -437,3 +437,15 @@ def test_legacy_links_open_exposed_ports_under_icc_false(make: Callable[..., Any
     finally:
         server.stop()
     assert not ping(parent, child_ip)  # only the exposed port is opened
+
+
+def test_default_route_moves_when_its_network_is_disconnected(make: Callable[..., Any]) -> None:
+    ctl = make(bridge="none")
+    one, two = new_net(ctl), new_net(ctl)
+    sb = run(ctl, one.name)
+    ctl.connect(two.name, sb.container_id, {})
+    gw_one = sb.network_settings["Networks"][one.name]["Gateway"]
+    assert f"default via {gw_one} dev eth0" in in_sandbox(sb.netns_path, "ip", "route").stdout
+    settings = ctl.disconnect(one.name, sb.container_id)
+    gw_two = settings["Networks"][two.name]["Gateway"]
+    assert f"default via {gw_two} dev eth1" in in_sandbox(sb.netns_path, "ip", "route").stdout

@@ -92,6 +92,7 @@ class Endpoint(_Record):
     ipv6: str = ""
     gateway: str = ""
     gateway_v6: str = ""
+    default_route: bool = False  # the container's default route goes through this endpoint
     mac_address: str = ""
     aliases: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)  # "container:alias"

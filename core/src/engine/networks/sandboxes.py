@@ -291,15 +291,13 @@ class SandboxOps:
                 sb.endpoints.append(net.id)
                 sb.endpoint_ids[net.id] = ep.id
                 default_route = not net.internal and not any(
-                    self.endpoints[sb.endpoint_ids[n]].gateway
-                    for n in sb.endpoints
-                    if n != net.id
-                    if sb.endpoint_ids.get(n) in self.endpoints
+                    other.default_route for other in self._sandbox_endpoints(sb) if other.id != ep.id
                 )
                 if drv.needs_sandbox and sb.key:
                     info = drv.join(net.id, ep.id, SandboxInfo(sb.key, sb.container_id, ep.ifname, default_route))
                     ep.gateway = info.gateway
                     ep.gateway_v6 = info.gateway_v6
+                    ep.default_route = default_route and bool(info.gateway or info.gateway_v6)
                 if default_route and (sb.port_bindings or sb.publish_all):
                     try:
                         bound = drv.program_external_connectivity(net.id, ep.id, self._wanted_ports(sb))
@@ -604,9 +602,24 @@ class SandboxOps:
                 "network", "disconnect", net.id, {"container": container_id, "name": net.name, "type": net.driver}
             )
             self.daemon.pm.hook.engine_network_endpoint_left(network_id=net.id, container_id=container_id)
+            if ep.default_route:
+                self._reelect_default_route(sb)
             self._save_sandbox(sb)
             self._refresh_files(sb)
             return self._settings(sb)
+
+    def _reelect_default_route(self, sb: SandboxRecord) -> None:
+        """The network that routed the container out went: the next one with a gateway takes over (as libnetwork)."""
+        for ep in self._sandbox_endpoints(sb):
+            if not (ep.gateway or ep.gateway_v6) or not ep.ifname or not sb.key:
+                continue
+            try:
+                netns.run_in(sb.key, functools.partial(_set_default_route, ep.ifname, ep.gateway, ep.gateway_v6))
+            except Exception:
+                log.exception("moving the default route of %s to %s failed", sb.container_id[:12], ep.ifname)
+                return
+            ep.default_route = True
+            return
 
     def _refresh_files(self, sb: SandboxRecord) -> None:
         """Rewrite the running container's /etc/hosts in place (a bind-mounted file keeps its inode)."""
@@ -682,6 +695,18 @@ class SandboxOps:
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
+
+
+def _set_default_route(ifname: str, gateway: str, gateway_v6: str) -> None:
+    """In the current (sandbox) namespace: the default route(s) through ``ifname``."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        index = ipr.link("get", ifname=ifname)[0]["index"]
+        if gateway:
+            ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
+        if gateway_v6:
+            ipr.route("replace", dst="::/0", gateway=gateway_v6, oif=index, family=10)
 
 
 def _mode(host_config: Mapping[str, Any]) -> str:
