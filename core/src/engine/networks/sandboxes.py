@@ -202,7 +202,7 @@ class SandboxOps:
             if mode.startswith("container:"):
                 return self._join_other(sb, mode.split(":", 1)[1])
             primary = self.get(mode)
-            endpoints_cfg = _endpoint_configs(networking_config, primary)
+            endpoints_cfg = self._endpoint_configs(networking_config, primary)
             endpoints_cfg.update(self._pending_connections(container_id, exclude=primary))
             drv = self.driver(primary.driver)
             if primary.driver == "host":
@@ -229,6 +229,17 @@ class SandboxOps:
                     log.exception("undoing the network sandbox of %s failed", container_id[:12])
                 raise
             return self._public(sb)
+
+    def _endpoint_configs(
+        self, networking_config: Mapping[str, Any] | None, primary: Network
+    ) -> dict[str, dict[str, Any]]:
+        """EndpointsConfig keyed by network ID, the primary network first. Keys are names or IDs; the
+        networks besides the primary (API >= 1.44 clients send several) are joined too; unknown ones fail."""
+        out: dict[str, dict[str, Any]] = {primary.id: {}}
+        for key, cfg in dict((networking_config or {}).get("EndpointsConfig") or {}).items():
+            net = primary if key in (primary.name, primary.id) else self.get(key)
+            out[net.id] = dict(cfg or {})
+        return out
 
     def _join_other(self, sb: SandboxRecord, other_id: str) -> Sandbox:
         other = self.sandboxes.get(other_id)
@@ -711,16 +722,6 @@ def _set_default_route(ifname: str, gateway: str, gateway_v6: str) -> None:
 
 def _mode(host_config: Mapping[str, Any]) -> str:
     return str(host_config.get("NetworkMode") or "default")
-
-
-def _endpoint_configs(networking_config: Mapping[str, Any] | None, primary: Network) -> dict[str, dict[str, Any]]:
-    """EndpointsConfig keyed by network ID; the primary network's entry may be keyed by name or ID."""
-    raw = dict((networking_config or {}).get("EndpointsConfig") or {})
-    out: dict[str, dict[str, Any]] = {}
-    for key, cfg in raw.items():
-        if key in (primary.name, primary.id) or primary.id.startswith(key):
-            out[primary.id] = dict(cfg or {})
-    return out
 
 
 def _next_ifname(endpoints: list[Endpoint]) -> str:
