@@ -150,3 +150,16 @@ def test_stale_sandbox_removed_at_start(tmp_path: Path) -> None:
     assert not Path(sb.netns_path).exists()
     second.stop()
     assert second.leftovers() == []
+
+
+def test_orphaned_pool_released_at_start(tmp_path: Path) -> None:
+    """A crash between reserving a network's pool and saving the network must not block the subnet forever."""
+    daemon = make_daemon(tmp_path)
+    ctl = NetworkController(daemon)
+    ctl.start()
+    ctl.ipam.request_pool("f" * 64 + "-0", "10.215.9.0/24")  # as a create cut short would leave it
+    ctl.stop()
+    again = NetworkController(daemon)
+    again.start()
+    assert again.ipam.get_pool("f" * 64 + "-0") is None
+    again.stop()

@@ -230,6 +230,11 @@ class NetworkController(SandboxOps):
     def _reconcile_ipam(self) -> None:
         if not isinstance(self.ipam, DefaultIPAM):
             return
+        for pool in self.ipam.pools():
+            if pool.id.rsplit("-", 1)[0] not in self.networks:
+                # reserved by a network create that a crash cut short before the network was saved
+                log.info("releasing orphaned address pool %s", pool.subnet)
+                self.ipam.release_pool(pool.id)
         for net in self.networks.values():
             for index, cfg in enumerate(net.pools()):
                 pool_id = net.pool_id(index)
