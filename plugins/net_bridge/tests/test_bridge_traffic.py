@@ -6,6 +6,7 @@ names) and ends with a leak check: no bridge, veth, namespace, table or proxy le
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import subprocess
@@ -449,3 +450,21 @@ def test_default_route_moves_when_its_network_is_disconnected(make: Callable[...
     settings = ctl.disconnect(one.name, sb.container_id)
     gw_two = settings["Networks"][two.name]["Gateway"]
     assert f"default via {gw_two} dev eth1" in in_sandbox(sb.netns_path, "ip", "route").stdout
+
+
+def test_bridge_of_unsaved_network_removed_at_start(make: Callable[..., Any], tmp_path: Path) -> None:
+    """A crash between creating a network's bridge and saving the network: the next start removes the bridge."""
+    ctl = make(bridge="none")
+    name = f"tb{secrets.token_hex(3)}"
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    try:
+        state = ctl.daemon.data_root / "network" / "drivers" / "bridge" / "networks"
+        state.mkdir(parents=True, exist_ok=True)
+        (state / f"{'e' * 64}.json").write_text(json.dumps({"bridge": name, "created_bridge": True}))
+        ctl.stop()
+        again = make_controller(Path(ctl.daemon.data_root).parent, ctl.test_config)
+        again.start()
+        again.stop()
+        assert not Path(f"/sys/class/net/{name}").exists()
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)

@@ -216,6 +216,13 @@ class NetworkController(SandboxOps):
                 self._dns_attach(sb)
         # drivers drop what they hold for endpoints nobody knows (e.g. proxies of a start cut by a crash)
         known = set(self.endpoints)
+        for state_dir in sorted((self.root / "drivers").glob("*")):
+            # drivers with state but no network left still get to clean up after themselves
+            if state_dir.name not in self._drivers and self.daemon.network_drivers.is_installed(state_dir.name):
+                try:
+                    self.driver(state_dir.name)
+                except EngineError as exc:
+                    log.error("cannot load network driver %s: %s", state_dir.name, exc.message)
         for drv in list(self._drivers.values()):
             try:
                 drv.reconcile(known)

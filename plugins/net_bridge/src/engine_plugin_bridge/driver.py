@@ -478,7 +478,14 @@ class BridgeNetworkDriver(NetworkDriver):
             self._apply_firewall()
 
     def reconcile(self, endpoint_ids: set[str]) -> None:
-        """Stop the proxies of endpoints engine no longer knows (a start cut short by a crash)."""
+        """Remove what a crash left: bridges of networks core never saved, proxies of unknown endpoints."""
+        for network_id, saved in self._net_state.load_all().items():
+            if network_id in self.networks:
+                continue
+            if saved.get("created_bridge") and saved.get("bridge"):
+                log.info("removing bridge %s of an unknown network", saved["bridge"])
+                links.delete_link(saved["bridge"])
+            self._net_state.delete(network_id)
         for endpoint_id, saved in self._ep_state.load_all().items():
             if endpoint_id in endpoint_ids:
                 continue
