@@ -57,6 +57,9 @@ def make_controller(root: Path, config: dict[str, Any] | None = None) -> Any:
     return NetworkController(daemon)
 
 
+_HANDED_OUT: set[ipaddress.IPv4Network] = set()
+
+
 def free_subnet(prefix: int = 24) -> str:
     """A random IPv4 /24 in 10.214.0.0/16 that nothing on the host routes (parallel runs don't collide)."""
     from engine.networks.ipam import host_routes_v4
@@ -64,8 +67,10 @@ def free_subnet(prefix: int = 24) -> str:
     routed = host_routes_v4()
     for _ in range(200):
         candidate = ipaddress.ip_network(f"10.214.{secrets.randbelow(256)}.0/{prefix}")
-        if not any(candidate.overlaps(r) for r in routed):
-            return str(candidate)
+        if candidate in _HANDED_OUT or any(candidate.overlaps(r) for r in routed):
+            continue
+        _HANDED_OUT.add(candidate)  # never twice in one test run, even before its bridge exists
+        return str(candidate)
     raise RuntimeError("no free test subnet in 10.214.0.0/16")
 
 
