@@ -20,6 +20,24 @@ from typing import Any
 ENGINED = Path(sys.executable).with_name("engined")
 
 
+def local_nameserver() -> str:
+    """An IPv4 address of this host that is not loopback: DNS queries sent there stay on the machine.
+
+    Only a route lookup (no traffic): the source address of the default route, else the first
+    global address of any interface. Test daemons must never forward DNS to the host's real resolvers.
+    """
+    out = subprocess.run(["ip", "-j", "-4", "route", "get", "192.0.2.1"], capture_output=True, text=True)
+    try:
+        return json.loads(out.stdout)[0]["prefsrc"]
+    except (ValueError, LookupError):
+        pass
+    out = subprocess.run(["ip", "-j", "-4", "addr", "show", "scope", "global"], capture_output=True, text=True)
+    for link in json.loads(out.stdout or "[]"):
+        for addr in link.get("addr_info", []):
+            return addr["local"]
+    raise RuntimeError("no non-loopback IPv4 address on this host for the test resolv.conf")
+
+
 def mounts_under(path: Path) -> list[str]:
     prefix = str(path.resolve()) + "/"
     found = []
@@ -53,6 +71,13 @@ class EngineDaemon:
         self.args = list(args or [])
         self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
+        if "ENGINE_RESOLV_CONF" not in self.env:
+            # containers get a copy of this instead of the host's resolv.conf, and the embedded DNS
+            # forwards to it: a host-local address, so no test ever sends a query off the machine
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.resolv_conf = self.root / "resolv.conf"
+            self.resolv_conf.write_text(f"nameserver {local_nameserver()}\n")
+            self.env["ENGINE_RESOLV_CONF"] = str(self.resolv_conf)
 
     @property
     def host(self) -> str:
