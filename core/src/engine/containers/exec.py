@@ -297,7 +297,15 @@ class ExecManager:
         instance.running = False
         self.service.publish(container, "exec_die", execID=instance.id, exitCode=str(code))
         await asyncio.to_thread(_delete_quietly, task)
+        self._forget(container, instance.id)  # dockerd unregisters probe execs at once
         return code, bytes(output)
+
+    def _forget(self, container: Container, exec_id: str) -> None:
+        with self._lock:
+            self._execs.pop(exec_id, None)
+        with container.lock:
+            if exec_id in container.exec_ids:
+                container.exec_ids.remove(exec_id)
 
     def resize(self, exec_id: str, height: int, width: int) -> None:
         instance = self.get(exec_id)
