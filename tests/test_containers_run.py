@@ -144,8 +144,13 @@ def test_restart_policies(docker, busybox, cleanup, name):
     assert state and state["State"]["ExitCode"] == 5
     assert wait_for(lambda: inspect(docker, always)["RestartCount"] >= 2, 20)
     docker("stop", "-t", "0", unless)
+    keeper = name + "-keeper"
+    cleanup.append(keeper)
+    docker("run", "-d", "--name", keeper, "--restart", "always", busybox, "sleep", "60")
+    docker("stop", "-t", "0", keeper)
     time.sleep(0.5)
     assert inspect(docker, unless)["State"]["Status"] == "exited"  # stopped by hand: not restarted
+    assert inspect(docker, keeper)["State"]["Status"] == "exited"  # even with "always"
     docker("update", "--restart", "no", always)
     assert inspect(docker, always)["HostConfig"]["RestartPolicy"] == {"Name": "no", "MaximumRetryCount": 0}
     assert wait_for(lambda: inspect(docker, always)["State"]["Status"] == "exited", 20)
@@ -259,6 +264,8 @@ def test_resources_limits_and_oom(docker, busybox, cleanup, name):
     assert result.returncode == 137
     state = inspect(docker, name)["State"]
     assert state["OOMKilled"] is True and state["ExitCode"] == 137
+    actions = [line.split("|")[0] for line in events(docker, time.time() - 30, name)]
+    assert actions.index("oom") < actions.index("die")
 
 
 def test_top_stats_port_and_update(docker, api, busybox, cleanup, name):

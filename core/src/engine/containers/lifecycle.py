@@ -241,7 +241,7 @@ class Lifecycle:
             ran_for = max(0.0, (status.finished_at_ns - state.started_at) / 1e9) if status.finished_at_ns else 0.0
             manually = container.has_been_manually_stopped or container.stopping
             delay = None
-            if not self.shutting_down:
+            if not self.shutting_down and not container.stopping:  # stop/kill cancel the policy (ExitOnNext)
                 delay = self.restart_manager(container).should_restart(status.exit_code, manually, ran_for)
             self._release_run_resources(container, task)
             if status.oom_killed:
@@ -400,10 +400,11 @@ class Lifecycle:
                 with contextlib.suppress(OSError):
                     self.service.store.save_state(container)
             if state.restarting:
-                # nothing runs: cancelling the pending restart is the stop
-                state.set_stopped(state.exit_code)
-                with contextlib.suppress(OSError):
-                    self.service.store.save_state(container)
+                # nothing runs: with the stop signal, cancelling the pending restart is the stop
+                if container.stopping:
+                    state.set_stopped(state.exit_code)
+                    with contextlib.suppress(OSError):
+                        self.service.store.save_state(container)
                 return False
             task = container.task
             if task is None:
