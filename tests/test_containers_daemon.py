@@ -40,7 +40,25 @@ def daemon_factory(tmp_path_factory):
             if ids:
                 cli.run("rm", "-f", "-v", *ids)
         daemon.stop()
+        left = processes_under(daemon.root)
         daemon.cleanup()
+        assert not left, f"processes left behind: {left}"
+
+
+def processes_under(root: Path) -> list[str]:
+    """Shims (or anything) whose command line names the daemon's directories."""
+    found = []
+    marker = str(root).encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline:
+                text = cmdline.replace(b"\0", b" ")[:120].decode(errors="replace")
+                found.append(f"{proc.name}: {text}")
+    return found
 
 
 def restart(daemon: EngineDaemon, *, kill: bool = False) -> None:
@@ -80,12 +98,17 @@ def test_live_restore_keeps_containers_through_restart_and_kill9(daemon_factory)
     numbers = [int(line[4:]) for line in lines]
     assert numbers == list(range(len(numbers)))  # nothing lost or repeated across two restarts
     assert cli("exec", "looper", "echo", "exec-ok").out == "exec-ok"
+    attach = cli.popen("attach", "--no-stdin", "looper", stdout=subprocess.PIPE)
+    assert attach.stdout.readline().startswith(b"line")  # attach works on a restored container
+    attach.kill()
+    attach.wait()
     follow = cli.popen("logs", "-f", "--tail", "0", "looper", stdout=subprocess.PIPE)
     time.sleep(0.5)
     cli("stop", "-t", "1", "looper")
     out, _ = follow.communicate(timeout=20)
     assert out.startswith(b"line") and follow.returncode == 0  # logs -f ended with the container
     assert inspect(cli, "looper")["State"]["ExitCode"] == 137
+    assert cli("wait", "looper").out == "137" and cli("wait", "quitter").out == "7"
     assert not pid_alive(pid)
 
 
