@@ -74,6 +74,18 @@ class ContainerService:
         """For B's rmi conflict check: (container ID, running) of every container of the image."""
         return [(c.id, c.state.running) for c in self.store.all() if c.image_id == image_id]
 
+    def network_settings_changed(self, container_id: str, settings: dict[str, Any]) -> None:
+        """F after ``network connect/disconnect`` of a running container: inspect shows it, disk keeps it."""
+        container = self.store.find(container_id)
+        if container is None:
+            return
+        with container.lock:
+            container.network_settings = settings
+            try:
+                self.store.save_state(container)
+            except OSError as exc:
+                log.warning("saving the network settings of %s: %s", container.short_id, exc)
+
     def publish(self, container: Container, action: str, **extra: str) -> None:
         self.daemon.events.publish("container", action, container.id, container.event_attributes(**extra))
 
