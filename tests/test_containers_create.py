@@ -196,7 +196,7 @@ def test_ps_filters_and_prune(docker, busybox, cleanup, name):
     cleanup.extend([a, b, c])
     assert docker.run("run", "--name", a, "--label", "role=x", busybox, "sh", "-c", "exit 3").returncode == 3
     docker("run", "-d", "--name", b, "--label", "role=y", busybox, "sleep", "30")
-    docker("create", "--name", c, busybox, "true")
+    docker("create", "--name", c, "--network", "none", "-v", "/data", busybox, "true")
 
     def ps(*args: str) -> list[str]:
         return docker("ps", "-a", "--format", "{{.Names}}", "--filter", f"name={name}", *args).lines()
@@ -210,6 +210,8 @@ def test_ps_filters_and_prune(docker, busybox, cleanup, name):
     assert ps("--filter", f"since={a}") == [c, b]
     assert ps("--filter", f"ancestor={busybox}") == [c, b, a]
     assert ps("--filter", "is-task=true") == []
+    assert ps("--filter", "volume=/data") == [c]
+    assert ps("--filter", "network=none") == [c]
     assert docker("ps", "--format", "{{.Names}}", "--filter", f"name={name}").lines() == [b]  # running only
     assert docker("ps", "-a", "-n", "1", "--format", "{{.Names}}").lines() == [c]
     assert docker("ps", "-aq", "--filter", f"name={a}").out == docker("inspect", "-f", "{{.Id}}", a).out[:12]
