@@ -163,7 +163,7 @@ class Lifecycle:
         with contextlib.suppress(OSError):
             self.service.store.save_state(container)
         if container.host_config.get("AutoRemove"):
-            self._background_call(self._auto_remove, container)
+            self.background(self._auto_remove, container)
 
     def _supervise(self, container: Container, task: Any, resumed: bool = False) -> None:
         """Start the per-run supervisor on the loop (log copier, health checks, exit)."""
@@ -282,7 +282,7 @@ class Lifecycle:
         self._unmount(container)
         timing.mark("unmount")
         timing.done()
-        self._background_call(self._delete_task, container.id)
+        self.background(self._delete_task, container.id)
 
     def _delete_task(self, container_id: str) -> None:
         try:
@@ -324,7 +324,7 @@ class Lifecycle:
                 )
             self.daemon.events.publish("volume", action, mp.name, attrs)
 
-    def _background_call(self, fn: Any, *args: Any) -> None:
+    def background(self, fn: Any, *args: Any) -> None:
         """Run ``fn`` in a worker thread, not waited for (tracked for shutdown)."""
         if self.loop is None or self.loop.is_closed():
             fn(*args)
@@ -336,7 +336,7 @@ class Lifecycle:
     def _schedule_restart(self, container: Container, delay: float) -> None:
         def fire() -> None:
             container.restart_timer = None
-            self._background_call(self._restart_by_policy, container)
+            self.background(self._restart_by_policy, container)
 
         def arm() -> None:
             container.restart_timer = self.loop.call_later(delay, fire)  # type: ignore[union-attr]
@@ -558,7 +558,7 @@ class Lifecycle:
             except EngineError as exc:
                 log.error("removing container %s at start-up failed: %s", container.short_id, exc.message)
         for container in to_start:
-            self._background_call(self._start_at_boot, container)
+            self.background(self._start_at_boot, container)
 
     def _start_at_boot(self, container: Container) -> None:
         try:

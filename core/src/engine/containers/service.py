@@ -399,7 +399,9 @@ class ContainerService:
         self._cleanup(container, remove_volumes=volumes)
 
     def _cleanup(self, container: Container, *, remove_volumes: bool) -> None:
-        """Remove everything of a stopped container; dockerd's cleanupContainer."""
+        """Remove a stopped container (dockerd's cleanupContainer). It is marked Dead on disk first, so
+        a daemon that dies meanwhile finishes the job at its next start; its files (RW layer and
+        directory) go in the background, after the container is gone from the API."""
         timing = trace.Steps("remove", container.id)
         self.lifecycle.cancel_restart(container)
         with container.lock:
@@ -409,21 +411,7 @@ class ContainerService:
             except OSError:
                 pass
         timing.mark("dead")
-        try:
-            self.daemon.images.layers.remove_rw_layer(container.id)
-        except NotFound:
-            pass
-        except Exception as exc:
-            with container.lock:
-                container.state.removal_in_progress = False
-                container.state.error = str(exc)
-            raise EngineError(
-                f"unable to remove filesystem for {container.id}: {getattr(exc, 'message', exc)}"
-            ) from exc
-        timing.mark("layer")
         self.lifecycle.forget_execs(container)
-        self.store.delete_dir(container.id)
-        timing.mark("dir")
         self.store.discard(container)
         self._release_volumes(container, remove_volumes)
         networks = getattr(self.daemon, "networks", None)
@@ -432,6 +420,22 @@ class ContainerService:
         timing.mark("volumes+network")
         self.publish(container, "destroy")
         container.state.set_removed()
+        timing.done()
+        self.lifecycle.background(self._remove_files, container)
+
+    def _remove_files(self, container: Container) -> None:
+        timing = trace.Steps("remove-files", container.id)
+        try:
+            self.daemon.images.layers.remove_rw_layer(container.id)
+        except NotFound:
+            pass
+        except Exception as exc:
+            # the directory stays, marked Dead: the next daemon start tries again
+            log.error("unable to remove filesystem for %s: %s", container.id, getattr(exc, "message", exc))
+            return
+        timing.mark("layer")
+        self.store.delete_dir(container.id)
+        timing.mark("dir")
         timing.done()
 
     def _release_volumes(self, container: Container, remove: bool) -> None:
