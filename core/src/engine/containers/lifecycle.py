@@ -74,8 +74,11 @@ class Lifecycle:
             rm.cancel()
         timer = container.restart_timer
         if timer is not None:
-            timer.cancel()
             container.restart_timer = None
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(timer.cancel)  # timer handles belong to the loop
+            else:
+                timer.cancel()
 
     # -- start ----------------------------------------------------------------------------------------
 
@@ -90,10 +93,10 @@ class Lifecycle:
             state = container.state
             if state.paused:
                 raise Conflict("cannot start a paused container, try unpause instead")
-            if state.running and not state.restarting:
+            if state.running and (reset or not state.restarting):  # restarting counts as running
                 raise NotModified("container already started")
             if state.removal_in_progress or state.dead:
-                raise Conflict("Container is marked for removal and cannot be started")
+                raise Conflict("container is marked for removal and cannot be started")
             if self.shutting_down:
                 raise Conflict("daemon is shutting down")
             if reset:
@@ -282,13 +285,18 @@ class Lifecycle:
         self._unmount(container)
         timing.mark("unmount")
         timing.done()
-        self.background(self._delete_task, container.id)
+        self.background(self._delete_task, container)
 
-    def _delete_task(self, container_id: str) -> None:
-        try:
-            self.runtime.delete(container_id)
-        except Exception:
-            log.exception("deleting the runtime state of %s failed", container_id[:12])
+    def _delete_task(self, container: Container) -> None:
+        """The runtime's state of a finished run (runc delete, cgroups, spool), off the exit path. Under
+        the container's lock, and only while no new run started: a start replaces the old state itself."""
+        with container.lock:
+            if container.task is not None:
+                return
+            try:
+                self.runtime.delete(container.id)
+            except Exception:
+                log.exception("deleting the runtime state of %s failed", container.short_id)
 
     def _unmount(self, container: Container) -> None:
         if not container.rootfs:
@@ -350,8 +358,8 @@ class Lifecycle:
                 return
         try:
             self.start_container(container, reset=False)
-        except EngineError as exc:
-            log.warning("restarting container %s failed: %s", container.short_id, exc.message)
+        except Exception as exc:
+            log.warning("restarting container %s failed: %s", container.short_id, getattr(exc, "message", exc))
             with container.lock:
                 if container.state.restarting:
                     container.state.set_stopped(container.state.exit_code)
