@@ -60,3 +60,10 @@ def test_high_level_container_api(api, busybox, name):
     assert container.logs() == b""
     pruned = api.containers.prune(filters={"label": "k=v"})
     assert pruned["ContainersDeleted"] == [container.id]
+
+
+def test_attach_with_logs_replays_the_log(api, busybox, name):
+    container = api.containers.run(busybox, ["sh", "-c", "echo a; echo b >&2"], name=name, detach=True)
+    assert container.wait(timeout=20)["StatusCode"] == 0
+    assert container.attach(logs=True, stream=False) == b"a\nb\n"
+    assert container.attach(logs=True, stream=False, stderr=False) == b"a\n"

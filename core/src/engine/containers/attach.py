@@ -264,6 +264,8 @@ async def run(
         if result == "detached":
             service.publish(container, "detach")
     finally:
+        if plan.started is not None and not plan.started.done():
+            plan.started.cancel()
         conn.close()
 
 
