@@ -5,6 +5,8 @@ stats, update."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 import uuid
 
@@ -290,3 +292,21 @@ def test_top_stats_port_and_update(docker, api, busybox, cleanup, name):
     assert hc["Memory"] == 48 << 20 and hc["NanoCpus"] == 1_000_000_000
     limit = docker("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").out
     assert limit == str(48 << 20)
+
+
+def test_network_modes(docker, busybox, cleanup, name):
+    cleanup.append(name)
+    docker("run", "-d", "--name", name, "--network", "none", busybox, "sleep", "60")
+    netns = "readlink /proc/self/ns/net"
+    base = docker("exec", name, "sh", "-c", netns).out
+    joined = docker("run", "--rm", "--network", f"container:{name}", busybox, "sh", "-c", netns).out
+    assert joined == base
+    assert docker("run", "--rm", "--network", "none", busybox, "sh", "-c", "ls /sys/class/net").out == "lo"
+    host_ns = os.readlink("/proc/self/ns/net")
+    assert docker("run", "--rm", "--network", "host", busybox, "sh", "-c", netns).out == host_ns
+    assert docker("run", "--rm", "--network", "host", busybox, "hostname").out == socket.gethostname()
+    missing = docker.run("run", "--rm", "--network", "container:nope-" + name, busybox, "true")
+    assert missing.returncode != 0 and "No such container: nope-" + name in missing.stderr
+    assert "Unable to find image" not in missing.stderr  # create succeeded: the CLI did not try to pull
+    bad = docker.fails("create", "--network", f"container:{name}", "--hostname", "x", busybox, "true")
+    assert "conflicting options: hostname and the network mode" in bad.stderr
