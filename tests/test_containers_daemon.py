@@ -137,17 +137,23 @@ def test_kill9_during_creates_leaves_no_half_made_container(daemon_factory):
     for round_ in range(3):
         stop = threading.Event()
 
-        def create_many(host: str = daemon.host, stop: threading.Event = stop, round_: int = round_) -> None:
+        def create_many(
+            worker: int, host: str = daemon.host, stop: threading.Event = stop, round_: int = round_
+        ) -> None:
             client = docker_py.APIClient(base_url=host, version="1.41", timeout=10)
             i = 0
             while not stop.is_set():
                 try:
-                    client.create_container("busybox", ["true"], name=f"r{round_}-{i}", volumes=["/v"])
+                    cid = client.create_container(
+                        "busybox", ["sleep", "100"], name=f"r{round_}-{worker}-{i}", volumes=["/v"]
+                    )["Id"]
+                    if worker == 1:  # the other one also starts them: kills land in starts too
+                        client.start(cid)
                 except Exception:
                     return
                 i += 1
 
-        workers = [threading.Thread(target=create_many) for _ in range(2)]
+        workers = [threading.Thread(target=create_many, args=(n,)) for n in range(2)]
         for w in workers:
             w.start()
         time.sleep(0.4 + 0.3 * round_)
@@ -165,6 +171,9 @@ def test_kill9_during_creates_leaves_no_half_made_container(daemon_factory):
             assert (root / cid / "config.v2.json").exists() and (root / cid / "hostconfig.json").exists()
         names = cli("ps", "-a", "--format", "{{.Names}}").lines()
         assert len(names) == len(set(names))
+        assert cli("ps", "-q").lines() == []  # no live-restore: what ran was stopped
+        shims = [p for p in processes_under(daemon.root) if not p.startswith(f"{daemon.proc.pid}:")]
+        assert shims == []
         mounts = set(os.listdir(daemon.data_root / "image" / "overlay2" / "layerdb" / "mounts"))
         assert mounts == listed  # every RW layer belongs to a container, and every container has one
     ids = cli("ps", "-aq").lines()

@@ -538,12 +538,23 @@ class Lifecycle:
         live_restore = bool(self.daemon.config["live-restore"])
         to_remove: list[Container] = []
         to_start: list[Container] = []
+        try:
+            known = set(await asyncio.to_thread(self.runtime.known_containers))
+        except Exception:
+            known = set()
+        for cid in known - {c.id for c in containers}:  # the runtime state of a container that is gone
+            log.info("removing the runtime state of unknown container %s", cid[:12])
+            await asyncio.to_thread(self._delete_orphan_state, cid)
         for container in containers:
             state = container.state
+            was_running = state.running or state.paused or state.restarting
+            if not was_running:
+                # killed between the runtime start and the "running" checkpoint, or mid-teardown
+                await self._settle_not_running(container, container.id in known)
             if state.removal_in_progress or state.dead:
                 to_remove.append(container)
                 continue
-            if state.running or state.paused or state.restarting:
+            if was_running:
                 await self._restore_one(container, live_restore)
             if container.task is None and not container.state.running:
                 if container.host_config.get("AutoRemove"):
@@ -567,6 +578,22 @@ class Lifecycle:
                 log.error("removing container %s at start-up failed: %s", container.short_id, exc.message)
         for container in to_start:
             self.background(self._start_at_boot, container)
+
+    def _delete_orphan_state(self, container_id: str) -> None:
+        try:
+            self.runtime.delete(container_id)
+        except Exception:
+            log.exception("deleting the runtime state of %s failed", container_id[:12])
+
+    async def _settle_not_running(self, container: Container, has_runtime_state: bool) -> None:
+        """A container recorded as not running keeps no process, sandbox or runtime state."""
+        if has_runtime_state:
+            log.info("stopping container %s, which runs without having been recorded as started", container.short_id)
+            await self._drain_spool(container)
+            await asyncio.to_thread(self._delete_orphan_state, container.id)
+        networks = getattr(self.daemon, "networks", None)
+        if networks is not None and getattr(networks, "sandbox_of", None) and networks.sandbox_of(container.id):
+            await asyncio.to_thread(netadapter.teardown, self.service, container)
 
     def _start_at_boot(self, container: Container) -> None:
         try:
