@@ -179,3 +179,28 @@ def test_attach_refusals(api, busybox, cleanup, name):
         api.api._url("/containers/{0}/attach", container.id), params={"stream": 1, "detachKeys": "ctrl-toolong"}
     )
     assert response.status_code == 400 and "Invalid escape keys (ctrl-toolong) provided" in response.json()["message"]
+
+
+def test_websocket_attach(docker, engine, busybox, cleanup, name):
+    import asyncio
+
+    import aiohttp
+
+    cleanup.append(name)
+    cid = docker("create", "-i", "--name", name, busybox, "sh", "-c", "read x; echo got $x; echo err >&2").out
+
+    async def session() -> bytes:
+        connector = aiohttp.UnixConnector(path=str(engine.socket))
+        async with aiohttp.ClientSession(connector=connector) as client:
+            url = f"http://engine/v1.41/containers/{cid}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1"
+            async with client.ws_connect(url) as ws:
+                await asyncio.to_thread(docker, "start", name)
+                await ws.send_bytes(b"hello\n")
+                out = b""
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.BINARY:
+                        break
+                    out += msg.data
+                return out
+
+    assert asyncio.run(asyncio.wait_for(session(), 30)) == b"got hello\nerr\n"  # raw: no stdcopy headers

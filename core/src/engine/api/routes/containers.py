@@ -163,6 +163,30 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return conn.response
 
 
+async def attach_ws(request: web.Request) -> web.StreamResponse:
+    """The websocket form of attach: raw output frames, stdin from the client's messages."""
+    from engine.containers.attach import WebSocketConn
+
+    service = _service(request)
+    container = await asyncio.to_thread(service.get, _id(request))
+    plan = service.prepare_attach(container, request.query.get("detachKeys", ""))
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    conn = WebSocketConn(ws)
+    await service.attach(
+        container,
+        conn,
+        plan,
+        stdin=query_bool(request, "stdin"),
+        stdout=query_bool(request, "stdout"),
+        stderr=query_bool(request, "stderr"),
+        stream=query_bool(request, "stream"),
+        logs=query_bool(request, "logs"),
+    )
+    await conn.wait_closed()
+    return ws
+
+
 async def top(request: web.Request) -> web.Response:
     data = await asyncio.to_thread(_service(request).top, _id(request), request.query.get("ps_args", ""))
     return json_response(data)
@@ -373,6 +397,7 @@ def setup(router: Router) -> None:
     router.post("/containers/{id}/unpause", unpause)
     router.post("/containers/{id}/resize", resize)
     router.post("/containers/{id}/attach", attach)
+    router.get("/containers/{id}/attach/ws", attach_ws)
     router.get("/containers/{id}/top", top)
     router.get("/containers/{id}/stats", stats)
     router.get("/containers/{id}/changes", changes)
