@@ -212,3 +212,26 @@ def test_image_volume_content_is_copied_into_new_volumes(docker, busybox, cleanu
         assert docker("run", "--rm", base, "cat", "/seed/f").out == "seeded"  # --rm removes its anonymous volume
     finally:
         docker.run("rmi", base)
+
+
+def test_volumes_from(docker, busybox, cleanup, name):
+    cleanup.extend([name, name + "-b"])
+    docker("run", "--name", name, "-v", "/shared", busybox, "sh", "-c", "echo shared > /shared/f")
+    out = docker(
+        "run",
+        "--name",
+        name + "-b",
+        "--volumes-from",
+        f"{name}:ro",
+        busybox,
+        "sh",
+        "-c",
+        "cat /shared/f; touch /shared/x 2>&1 | grep -c Read-only",
+    ).lines()
+    assert out == ["shared", "1"]
+    src = json.loads(docker("inspect", name).stdout)[0]["Mounts"][0]
+    dst = json.loads(docker("inspect", name + "-b").stdout)[0]["Mounts"][0]
+    assert dst["Name"] == src["Name"] and dst["RW"] is False
+    docker("rm", "-v", name + "-b")  # the volume is still the first container's
+    cleanup.remove(name + "-b")
+    assert docker.run("volume", "inspect", src["Name"]).returncode == 0

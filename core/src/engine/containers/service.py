@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine.config import parse_size
 from engine.containers import create as createmod
 from engine.containers import initlayer, listing, logcopy, names, trace, views
-from engine.containers.model import BIND, VOLUME, Container, MountPoint
+from engine.containers.model import BIND, TMPFS, VOLUME, Container, MountPoint
 from engine.containers.mounts import parse_all
 from engine.containers.state import WAIT_CONDITIONS, WaitResult
 from engine.containers.store import ContainerStore
@@ -56,7 +56,26 @@ class ContainerService:
         images = getattr(self.daemon, "images", None)
         if images is not None and hasattr(images, "set_usage_check"):
             images.set_usage_check(self.containers_using_image)
+        await asyncio.to_thread(self._release_stale_volume_references)
         await self.lifecycle.restore(containers)
+
+    def _release_stale_volume_references(self) -> None:
+        """Volume references held by containers that do not exist (a create cut short before its
+        journal was written): without this the volume could never be removed without force."""
+        volumes = getattr(self.daemon, "volumes", None)
+        if volumes is None or not hasattr(volumes, "references"):
+            return
+        existing = {c.id for c in self.store.all()}
+        try:
+            names = [v.name for v in volumes.list()]
+        except Exception as exc:
+            log.warning("listing volumes at start-up: %s", exc)
+            return
+        for name in names:
+            for ref in volumes.references(name):
+                if ref not in existing:
+                    log.info("dropping the reference of unknown container %s to volume %s", ref[:12], name)
+                    _quietly(volumes.release, name, ref)
 
     async def stop(self) -> None:
         await self.lifecycle.shutdown()
@@ -134,6 +153,9 @@ class ContainerService:
         for mp in mount_points:
             if mp.type == VOLUME and mp.anonymous and not mp.name:
                 mp.name = secrets.token_hex(32)
+        # the anonymous volumes this create makes (rolled back if it does not finish)
+        new_volumes = [mp.name for mp in mount_points if mp.type == VOLUME and mp.anonymous]
+        mount_points += self._volumes_from(hc, {mp.destination for mp in mount_points})
 
         timing.mark("validate")
         container_id = secrets.token_hex(32)
@@ -160,7 +182,7 @@ class ContainerService:
             mount_points={mp.destination: mp for mp in mount_points},
             networking_config=networking,
         )
-        journal = {"volumes": [mp.name for mp in mount_points if mp.type == VOLUME and mp.anonymous]}
+        journal = {"volumes": new_volumes}
         try:
             self.store.begin_create(container_id, journal)
             timing.mark("journal")
@@ -184,6 +206,24 @@ class ContainerService:
         self.publish(container, "create")
         timing.done()
         return container_id, warnings
+
+    def _volumes_from(self, hc: dict[str, Any], taken: set[str]) -> list[MountPoint]:
+        """``--volumes-from c[:ro|rw]``: the other container's mounts (the same volumes and binds)."""
+        out: list[MountPoint] = []
+        for spec in hc.get("VolumesFrom") or []:
+            ref, _, mode = spec.partition(":")
+            if mode not in ("", "ro", "rw"):
+                raise InvalidParameter(f"invalid mode for volumes-from: {mode}")
+            source = self.get(ref)
+            for dest, mp in source.mount_points.items():
+                if dest in taken or mp.type == TMPFS:
+                    continue
+                copy = MountPoint.from_json(mp.to_json())
+                if mode:
+                    copy.rw = mode == "rw"
+                out.append(copy)
+                taken.add(dest)
+        return out
 
     def _generate_name(self, container_id: str) -> str:
         for retry in range(6):
@@ -262,9 +302,10 @@ class ContainerService:
         """Undo a create that did not finish (at start-up, or after an error)."""
         log.info("rolling back the unfinished creation of container %s", container_id)
         volumes = getattr(self.daemon, "volumes", None)
+        created = set(journal.get("volumes") or [])
         if container is not None and volumes is not None:
             for mp in container.mount_points.values():
-                if mp.type == VOLUME and not mp.anonymous:
+                if mp.type == VOLUME and mp.name not in created:
                     _quietly(volumes.release, mp.name, container_id)
         if volumes is not None:
             for volume in journal.get("volumes") or []:
