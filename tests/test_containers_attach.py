@@ -132,7 +132,7 @@ def test_interactive_shell_through_a_pty(docker, busybox, name):
         os.environ.update(docker.env)
         os.execv(DOCKER, [DOCKER, "run", "-it", "--rm", "--name", name, busybox, "sh"])
 
-    def read_until(marker: bytes, timeout: float = 15) -> bytes:
+    def read_until(marker: bytes, timeout: float = 60) -> bytes:  # generous: the suite may run under load
         buf = b""
         deadline = time.monotonic() + timeout
         while marker not in buf and time.monotonic() < deadline:
