@@ -265,7 +265,9 @@ def test_exec_exit_code_output_and_failure(runtime: Runtime, rootfs: Path) -> No
 
 def test_pause_resume_ps_update_stats(runtime: Runtime, rootfs: Path) -> None:
     task, _ = start(runtime, rootfs, ["sh", "-c", "sleep 1000 & wait"])
-    pids = task.pids()
+    deadline = time.monotonic() + 10
+    while len(pids := task.pids()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # sh forks sleep after the start returns: wait for it under load
     assert task.pid in pids and len(pids) == 2
     task.pause()
     assert task.state()["status"] == "paused"
