@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 # Debian packages engine and its tests need. python3-btrfsutil and python3-systemd are only
 # importable from Debian's python3, hence a venv made from /usr/bin/python3 with system site-packages.
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
-	iproute2 btrfs-progs python3-btrfsutil rsyslog python3-systemd uidmap tini kmod libc6-dev xfsprogs zstd
+	iproute2 btrfs-progs python3-btrfsutil rsyslog python3-systemd uidmap tini kmod libc6-dev xfsprogs zstd openssl procps util-linux
 DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
