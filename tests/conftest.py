@@ -23,7 +23,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[EngineDaemon]:
-    daemon = EngineDaemon(config={"storage-driver": STORAGE_DRIVER, "log-level": "debug"})
+    config = {
+        "storage-driver": STORAGE_DRIVER,
+        "log-level": "debug",
+        # a second OCI runtime (runc again, with global arguments) for --runtime tests
+        "runtimes": {"runc-debug": {"path": "runc", "runtimeArgs": ["--debug"]}},
+    }
+    daemon = EngineDaemon(config=config)
     daemon.start()
     yield daemon
     code = daemon.stop()
