@@ -353,7 +353,7 @@ async def _replay_logs(
                 stream = STDOUT if message.source == "stdout" else STDERR
                 if (stream == STDOUT and not stdout) or (stream == STDERR and not stderr):
                     continue
-                data = message.line if message.partial else message.line + b"\n"
+                data = message.with_newline()
                 conn.write(data if container.tty else frame(stream, data))
             await conn.drain()
     finally:
