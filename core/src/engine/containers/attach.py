@@ -194,12 +194,37 @@ class Session:
 @dataclass
 class AttachPlan:
     """Where a new attach session reads: the running task from ``offset``, or the next start's task
-    from its first byte (``started``)."""
+    from its first byte (``started``).
+
+    ``output`` is the session's spool reader, opened as early as possible: here for a running task,
+    or in a done-callback of ``started`` (the lifecycle wakes start waiters before the log copier
+    reads). An open reader keeps the spool segments it has not read yet from the copier's acks."""
 
     task: Any
     offset: int | str
     started: asyncio.Future[Any] | None
     detach_keys: bytes
+    output: Any = None
+    closed: bool = False
+
+    def open_at_start(self, started: asyncio.Future[Any]) -> None:
+        if self.closed or started.cancelled() or started.exception() is not None:
+            return
+        task = started.result()
+        if task is not None and self.output is None:
+            self.output = task.output(self.offset, follow=True)
+
+    def take_output(self, task: Any) -> Any:
+        output, self.output = self.output, None
+        return output if output is not None else task.output(self.offset, follow=True)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.started is not None and not self.started.done():
+            self.started.cancel()
+        if self.output is not None:
+            self.output.close()
+            self.output = None
 
 
 def prepare(service: ContainerService, container: Container, detach_keys: str) -> AttachPlan:
@@ -213,8 +238,12 @@ def prepare(service: ContainerService, container: Container, detach_keys: str) -
             raise Conflict(f"container {container.bare_name} is restarting, wait until the container is running")
         task = container.task if state.running else None
         if task is not None:
-            return AttachPlan(task, task.spool.end_offset(), None, keys)
-        return AttachPlan(None, "start", service.lifecycle.wait_started(container), keys)
+            offset = task.spool.end_offset()
+            return AttachPlan(task, offset, None, keys, output=task.output(offset, follow=True))
+        plan = AttachPlan(None, "start", service.lifecycle.wait_started(container), keys)
+        assert plan.started is not None
+        plan.started.add_done_callback(plan.open_at_start)
+        return plan
 
 
 async def run(
@@ -255,7 +284,7 @@ async def run(
             stdin_once=bool(container.config.get("StdinOnce")),
             detach_keys=plan.detach_keys,
         )
-        pump = asyncio.ensure_future(session.run(task, task.output(plan.offset, follow=True)))
+        pump = asyncio.ensure_future(session.run(task, plan.take_output(task)))
         container.readers.add(pump)
         try:
             result = await pump
@@ -264,8 +293,7 @@ async def run(
         if result == "detached":
             service.publish(container, "detach")
     finally:
-        if plan.started is not None and not plan.started.done():
-            plan.started.cancel()
+        plan.close()
         conn.close()
 
 

@@ -181,14 +181,16 @@ class Lifecycle:
         assert current is not None
         self._supervisors[container.id] = current
         timing = trace.Steps("supervise", container.id)
+        # attach sessions waiting for this start open their spool readers in done-callbacks: wake
+        # them before the log copier's first read, so its acks cannot delete output they need
+        for waiter in self._start_waiters.pop(container.id, []):
+            if not waiter.done():
+                waiter.set_result(task)
         try:
             await logcopy.start(self.daemon, container, task, resume=resumed)
         except Exception:
             log.exception("starting the logging of %s failed", container.short_id)
         timing.mark("logging")
-        for waiter in self._start_waiters.pop(container.id, []):
-            if not waiter.done():
-                waiter.set_result(task)
         monitor = health.start_monitor(self.service, container, task)
         container.health_monitor = monitor
         timing.mark("health")

@@ -11,7 +11,10 @@ old segments are deleted. The consumer that owns the spool (the container's log 
 :meth:`Spool.ack` with the offset it has durably consumed; segments wholly before it are deleted
 and the offset is kept in the spool's ``acked`` file, so a restarted daemon resumes there and no
 output is lost or repeated across a live-restore restart. Other readers (attach, exec clients)
-read without acking.
+read without acking. A segment is deleted only once every reader of the same :class:`Spool` object
+that is less than ``PIN_LIMIT`` bytes behind the ack has left it too, so an attached client slower
+than the log copier still sees every byte (a reader further behind than that, a client that stopped
+reading, continues at the oldest segment left).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import contextlib
 import itertools
 import os
 import struct
+import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ STDERR = 2
 SEGMENT_SUFFIX = ".seg"
 ACKED_FILE = "acked"
 _READ_SIZE = 1 << 18
+PIN_LIMIT = 64 << 20  # how far behind the ack a reader still keeps segments from deletion
 
 Offset = int | Literal["acked", "end", "start"]
 
@@ -64,6 +70,10 @@ class Spool:
         self._oldest_end: int | None = None  # end of the oldest segment still on disk, once known
         self._listed_at = -(1 << 16)
         self._ack_fd = -1
+        # readers of this object: their positions keep segments on disk (see _collect); the ack
+        # comes from the copier's worker thread, readers live on the loop
+        self._lock = threading.Lock()
+        self._cursors: weakref.WeakSet[_Cursor] = weakref.WeakSet()
 
     def __del__(self) -> None:
         if self._ack_fd >= 0:
@@ -127,20 +137,40 @@ class Spool:
             self._ack_fd = os.open(self.path / ACKED_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         os.pwrite(self._ack_fd, b"%020d\n" % offset, 0)
         self._acked = offset
-        if self._oldest_end is not None and offset < self._oldest_end:
-            return
-        if self._oldest_end is None and offset - self._listed_at < 1 << 16:
-            return  # a single segment: look for a rotation only every 64 KiB of progress
-        self._listed_at = offset
-        segs = self.segments()
-        self._oldest_end = None
-        for start, nxt in itertools.pairwise(segs):
-            if nxt <= offset:
-                with contextlib.suppress(FileNotFoundError):
-                    self.segment_path(start).unlink()
-            else:
-                self._oldest_end = nxt
-                break
+        self._collect()
+
+    def _pin(self, cursor: _Cursor) -> None:
+        with self._lock:
+            self._cursors.add(cursor)
+
+    def _unpin(self, cursor: _Cursor) -> None:
+        with self._lock:
+            self._cursors.discard(cursor)
+        self._collect()
+
+    def _collect(self) -> None:
+        """Delete the segments wholly before the ack and before every reader within PIN_LIMIT of it."""
+        with self._lock:
+            limit = self._acked
+            if limit is None:
+                return  # nothing consumed through this object
+            for cursor in self._cursors:
+                if limit - PIN_LIMIT <= cursor.offset < limit:
+                    limit = cursor.offset
+            if self._oldest_end is not None and limit < self._oldest_end:
+                return
+            if self._oldest_end is None and limit - self._listed_at < 1 << 16:
+                return  # a single segment: look for a rotation only every 64 KiB of progress
+            self._listed_at = limit
+            segs = self.segments()
+            self._oldest_end = None
+            for start, nxt in itertools.pairwise(segs):
+                if nxt <= limit:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.segment_path(start).unlink()
+                else:
+                    self._oldest_end = nxt
+                    break
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -188,11 +218,16 @@ class _Cursor:
         self.file_pos = 0  # bytes read from the open segment
         self.buf = b""
         self.ended = False
+        self.pinned = True
+        spool._pin(self)
 
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.pinned:
+            self.pinned = False
+            self.spool._unpin(self)
 
     def _open(self) -> bool:
         segs = self.spool.segments()
@@ -207,7 +242,8 @@ class _Cursor:
             fd = os.open(self.spool.segment_path(start), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
-        self.close()
+        if self.fd >= 0:
+            os.close(self.fd)
         self.fd, self.seg_start = fd, start
         self.file_pos = self.offset - start
         self.buf = b""
@@ -231,12 +267,19 @@ class _Cursor:
                 continue
             # at the end of this segment: move on if the writer started the next one exactly here
             nxt = self.seg_start + self.file_pos
-            if self.buf or nxt == self.seg_start or not self.spool.segment_path(nxt).exists():
+            if self.buf or nxt == self.seg_start:
                 return out
-            self.close()
+            if not self.spool.segment_path(nxt).exists():
+                if os.fstat(self.fd).st_nlink:
+                    return out  # the writer has not rotated yet
+                # this segment was deleted under us (we were too far behind): go on at the oldest left
+                if not self._open():
+                    return out
+                continue
             self.offset = nxt
             if not self._open():
                 return out
+            self.spool._collect()  # the segment we left may have been kept for us only
         return out
 
     def _parse(self) -> list[Chunk]:
