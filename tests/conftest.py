@@ -4,6 +4,7 @@ docker-py, and a busybox image built offline from Debian's busybox-static."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -61,3 +62,18 @@ def api(engine: EngineDaemon):
     client = docker_py.DockerClient(base_url=engine.host, version="1.41", timeout=120)
     yield client
     client.close()
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    """A fresh container name, prefixed with the test module's NAME_PREFIX so leftovers tell where they came from."""
+    return request.module.NAME_PREFIX + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def cleanup(docker: DockerCLI) -> Iterator[list[str]]:
+    """Names of the containers a test made: removed after it, with their anonymous volumes."""
+    names: list[str] = []
+    yield names
+    if names:
+        docker.run("rm", "-f", "-v", *names)

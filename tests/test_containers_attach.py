@@ -9,24 +9,12 @@ import select
 import socket
 import struct
 import time
-import uuid
 
 import pytest
 
 from engine_testkit.cli import DOCKER
 
-
-@pytest.fixture
-def name() -> str:
-    return "ca-" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def cleanup(docker):
-    names: list[str] = []
-    yield names
-    if names:
-        docker.run("rm", "-f", *names)
+NAME_PREFIX = "ca-"  # of the container names the conftest fixture `name` makes
 
 
 def hijack(engine, path: str, body: bytes = b"") -> socket.socket:

@@ -7,7 +7,6 @@ import json
 import re
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,7 @@ import pytest
 DATA = Path(__file__).parent / "data" / "dockerd"
 
 
-@pytest.fixture
-def name() -> str:
-    return "ct-" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def cleanup(docker):
-    names: list[str] = []
-    yield names
-    if names:
-        docker.run("rm", "-f", "-v", *names)
+NAME_PREFIX = "ct-"  # of the container names the conftest fixture `name` makes
 
 
 def keys_in_order(data: dict) -> list[str]:

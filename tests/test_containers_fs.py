@@ -10,24 +10,12 @@ import json
 import subprocess
 import tarfile
 import time
-import uuid
 
 import pytest
 
 from engine_testkit.cli import DOCKER
 
-
-@pytest.fixture
-def name() -> str:
-    return "cf-" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def cleanup(docker):
-    names: list[str] = []
-    yield names
-    if names:
-        docker.run("rm", "-f", "-v", *names)
+NAME_PREFIX = "cf-"  # of the container names the conftest fixture `name` makes
 
 
 @pytest.fixture

@@ -8,23 +8,9 @@ import json
 import os
 import socket
 import time
-import uuid
 from pathlib import Path
 
-import pytest
-
-
-@pytest.fixture
-def name() -> str:
-    return "cr-" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def cleanup(docker):
-    names: list[str] = []
-    yield names
-    if names:
-        docker.run("rm", "-f", "-v", *names)
+NAME_PREFIX = "cr-"  # of the container names the conftest fixture `name` makes
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):

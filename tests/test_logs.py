@@ -6,7 +6,6 @@ import json
 import os
 import re
 import time
-import uuid
 
 import pytest
 
@@ -18,17 +17,7 @@ pytest.importorskip("engine.containers.service", reason="containers subsystem no
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
 
 
-@pytest.fixture
-def name() -> str:
-    return "logs-" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def cleanup(docker):
-    names: list[str] = []
-    yield names
-    if names:
-        docker.run("rm", "-f", *names)
+NAME_PREFIX = "logs-"  # of the container names the conftest fixture `name` makes
 
 
 def run(docker, cleanup, name: str, *args: str, script: str) -> str:
