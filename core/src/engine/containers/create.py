@@ -48,20 +48,6 @@ CONFIG_FIELDS: tuple[tuple[str, Any], ...] = (
 #: fields shown as null when unset (not omitted)
 _NULLABLE = {"Env", "Cmd", "Volumes", "Entrypoint", "OnBuild", "Labels"}
 
-MASKED_PATHS = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-]
-READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-
 #: HostConfig with Go's zero values, in the order dockerd's inspect shows it.
 HOST_CONFIG_ZERO: dict[str, Any] = {
     "Binds": None,
@@ -326,6 +312,8 @@ def normalize_host_config(
     log_driver: str,
 ) -> dict[str, Any]:
     """Fill Go's zero values and dockerd's create-time adaptations (adaptContainerSettings)."""
+    from engine.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS  # the OCI spec's defaults
+
     hc = copy.deepcopy(HOST_CONFIG_ZERO)
     for key, value in host_config.items():
         if value is None and key in hc and hc[key] is not None:
@@ -360,9 +348,9 @@ def normalize_host_config(
     hc["CapAdd"] = normalize_capabilities(hc.get("CapAdd"))
     hc["CapDrop"] = normalize_capabilities(hc.get("CapDrop"))
     if hc["MaskedPaths"] is None and not hc["Privileged"]:
-        hc["MaskedPaths"] = list(MASKED_PATHS)
+        hc["MaskedPaths"] = list(DEFAULT_MASKED_PATHS)
     if hc["ReadonlyPaths"] is None and not hc["Privileged"]:
-        hc["ReadonlyPaths"] = list(READONLY_PATHS)
+        hc["ReadonlyPaths"] = list(DEFAULT_READONLY_PATHS)
     for key in ("Dns", "DnsOptions", "DnsSearch", "Devices", "Ulimits"):
         if hc[key] is None:
             hc[key] = []
