@@ -29,7 +29,8 @@ def _os_release() -> dict[str, str]:
     return out
 
 
-def _mem_total() -> int:
+def mem_total() -> int:
+    """The machine's memory in bytes (/proc/meminfo MemTotal); 0 when unknown."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
@@ -151,7 +152,7 @@ def info(daemon: Daemon) -> dict[str, Any]:
             "Mirrors": list(config["registry-mirrors"]),
         },
         "NCPU": os.cpu_count() or 1,
-        "MemTotal": _mem_total(),
+        "MemTotal": mem_total(),
         "GenericResources": None,
         "DockerRootDir": str(daemon.data_root),
         "HttpProxy": os.environ.get("HTTP_PROXY", os.environ.get("http_proxy", "")),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.containers.timefmt import ZERO_TIME, rfc3339nano
+from engine.system_info import mem_total
 
 if TYPE_CHECKING:
     from engine.containers.model import Container
@@ -50,16 +51,6 @@ def empty(container: Container) -> dict[str, Any]:
         "name": container.name,
         "id": container.id,
     }
-
-
-def _machine_memory() -> int:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def network_stats(pid: int) -> dict[str, dict[str, int]] | None:
@@ -114,7 +105,7 @@ def shape(container: Container, raw: dict[str, Any], pid: int) -> dict[str, Any]
     mem = raw.get("memory")
     if mem:
         limit = int(mem.get("limit") or 0)
-        machine = _machine_memory()
+        machine = mem_total()
         if machine and limit > machine:
             limit = machine  # no limit set: dockerd shows the machine's memory
         memory = {
