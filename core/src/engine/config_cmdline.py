@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.config_schema import BOOL, INT, LIST, MAP, STR, ConfigSchema, Option, copy_value
 from engine.errors import ConfigError
+from engine.units import bytes_size
 
 PROG = "engined"
 DEFAULT_CONFIG_FILE = Path("/etc/engine/daemon.json")
@@ -82,16 +83,6 @@ def _empty(option: Option) -> Any:
     return type(default)() if isinstance(default, (dict, list)) else default
 
 
-def _bytes_size(size: float) -> str:
-    """go-units BytesSize: "%.4g" with binary units."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    i = 0
-    while size >= 1024 and i < len(units) - 1:
-        size /= 1024
-        i += 1
-    return f"{size:.4g}{units[i]}"
-
-
 def flag_repr(option: Option, value: Any) -> str:
     """pflag's ``Value.String()`` of a flag's value."""
     if option.go_type == "opts.PoolsOpt":
@@ -101,7 +92,7 @@ def flag_repr(option: Option, value: Any) -> str:
     if option.go_type == "map[string]types.Runtime":
         return "[" + " ".join(value) + "]"
     if option.go_type == "opts.MemBytes":
-        return _bytes_size(value) if value else "0"
+        return bytes_size(value) if value else "0"
     if option.type == BOOL:
         return "true" if value else "false"
     if option.type == LIST:

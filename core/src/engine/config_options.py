@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from engine import hosts
 from engine.config_schema import BOOL, INT, LIST, MAP, OBJECT, STR, ConfigSchema, Option, type_error
+from engine.units import ram_in_bytes
 
 # ---- value checks (the messages are dockerd's) -------------------------------------------------------
 
@@ -135,22 +136,10 @@ def runtimes_reserved(value: dict[str, Any]) -> dict[str, Any]:
 
 # ---- human sizes ------------------------------------------------------------------------------------
 
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-
 
 def parse_size(value: str | int) -> int:
-    """go-units RAMInBytes ("64m", "1.5g", "1024"): binary multiples."""
-    if isinstance(value, int):
-        return value
-    m = _SIZE_RE.match(value)
-    if not m:
-        raise ValueError(f"invalid size: '{value}'")
-    try:
-        number = float(m.group(1))
-    except ValueError:
-        raise ValueError(f"invalid size: '{value}'") from None
-    unit = (m.group(2) or "").lower()
-    return int(number * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}[unit])
+    """go-units RAMInBytes ("64m", "1.5g", "1024"): binary multiples; an int is already bytes."""
+    return value if isinstance(value, int) else ram_in_bytes(value)
 
 
 def decode_shm_size(raw: Any) -> int:

@@ -26,8 +26,8 @@ from engine.logs.options import (
     CACHE_MAX_SIZE,
     parse_bool,
     parse_int,
-    ram_in_bytes,
 )
+from engine.units import ram_in_bytes
 
 CACHE_FILE = "container-cached.log"
 DEFAULT_ROTATION = Rotation(max_size=20 * 1024 * 1024, max_files=5, compress=True)

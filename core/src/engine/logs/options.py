@@ -1,4 +1,4 @@
-"""Log options every driver takes, and go-units' size parsing.
+"""Log options every driver takes, and Go's bool and int parsing for drivers' options.
 
 dockerd handles ``mode`` and ``max-buffer-size`` (the copier's buffering) and the dual-logging
 ``cache-*`` options itself, before the driver's own validator sees the rest
@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 
 from engine.errors import InvalidParameter
+from engine.units import ram_in_bytes
 
 BLOCKING, NON_BLOCKING = "blocking", "non-blocking"
 DEFAULT_MAX_BUFFER_SIZE = 1_000_000  # moby's ring buffer default (1e6 bytes)
@@ -25,33 +26,6 @@ CACHE_DISABLED, CACHE_MAX_SIZE, CACHE_MAX_FILE, CACHE_COMPRESS = (
 )
 CACHE_OPTIONS = (CACHE_DISABLED, CACHE_MAX_SIZE, CACHE_MAX_FILE, CACHE_COMPRESS)
 BUILTIN_OPTIONS = frozenset({"mode", "max-buffer-size", *CACHE_OPTIONS})
-
-_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-_UNITS = "kmgtp"
-
-
-def _parse_size(text: str, base: int) -> int:
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(f"invalid size: '{text}'")
-    try:
-        number = float(match.group(1))
-    except ValueError:  # "1.2.3" passes the pattern, as in go-units, but is no number
-        raise ValueError(f"invalid size: '{text}'") from None
-    unit = match.group(2)
-    if unit:
-        number *= base ** (_UNITS.index(unit.lower()) + 1)
-    return int(number)
-
-
-def from_human_size(text: str) -> int:
-    """go-units ``FromHumanSize``: decimal units (``10m`` is 10,000,000), as json-file's max-size."""
-    return _parse_size(text, 1000)
-
-
-def ram_in_bytes(text: str) -> int:
-    """go-units ``RAMInBytes``: binary units (``1m`` is 1,048,576), as max-buffer-size and local's max-size."""
-    return _parse_size(text, 1024)
 
 
 def parse_bool(text: str) -> bool:

@@ -15,8 +15,9 @@ from engine import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.errors import InvalidParameter
 from engine.logs.logfile import LogFile, Rotation, messages_of
-from engine.logs.options import from_human_size, parse_bool, parse_int
+from engine.logs.options import parse_bool, parse_int
 from engine.logs.tag import check_tag, log_tag
+from engine.units import from_human_size
 from engine_plugin_json_file.codec import JsonLineCodec
 
 OPTIONS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag")
