@@ -30,7 +30,7 @@ from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedBy
 from engine.logs import cache
 from engine.logs.copier import Chunk, Copier
 from engine.logs.logfile import messages_of
-from engine.logs.options import BUILTIN_OPTIONS, CACHE_OPTIONS, copier_mode
+from engine.logs.options import CACHE_OPTIONS, copier_mode
 from engine.logs.timefmt import rfc3339nano
 
 log = logging.getLogger(__name__)
@@ -231,16 +231,3 @@ class _FileReader:
 
     def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
         return messages_of(self.file.read(config))
-
-
-__all__ = [
-    "BUILTIN_OPTIONS",
-    "ContainerLogger",
-    "LogSource",
-    "create_driver",
-    "make_log_info",
-    "open_reader",
-    "read_batches",
-    "start_logging",
-    "validate_log_config",
-]
