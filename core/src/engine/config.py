@@ -302,6 +302,23 @@ def _decode_file(schema: ConfigSchema, file_values: Mapping[str, Any]) -> dict[s
     return decoded
 
 
+def _file_config(
+    schema: ConfigSchema,
+    file_values: Mapping[str, Any],
+    flag_values: Mapping[str, Any],
+    flag_reprs: Mapping[str, str],
+    where: str,
+) -> tuple[dict[str, Any], set[str]]:
+    """The file's decoded values and the (flattened) keys it sets, after dockerd's unknown-key and
+    flag-conflict checks; errors are prefixed with ``where`` (which file)."""
+    flat = _flatten(file_values)
+    try:
+        _check_keys(schema, flat, flag_values, flag_reprs)
+        return _decode_file(schema, file_values), set(flat)
+    except ConfigError as exc:
+        raise ConfigError(where + exc.message) from None
+
+
 def _validate(schema: ConfigSchema, values: dict[str, Any], keys: Iterable[str] | None = None) -> None:
     """dockerd's ``Validate`` over ``keys`` of ``values`` (all keys when None); normalises in place."""
     wanted = set(values if keys is None else keys)
@@ -417,13 +434,7 @@ def merge(
     file_cfg: dict[str, Any] = {}
     from_file: set[str] = set()
     if file_values is not None:
-        flat = _flatten(file_values)
-        try:
-            _check_keys(schema, flat, flag_values, flag_reprs)
-            file_cfg = _decode_file(schema, file_values)
-        except ConfigError as exc:
-            raise ConfigError(where + exc.message) from None
-        from_file = set(flat)
+        file_cfg, from_file = _file_config(schema, file_values, flag_values, flag_reprs, where)
         try:
             _validate(schema, file_cfg, file_cfg.keys())
         except ConfigError as exc:
@@ -502,13 +513,7 @@ def reload(schema: ConfigSchema, current: DaemonConfig) -> ReloadResult:
     file_cfg: dict[str, Any] = {}
     from_file: set[str] = set()
     if raw is not None:
-        flat = _flatten(raw)
-        try:
-            _check_keys(schema, flat, current.flag_values, current.flag_reprs)
-            file_cfg = _decode_file(schema, raw)
-        except ConfigError as exc:
-            raise ConfigError(where + exc.message) from None
-        from_file = set(flat)
+        file_cfg, from_file = _file_config(schema, raw, current.flag_values, current.flag_reprs, where)
     try:
         _validate(schema, file_cfg, file_cfg.keys())
     except ConfigError as exc:
