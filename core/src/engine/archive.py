@@ -937,30 +937,22 @@ def _sorted_names(path: str) -> list[str]:
     return sorted(os.listdir(path), key=os.fsencode)
 
 
-def walk_tree_from(path: str, rel: str) -> Iterator[tuple[str, str, os.stat_result]]:
+def walk_tree(top: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """``(host path, name relative to top, lstat)`` below ``top``: sorted by name, depth first."""
+    return _walk(top, "")
+
+
+def _walk(path: str, prefix: str) -> Iterator[tuple[str, str, os.stat_result]]:
     for entry in _sorted_names(path):
         child = os.path.join(path, entry)
-        child_rel = f"{rel}/{entry}"
         try:
             st = os.lstat(child)
         except FileNotFoundError:
             continue
-        yield child, child_rel, st
+        rel = prefix + entry
+        yield child, rel, st
         if stat.S_ISDIR(st.st_mode):
-            yield from walk_tree_from(child, child_rel)
-
-
-def walk_tree(top: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    """``(host path, name relative to top, lstat)`` below ``top``: sorted by name, depth first."""
-    for entry in _sorted_names(top):
-        path = os.path.join(top, entry)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        yield path, entry, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from walk_tree_from(path, entry)
+            yield from _walk(child, rel + "/")
 
 
 def tar_tree(
