@@ -227,3 +227,34 @@ class NetworkDriver(abc.ABC):
         An empty list after every network was deleted and ``stop`` ran means nothing leaked.
         """
         return []
+
+
+class NoDataPathNetworkDriver(NetworkDriver):
+    """Base of drivers whose one predefined network has no data path (libnetwork's ``host`` and
+    ``null``): nothing to create or wire, so every call is a no-op; no IPAM, no user-created
+    networks, and a container on such a network joins no other. Subclasses set ``name`` and
+    ``API_VERSION`` (and ``needs_sandbox``)."""
+
+    uses_ipam = False
+    user_creatable = False
+    exclusive = True
+
+    def create_network(self, spec: NetworkSpec) -> None:
+        pass
+
+    def delete_network(self, network_id: str) -> None:
+        pass
+
+    def create_endpoint(
+        self, network_id: str, endpoint_id: str, iface: EndpointInterface, options: Mapping[str, Any]
+    ) -> None:
+        pass
+
+    def delete_endpoint(self, network_id: str, endpoint_id: str) -> None:
+        pass
+
+    def join(self, network_id: str, endpoint_id: str, sandbox: SandboxInfo) -> JoinInfo:
+        return JoinInfo()
+
+    def leave(self, network_id: str, endpoint_id: str) -> None:
+        pass

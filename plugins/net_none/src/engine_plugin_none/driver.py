@@ -6,36 +6,10 @@ add, so every data-path method is a no-op. Only the one predefined ``none`` netw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from engine import DRIVER_API_VERSION
-from engine.drivers.network import EndpointInterface, JoinInfo, NetworkDriver, NetworkSpec, SandboxInfo
+from engine.drivers.network import NoDataPathNetworkDriver
 
 
-class NullNetworkDriver(NetworkDriver):
+class NullNetworkDriver(NoDataPathNetworkDriver):
     name = "null"
     API_VERSION = DRIVER_API_VERSION
-    uses_ipam = False
-    user_creatable = False
-    exclusive = True
-
-    def create_network(self, spec: NetworkSpec) -> None:
-        pass
-
-    def delete_network(self, network_id: str) -> None:
-        pass
-
-    def create_endpoint(
-        self, network_id: str, endpoint_id: str, iface: EndpointInterface, options: Mapping[str, Any]
-    ) -> None:
-        pass
-
-    def delete_endpoint(self, network_id: str, endpoint_id: str) -> None:
-        pass
-
-    def join(self, network_id: str, endpoint_id: str, sandbox: SandboxInfo) -> JoinInfo:
-        return JoinInfo()
-
-    def leave(self, network_id: str, endpoint_id: str) -> None:
-        pass
