@@ -8,58 +8,20 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.networks import dnsmsg
 from engine.networks.controller import instance_name
 from engine_testkit.busybox import busybox_rootfs_tar
 from engine_testkit.cli import DockerCLI
 from engine_testkit.daemon import EngineDaemon
-from engine_testkit.network import free_subnet
+from engine_testkit.network import TinyDNS, free_port, free_subnet, host_address, host_links, http_get
 
 IMAGE = "busybox:latest"
-
-
-class TinyDNS:
-    """The upstream of the daemon's containers: answers every A query with one address."""
-
-    def __init__(self, address: str, answer: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((address, 53))
-        self.sock.settimeout(0.2)
-        self.answer, self.queries = answer, []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(512)
-            except TimeoutError:
-                continue
-            q = dnsmsg.parse_query(data)
-            self.queries.append(q.name)
-            self.sock.sendto(dnsmsg.response(q, 0, [dnsmsg.a_record(self.answer)]), peer)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join()
-        self.sock.close()
-
-
-def host_links(prefixes: tuple[str, ...]) -> list[str]:
-    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    return [
-        n for n in (line.split(":")[1].strip().split("@")[0] for line in out.splitlines()) if n.startswith(prefixes)
-    ]
 
 
 def proxy_pids(data_root: Path) -> list[int]:
@@ -72,11 +34,6 @@ def proxy_pids(data_root: Path) -> list[int]:
             if proxy_alive(proxy["pid"], proxy["start_time"]):
                 alive.append(proxy["pid"])
     return alive
-
-
-def host_address() -> str:
-    out = subprocess.run(["ip", "-o", "-4", "route", "get", "1.1.1.1"], capture_output=True, text=True).stdout.split()
-    return out[out.index("src") + 1]  # only asks the routing table: nothing is sent
 
 
 @pytest.fixture(scope="module")
@@ -248,27 +205,6 @@ def test_internal_and_icc_false(dk: DockerCLI, cleanup: list[str]) -> None:
 
 
 # ---- published ports -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
-
-
-def http_get(address: str, port: int, path: str = "/index.html") -> str:
-    """The body of an HTTP GET (retried for a few seconds while the server starts)."""
-    import urllib.request
-
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://{address}:{port}{path}", timeout=3) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                return ""
-            time.sleep(0.2)
 
 
 def test_published_ports(dk: DockerCLI, cleanup: list[str]) -> None:

@@ -5,37 +5,16 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 from engine.networks.controller import instance_name
 from engine_testkit.busybox import busybox_rootfs_tar
 from engine_testkit.cli import DockerCLI
 from engine_testkit.daemon import EngineDaemon
-from engine_testkit.network import free_subnet
+from engine_testkit.network import free_port, free_subnet, http_get
 
 IMAGE = "busybox:latest"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
-
-
-def http_get(port: int, deadline_s: float = 10) -> str:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=3) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                return ""
-            time.sleep(0.2)
 
 
 def test_kill_9_live_restore_keeps_ports_and_addresses(tmp_path: Path) -> None:
@@ -57,16 +36,18 @@ def test_kill_9_live_restore_keeps_ports_and_addresses(tmp_path: Path) -> None:
             "sh", "-c", "mkdir -p /www && echo alive > /www/index.html && httpd -f -p 80 -h /www",
         )  # fmt: skip
         first_ip = json.loads(dk("inspect", "web").stdout)[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
-        assert http_get(port) == "alive\n"
+        assert http_get("127.0.0.1", port) == "alive\n"
 
         daemon.kill()  # kill -9: no cleanup at all
-        assert http_get(port, 3) == "alive\n", "the published port must keep working while the daemon is down"
+        assert http_get("127.0.0.1", port, deadline_s=3) == "alive\n", (
+            "the published port must keep working while the daemon is down"
+        )
 
         daemon = EngineDaemon(root=tmp_path / "d", config=config, env=env)
         (tmp_path / "d" / "engine.pid").unlink(missing_ok=True)
         daemon.start()
         assert dk("network", "inspect", "-f", "{{.Id}}", net).out == net_id
-        assert http_get(port) == "alive\n"
+        assert http_get("127.0.0.1", port) == "alive\n"
         dk("run", "-d", "--name", "second", "--network", net, IMAGE, "sleep", "300")
         second_ip = json.loads(dk("inspect", "second").stdout)[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
         assert second_ip != first_ip, "an address still in use was handed out again"

@@ -18,15 +18,9 @@ import pytest
 from engine.networks.controller import instance_name
 from engine_testkit.cli import DockerCLI
 from engine_testkit.daemon import EngineDaemon
-from engine_testkit.network import free_subnet
+from engine_testkit.network import free_subnet, host_links
 
 REFERENCE = Path(__file__).parent / "data" / "dockerd" / "networks.json"
-
-
-def host_links(prefixes: tuple[str, ...]) -> list[str]:
-    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
-    return [n for n in names if n.startswith(prefixes)]
 
 
 def nft_table_exists(table: str) -> bool:

@@ -10,7 +10,6 @@ import json
 import secrets
 import socket
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,21 @@ from typing import Any
 import pytest
 
 from engine.errors import EngineError, Forbidden, InvalidParameter
-from engine.networks import dnsmsg
-from engine_testkit.network import BUSYBOX, TCPEcho, free_subnet, in_sandbox, make_controller, skip_reason, tcp_get
+from engine_testkit.network import (
+    BUSYBOX,
+    TCPEcho,
+    TinyDNS,
+    dismantle,
+    free_port,
+    free_subnet,
+    host_address,
+    in_sandbox,
+    make_controller,
+    skip_reason,
+    tcp_get,
+)
 
 pytestmark = pytest.mark.privileged
-
-HOST_ADDR_CMD = ["ip", "-o", "-4", "route", "get", "1.1.1.1"]
-
-
-def host_address() -> str:
-    """The host's own primary IPv4 address (no traffic is sent to 1.1.1.1: this only asks the routing table)."""
-    out = subprocess.run(HOST_ADDR_CMD, capture_output=True, text=True).stdout.split()
-    return out[out.index("src") + 1]
 
 
 @pytest.fixture
@@ -48,12 +50,7 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 
     yield factory
     for ctl in made:
-        for cid in list(ctl.sandboxes):
-            ctl.teardown_sandbox(cid)
-        for net in list(ctl.networks.values()):
-            if not net.predefined:
-                ctl.remove(net.id)
-        ctl.stop()
+        dismantle(ctl)
         assert ctl.leftovers() == []
         assert not list(ctl.netns_dir.glob("*"))
 
@@ -205,12 +202,6 @@ def test_icc_false(make: Callable[..., Any]) -> None:
 # ---- published ports ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("proxy", [True, False], ids=["userland-proxy", "nat-only"])
 def test_published_tcp_port(make: Callable[..., Any], proxy: bool) -> None:
     ctl = make(**{"userland-proxy": proxy})
@@ -316,35 +307,6 @@ def test_proxies_survive_restart(make: Callable[..., Any], tmp_path: Path) -> No
 
 
 # ---- embedded DNS --------------------------------------------------------------------------------
-
-
-class TinyDNS:
-    """A DNS server of the test's own on a loopback address: answers every A query with one address."""
-
-    def __init__(self, address: str, answer: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((address, 53))
-        self.sock.settimeout(0.2)
-        self.answer = answer
-        self.queries: list[str] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(512)
-            except TimeoutError:
-                continue
-            q = dnsmsg.parse_query(data)
-            self.queries.append(q.name)
-            self.sock.sendto(dnsmsg.response(q, 0, [dnsmsg.a_record(self.answer)]), addr)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join()
-        self.sock.close()
 
 
 def nslookup(sb: Any, name: str) -> str:

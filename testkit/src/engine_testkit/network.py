@@ -12,6 +12,10 @@ temp data-root and exec-root, so its default bridge and nftables table names are
 the test), and every test ends with a leak check: no namespace files, links, firewall table
 or proxy processes left. Traffic only flows between namespaces the test made and the host.
 Hosts that cannot run it (not root, no network namespaces) skip with the reason.
+
+Below the suite's own helpers are those the networking tests share (driver, daemon and end-to-end):
+``dismantle`` a test's controller, ``host_links``, ``host_address``, ``free_port``, ``http_get`` and
+``TinyDNS``, an upstream DNS server of the test's own.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +118,85 @@ class TCPEcho:
 
 def tcp_get(path: str | None, host: str, port: int, timeout: int = 3) -> str:
     return in_sandbox(path, BUSYBOX, "nc", "-w", str(timeout), host, str(port), input="", timeout=timeout + 5).stdout
+
+
+# ---- helpers of the networking tests (driver, daemon and end-to-end) -------------------------------
+
+
+def dismantle(ctl: Any) -> None:
+    """Tear down every sandbox and user-defined network of a test's controller, then stop it (the
+    test's leak check follows)."""
+    for cid in list(ctl.sandboxes):
+        ctl.teardown_sandbox(cid)
+    for net in list(ctl.networks.values()):
+        if not net.predefined:
+            ctl.remove(net.id)
+    ctl.stop()
+
+
+def host_links(prefixes: tuple[str, ...]) -> list[str]:
+    """The host's network interfaces whose names start with one of ``prefixes``."""
+    return [name for name in links_in(None) if name.startswith(prefixes)]
+
+
+def host_address() -> str:
+    """The host's own primary IPv4 address (this only asks the routing table: nothing is sent to 1.1.1.1)."""
+    out = subprocess.run(["ip", "-o", "-4", "route", "get", "1.1.1.1"], capture_output=True, text=True).stdout.split()
+    return out[out.index("src") + 1]
+
+
+def free_port() -> int:
+    """A TCP port free on every host address right now (to publish a container port on)."""
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def http_get(address: str, port: int, path: str = "/index.html", deadline_s: float = 10) -> str:
+    """The body of an HTTP GET, retried for ``deadline_s`` while the server starts; "" if it never answered."""
+    import urllib.request
+
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{address}:{port}{path}", timeout=3) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                return ""
+            time.sleep(0.2)
+
+
+class TinyDNS:
+    """A DNS server of the test's own on a loopback address: answers every A query with one address
+    and records the names asked (``queries``), so no test query leaves the host."""
+
+    def __init__(self, address: str, answer: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 53))
+        self.sock.settimeout(0.2)
+        self.answer = answer
+        self.queries: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        from engine.networks import dnsmsg
+
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(512)
+            except TimeoutError:
+                continue
+            q = dnsmsg.parse_query(data)
+            self.queries.append(q.name)
+            self.sock.sendto(dnsmsg.response(q, 0, [dnsmsg.a_record(self.answer)]), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join()
+        self.sock.close()
 
 
 class NetworkDriverSuite:

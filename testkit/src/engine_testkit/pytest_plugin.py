@@ -1,4 +1,4 @@
-"""The pytest plugin entry point of engine-testkit (placeholder)."""
+"""The pytest plugin entry point of engine-testkit: the drivers' conformance fixtures and suites."""
 
 import pytest
 
@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture
 def network_controller(tmp_path):  # type: ignore[no-untyped-def]
     """A started NetworkController with its own data-root and exec-root; everything it made is removed after."""
-    from engine_testkit.network import make_controller, skip_reason
+    from engine_testkit.network import dismantle, make_controller, skip_reason
 
     reason = skip_reason()
     if reason:
@@ -16,12 +16,7 @@ def network_controller(tmp_path):  # type: ignore[no-untyped-def]
     ctl = make_controller(tmp_path)
     ctl.start()
     yield ctl
-    for cid in list(ctl.sandboxes):
-        ctl.teardown_sandbox(cid)
-    for net in list(ctl.networks.values()):
-        if not net.predefined:
-            ctl.remove(net.id)
-    ctl.stop()
+    dismantle(ctl)
     assert ctl.leftovers() == []
 
 
