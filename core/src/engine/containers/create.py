@@ -116,8 +116,6 @@ HOST_CONFIG_ZERO: dict[str, Any] = {
     "MaskedPaths": None,
     "ReadonlyPaths": None,
 }
-#: optional HostConfig keys dockerd shows only when set
-HOST_CONFIG_OPTIONAL = ("Mounts", "Tmpfs", "Sysctls", "StorageOpt", "Init", "Capabilities", "Annotations")
 
 #: every capability runc knows (moby's caps.GetAllCapabilities for this kernel)
 ALL_CAPABILITIES = {

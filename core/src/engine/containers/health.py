@@ -42,7 +42,7 @@ def probe_command(container: Container) -> list[str] | None:
     return test
 
 
-def start_monitor(service: ContainerService, container: Container, task: Any) -> asyncio.Task[None] | None:
+def start_monitor(service: ContainerService, container: Container) -> asyncio.Task[None] | None:
     """On the loop, at each start: reset the health to "starting" and probe every interval."""
     cmd = probe_command(container)
     if cmd is None:

@@ -191,7 +191,7 @@ class Lifecycle:
         except Exception:
             log.exception("starting the logging of %s failed", container.short_id)
         timing.mark("logging")
-        monitor = health.start_monitor(self.service, container, task)
+        monitor = health.start_monitor(self.service, container)
         container.health_monitor = monitor
         timing.mark("health")
         try:
@@ -248,7 +248,7 @@ class Lifecycle:
             delay = None
             if not self.shutting_down and not container.stopping:  # stop/kill cancel the policy (ExitOnNext)
                 delay = self.restart_manager(container).should_restart(status.exit_code, manually, ran_for)
-            self._release_run_resources(container, task)
+            self._release_run_resources(container)
             if status.oom_killed:
                 self.publish(container, "oom")
             if delay is not None:
@@ -274,7 +274,7 @@ class Lifecycle:
         elif container.host_config.get("AutoRemove") and not self.shutting_down:
             self._auto_remove(container)
 
-    def _release_run_resources(self, container: Container, task: Any) -> None:
+    def _release_run_resources(self, container: Container) -> None:
         """What a run holds: network, volume mounts, the rootfs mount, the runtime state (the logger
         was closed by the supervisor when the output ended)."""
         timing = trace.Steps("exit", container.id)
@@ -648,7 +648,7 @@ class Lifecycle:
         restarting now; the start-up restart pass applies the policies."""
         with container.lock:
             container.task = None
-            self._release_run_resources(container, None)
+            self._release_run_resources(container)
             container.state.set_stopped(
                 status.exit_code,
                 oom_killed=status.oom_killed,

@@ -194,9 +194,6 @@ class State:
         if notify:
             self.notify_stop()
 
-    def set_error(self, message: str) -> None:
-        self.error = message
-
     def set_removed(self) -> None:
         with self._waiters_lock:
             waiters, self._remove_waiters = self._remove_waiters, []
