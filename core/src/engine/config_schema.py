@@ -127,12 +127,6 @@ class ConfigSchema:
     def options(self) -> list[Option]:
         return list(self._options.values())
 
-    def by_flag_name(self, name: str) -> Option | None:
-        for option in self._options.values():
-            if option.flag_name == name:
-                return option
-        return None
-
     def defaults(self) -> dict[str, Any]:
         return {o.key: copy_value(o.default) for o in self._options.values()}
 

@@ -40,10 +40,6 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
         raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
 
 
-def query_list(request: web.Request, name: str) -> list[str]:
-    return request.query.getall(name, [])
-
-
 async def read_json(request: web.Request, *, required: bool = False) -> dict[str, Any]:
     """The JSON body as a dict; an empty body is ``{}`` unless ``required``."""
     raw = await request.read()
