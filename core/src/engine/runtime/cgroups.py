@@ -53,10 +53,6 @@ def all_mounts() -> tuple[Path, ...]:
     return tuple(sorted(found))
 
 
-def is_v2_only() -> bool:
-    return not hierarchies() and (CGROUP_ROOT / "cgroup.controllers").exists()
-
-
 def cgroup_dir(controller: str, cgroups_path: str) -> Path | None:
     mount = hierarchies().get(controller)
     if mount is None:
