@@ -429,10 +429,6 @@ class LayerStore:
         size_rw = self.driver.diff_size(rw.mount_id, rw.init_id)
         return size_rw, self.size(rw.parent) + size_rw
 
-    def rw_layers(self) -> dict[str, RWLayer]:
-        with self._maps:
-            return dict(self._rw)
-
 
 def _read_optional(path: Path) -> str | None:
     try:

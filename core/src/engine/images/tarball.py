@@ -325,7 +325,6 @@ def read_docker_archive(archive: Unpacked) -> list[ArchiveImage]:
     return out
 
 
-MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
