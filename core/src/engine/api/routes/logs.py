@@ -39,7 +39,7 @@ def parse_tail(raw: str) -> int:
         return -1
 
 
-def parse_time(raw: str, name: str) -> int:
+def parse_time(raw: str) -> int:
     try:
         return parse_unix_timestamp(raw)
     except ValueError as exc:
@@ -48,8 +48,8 @@ def parse_time(raw: str, name: str) -> int:
 
 def read_config(request: web.Request) -> ReadConfig:
     query = request.query
-    since = parse_time(query["since"], "since") if query.get("since") else 0
-    until = parse_time(query["until"], "until") if query.get("until") not in (None, "", "0") else 0
+    since = parse_time(query["since"]) if query.get("since") else 0
+    until = parse_time(query["until"]) if query.get("until") not in (None, "", "0") else 0
     return ReadConfig(
         since_ns=since, until_ns=until, tail=parse_tail(query.get("tail", "")), follow=query_bool(request, "follow")
     )
