@@ -19,9 +19,11 @@ from engine.config import (
     read_config_file,
     reload,
 )
-from engine.config_cmdline import flag_repr, parse_go_bool, parse_go_int
+from engine.config_cmdline import flag_repr
 from engine.config_schema import go_format
 from engine.errors import ConfigError
+from engine.strconv import parse_bool as parse_go_bool
+from engine.strconv import parse_int as parse_go_int
 
 
 @pytest.fixture(scope="module")

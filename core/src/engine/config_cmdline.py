@@ -14,7 +14,6 @@ Errors carry pflag's and cobra's wording, e.g. ``unknown flag: --foo`` + ``See '
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from engine.config_schema import BOOL, INT, LIST, MAP, STR, ConfigSchema, Option, copy_value
 from engine.errors import ConfigError
+from engine.strconv import parse_bool, parse_int
 from engine.units import bytes_size
 
 PROG = "engined"
@@ -48,25 +48,6 @@ class CommandLine:
     flag_values: Mapping[str, Any]
     #: the flags' values as pflag prints them (``Value.String()``), for conflict messages
     flag_reprs: Mapping[str, str] = field(default_factory=dict)
-
-
-def parse_go_bool(text: str) -> bool:
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise ValueError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
-
-
-def parse_go_int(text: str) -> int:
-    """strconv.ParseInt(text, 0, 64): decimal, 0x hex, 0o/0 octal, 0b binary, underscores."""
-    cleaned = text.replace("_", "") if re.fullmatch(r"[+-]?(0[xXoObB])?[0-9a-fA-F]+(_[0-9a-fA-F]+)*", text) else text
-    try:
-        if re.fullmatch(r"[+-]?0[0-7]+", cleaned):
-            return int(cleaned, 8)
-        return int(cleaned, 0)
-    except ValueError:
-        raise ValueError(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
 
 
 def flag_display_name(option: Option) -> str:
@@ -125,7 +106,7 @@ class _Parser:
 
     def _set(self, target: Option | str, value: str) -> None:
         if isinstance(target, str):  # a meta flag
-            self.meta[target] = parse_go_bool(value) if META_FLAGS[target][1] else value
+            self.meta[target] = parse_bool(value) if META_FLAGS[target][1] else value
             return
         option = target
         try:
@@ -133,9 +114,9 @@ class _Parser:
                 current = self.values.get(option.key, _empty(option))
                 self.values[option.key] = option.flag_value(current, value)
             elif option.type == BOOL:
-                self.values[option.key] = parse_go_bool(value)
+                self.values[option.key] = parse_bool(value)
             elif option.type == INT:
-                self.values[option.key] = parse_go_int(value)
+                self.values[option.key] = parse_int(value)  # pflag: ParseInt(s, 0, 64)
             elif option.type == LIST:
                 self.values[option.key] = [*self.values.get(option.key, []), value]
             elif option.type == MAP:

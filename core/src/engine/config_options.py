@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from engine import hosts
 from engine.config_schema import BOOL, INT, LIST, MAP, OBJECT, STR, ConfigSchema, Option, type_error
+from engine.strconv import parse_int
 from engine.units import ram_in_bytes
 
 # ---- value checks (the messages are dockerd's) -------------------------------------------------------
@@ -210,17 +211,10 @@ def parse_ulimit(arg: str) -> dict[str, Any]:
     if len(parts) > 2:
         raise ValueError(f"too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`")
     hard_text = parts[1] if len(parts) == 2 else parts[0]
-    soft, hard = go_parse_int(parts[0]), go_parse_int(hard_text)
+    soft, hard = parse_int(parts[0], 10), parse_int(hard_text, 10)
     if hard != -1 and soft > hard:
         raise ValueError(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
     return {"Name": name, "Hard": hard, "Soft": soft}
-
-
-def go_parse_int(text: str) -> int:
-    """strconv.ParseInt(text, 10, 64) with Go's error text."""
-    if not re.fullmatch(r"[+-]?\d+", text):
-        raise ValueError(f'strconv.ParseInt: parsing "{text}": invalid syntax')
-    return int(text)
 
 
 def ulimit_item(current: dict[str, Any], arg: str) -> dict[str, Any]:

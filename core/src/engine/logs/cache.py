@@ -24,9 +24,8 @@ from engine.logs.options import (
     CACHE_DISABLED,
     CACHE_MAX_FILE,
     CACHE_MAX_SIZE,
-    parse_bool,
-    parse_int,
 )
+from engine.strconv import atoi, parse_bool
 from engine.units import ram_in_bytes
 
 CACHE_FILE = "container-cached.log"
@@ -74,7 +73,7 @@ def cache_enabled(options: Mapping[str, str]) -> bool:
 
 def cache_rotation(options: Mapping[str, str]) -> Rotation:
     max_size = ram_in_bytes(options[CACHE_MAX_SIZE]) if options.get(CACHE_MAX_SIZE) else DEFAULT_ROTATION.max_size
-    max_files = parse_int(options[CACHE_MAX_FILE]) if options.get(CACHE_MAX_FILE) else DEFAULT_ROTATION.max_files
+    max_files = atoi(options[CACHE_MAX_FILE]) if options.get(CACHE_MAX_FILE) else DEFAULT_ROTATION.max_files
     compress = parse_bool(options[CACHE_COMPRESS]) if options.get(CACHE_COMPRESS) else DEFAULT_ROTATION.compress
     return Rotation(max_size=max_size, max_files=max_files, compress=compress and max_files > 1)
 

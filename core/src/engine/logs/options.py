@@ -1,4 +1,4 @@
-"""Log options every driver takes, and Go's bool and int parsing for drivers' options.
+"""Log options every driver takes.
 
 dockerd handles ``mode`` and ``max-buffer-size`` (the copier's buffering) and the dual-logging
 ``cache-*`` options itself, before the driver's own validator sees the rest
@@ -7,10 +7,10 @@ dockerd handles ``mode`` and ``max-buffer-size`` (the copier's buffering) and th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from engine.errors import InvalidParameter
+from engine.strconv import atoi, parse_bool
 from engine.units import ram_in_bytes
 
 BLOCKING, NON_BLOCKING = "blocking", "non-blocking"
@@ -26,22 +26,6 @@ CACHE_DISABLED, CACHE_MAX_SIZE, CACHE_MAX_FILE, CACHE_COMPRESS = (
 )
 CACHE_OPTIONS = (CACHE_DISABLED, CACHE_MAX_SIZE, CACHE_MAX_FILE, CACHE_COMPRESS)
 BUILTIN_OPTIONS = frozenset({"mode", "max-buffer-size", *CACHE_OPTIONS})
-
-
-def parse_bool(text: str) -> bool:
-    """Go's ``strconv.ParseBool``."""
-    if text in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if text in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    raise ValueError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
-
-
-def parse_int(text: str) -> int:
-    """Go's ``strconv.Atoi`` (decimal, optional sign)."""
-    if not re.fullmatch(r"[+-]?\d+", text):
-        raise ValueError(f'strconv.Atoi: parsing "{text}": invalid syntax')
-    return int(text)
 
 
 def check_builtin_options(options: Mapping[str, str]) -> None:
@@ -69,7 +53,7 @@ def check_builtin_options(options: Mapping[str, str]) -> None:
             raise InvalidParameter(f"invalid value for option {CACHE_MAX_SIZE}: {options[CACHE_MAX_SIZE]}") from None
     if CACHE_MAX_FILE in options:
         try:
-            if parse_int(options[CACHE_MAX_FILE]) < 1:
+            if atoi(options[CACHE_MAX_FILE]) < 1:
                 raise ValueError
         except ValueError:
             raise InvalidParameter(f"invalid value for option {CACHE_MAX_FILE}: {options[CACHE_MAX_FILE]}") from None

@@ -15,8 +15,8 @@ from engine import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.errors import InvalidParameter
 from engine.logs.logfile import LogFile, Rotation, messages_of
-from engine.logs.options import parse_bool, parse_int
 from engine.logs.tag import check_tag, log_tag
+from engine.strconv import atoi, parse_bool
 from engine.units import from_human_size
 from engine_plugin_json_file.codec import JsonLineCodec
 
@@ -42,7 +42,7 @@ class JsonFileOptions:
                 if max_size <= 0:
                     raise ValueError("max-size must be a positive number")
             if "max-file" in options:
-                max_file = parse_int(options["max-file"])
+                max_file = atoi(options["max-file"])
                 if max_file < 1:
                     raise ValueError("max-file cannot be less than 1")
             if "compress" in options:
