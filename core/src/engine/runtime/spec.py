@@ -517,20 +517,14 @@ def build_spec(
     uts_kind, _ = _mode(hc.get("UTSMode"))
     if uts_kind != "host":
         namespaces.append({"type": "uts"})
-    pid_kind, _ = _mode(hc.get("PidMode"))
-    if pid_kind == "container":
-        if not inputs.pid_ns_path:
-            raise SpecError("cannot join PID of a non running container")
-        namespaces.append({"type": "pid", "path": inputs.pid_ns_path})
-    elif pid_kind != "host":
-        namespaces.append({"type": "pid"})
-    ipc_kind, _ = _mode(hc.get("IpcMode"))
-    if ipc_kind == "container":
-        if not inputs.ipc_ns_path:
-            raise SpecError("cannot join IPC of a non running container")
-        namespaces.append({"type": "ipc", "path": inputs.ipc_ns_path})
-    elif ipc_kind != "host":
-        namespaces.append({"type": "ipc"})
+    for ns, mode_key, joined in (("pid", "PidMode", inputs.pid_ns_path), ("ipc", "IpcMode", inputs.ipc_ns_path)):
+        kind, _ = _mode(hc.get(mode_key))
+        if kind == "container":
+            if not joined:
+                raise SpecError(f"cannot join {ns.upper()} of a non running container")
+            namespaces.append({"type": ns, "path": joined})
+        elif kind != "host":
+            namespaces.append({"type": ns})
     if (hc.get("CgroupnsMode") or _cfg(daemon_config, "default-cgroupns-mode", "host")) == "private":
         namespaces.append({"type": "cgroup"})
 
