@@ -225,12 +225,7 @@ class NetworkDriverSuite:
             yield self._ctl
         finally:
             controller = self._ctl  # a test may have replaced it (restart)
-            for cid in list(controller.sandboxes):
-                controller.teardown_sandbox(cid)
-            for net in list(controller.networks.values()):
-                if not net.predefined:
-                    controller.remove(net.id)
-            controller.stop()
+            dismantle(controller)
         assert controller.leftovers() == [], "the driver left things behind"
         assert not list((tmp_path / "exec" / "netns").glob("*")), "namespace files left behind"
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine_testkit.network import free_subnet, make_controller
+from engine_testkit.network import dismantle, free_subnet, make_controller
 
 MIB = 1024 * 1024
 
@@ -190,12 +190,7 @@ def bench_driver(driver: str, repeat: int, root: Path) -> dict[str, str]:
             finally:
                 echo.close()
     finally:
-        for cid in list(ctl.sandboxes):
-            ctl.teardown_sandbox(cid)
-        for n in list(ctl.networks.values()):
-            if not n.predefined:
-                ctl.remove(n.id)
-        ctl.stop()
+        dismantle(ctl)
     return out
 
 
