@@ -790,7 +790,7 @@ class TarWriter:
         xattrs = self._xattrs(path)
         opaque = False
         if self.overlay_whiteouts and stat.S_ISDIR(mode):
-            opaque = _getxattr(path, self.opaque_xattr) == b"y"
+            opaque = read_xattr(path, self.opaque_xattr) == b"y"
         data_size = 0
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
@@ -856,7 +856,7 @@ class TarWriter:
         for key in sorted(names):
             if key.startswith(OVERLAY_XATTR_PREFIXES):
                 continue
-            value = _getxattr(path, key)
+            value = read_xattr(path, key)
             if value is not None:
                 out.append((key, value))
         return out
@@ -924,7 +924,9 @@ def _ustar_header(info: tarfile.TarInfo) -> bytes | None:
     return header[:148] + b"%06o\0 " % checksum + header[156:]
 
 
-def _getxattr(path: str, key: str) -> bytes | None:
+def read_xattr(path: str, key: str) -> bytes | None:
+    """An extended attribute of ``path`` itself (a symlink is not followed); None when it is absent
+    or the filesystem has none."""
     try:
         return os.getxattr(path, key, follow_symlinks=False)
     except OSError as exc:

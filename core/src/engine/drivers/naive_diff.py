@@ -10,7 +10,6 @@ not one per file. ``diff`` tars the changed entries with deletions as ``.wh.`` w
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import tempfile
@@ -37,15 +36,6 @@ def same_mtime(a: os.stat_result, b: os.stat_result) -> bool:
     return sa == sb and (na == 0 or nb == 0 or na == nb)
 
 
-def _capability(path: str) -> bytes | None:
-    try:
-        return os.getxattr(path, _CAPABILITY, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EPERM, errno.ENOENT):
-            return None
-        raise
-
-
 def entry_differs(old_path: str, old: os.stat_result, new_path: str, new: os.stat_result) -> bool:
     """moby's statDifferent plus the capability xattr and the symlink target."""
     if old.st_mode != new.st_mode or old.st_uid != new.st_uid or old.st_gid != new.st_gid or old.st_rdev != new.st_rdev:
@@ -55,7 +45,9 @@ def entry_differs(old_path: str, old: os.stat_result, new_path: str, new: os.sta
         return True
     if stat.S_ISLNK(new.st_mode) and os.readlink(old_path) != os.readlink(new_path):
         return True
-    return stat.S_ISREG(new.st_mode) and _capability(old_path) != _capability(new_path)
+    if not stat.S_ISREG(new.st_mode):
+        return False
+    return archive.read_xattr(old_path, _CAPABILITY) != archive.read_xattr(new_path, _CAPABILITY)
 
 
 def _listing(path: str) -> dict[str, tuple[str, os.stat_result]]:
