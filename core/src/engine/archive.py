@@ -380,7 +380,9 @@ DELETE_WHITEOUTS = DeleteWhiteouts()
 
 
 @functools.cache
-def _in_user_namespace() -> bool:
+def in_user_namespace() -> bool:
+    """Whether this process runs in a user namespace (its uid map is not the whole identity range): devices
+    cannot be made there, and overlay needs ``userxattr``."""
     try:
         with open("/proc/self/uid_map") as f:
             return f.read().split() != ["0", "0", "4294967295"]
@@ -550,7 +552,7 @@ class Extractor:
             try:
                 os.mknod(name, kind | 0o600, dev, dir_fd=pfd)
             except PermissionError:
-                if kind == stat.S_IFIFO or not _in_user_namespace():
+                if kind == stat.S_IFIFO or not in_user_namespace():
                     raise
                 log.debug("archive: skipping device %s inside a user namespace", m.name)  # as moby does
                 return

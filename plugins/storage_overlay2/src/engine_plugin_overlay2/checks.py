@@ -95,14 +95,6 @@ def supports_dtype(path: Path) -> bool:
     return False
 
 
-def in_user_namespace() -> bool:
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
-
-
 def index_off() -> str:
     """``index=off,`` when the kernel knows the option (moby passes it to avoid EBUSY on shared lowers)."""
     return "index=off," if os.path.exists("/sys/module/overlay/parameters/index") else ""

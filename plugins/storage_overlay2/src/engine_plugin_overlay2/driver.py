@@ -122,7 +122,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         (home / LINK_DIR).mkdir(mode=0o700, exist_ok=True)
         driver._unmount_stale()
         checks.remove_probe_leftovers(home)
-        if checks.in_user_namespace():
+        if archive.in_user_namespace():
             driver.userxattr = True
             driver.xattr_prefix = "user.overlay."
         driver.mount_prefix = checks.index_off() + ("userxattr," if driver.userxattr else "")
