@@ -15,6 +15,7 @@ from engine import DOCKER_VERSION, __version__
 from engine.config import ConfigSchema, DaemonConfig, core_schema, load, parse_command_line
 from engine.config_cmdline import usage
 from engine.errors import ConfigError, DriverError, EngineError
+from engine.lazy_packages import defer_heavy_packages
 from engine.plugins import make_plugin_manager
 
 log = logging.getLogger("engined")
@@ -112,6 +113,7 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    defer_heavy_packages()  # before anything imports aiohttp or pyroute2
     setup_logging("info")
     try:
         pm = make_plugin_manager()

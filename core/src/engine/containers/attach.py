@@ -313,7 +313,7 @@ class WebSocketConn:
         self._writer = asyncio.ensure_future(self._write_loop())
 
     async def _read_loop(self) -> None:
-        from aiohttp import WSMsgType
+        from aiohttp.http import WSMsgType
 
         try:
             async for msg in self.ws:

@@ -72,7 +72,7 @@ def run_in(path: str | Path | None, fn: Callable[[], T]) -> T:
 
 
 def _lo_up() -> None:
-    from pyroute2 import IPRoute
+    from pyroute2.iproute import IPRoute
 
     with IPRoute() as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")

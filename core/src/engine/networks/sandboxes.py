@@ -710,7 +710,7 @@ class SandboxOps:
 
 def _set_default_route(ifname: str, gateway: str, gateway_v6: str) -> None:
     """In the current (sandbox) namespace: the default route(s) through ``ifname``."""
-    from pyroute2 import IPRoute
+    from pyroute2.iproute import IPRoute
 
     with IPRoute() as ipr:
         index = ipr.link("get", ifname=ifname)[0]["index"]

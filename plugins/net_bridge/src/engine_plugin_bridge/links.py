@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute  # not `from pyroute2`: engine.lazy_packages
 from pyroute2.netlink.exceptions import NetlinkError
 
 from engine.networks import netns
