@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
 import pluggy
 
-from engine import hookspecs
+from engine import entrypoints, hookspecs
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def plugin_entry_points() -> list[EntryPoint]:
     allowed = _names_from_env("ENGINE_PLUGINS")
     autoload = not os.environ.get("ENGINE_DISABLE_PLUGIN_AUTOLOAD")
     chosen: list[EntryPoint] = []
-    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: (not _is_builtin(e), e.name)):
+    for ep in sorted(entrypoints.group(PLUGIN_GROUP), key=lambda e: (not _is_builtin(e), e.name)):
         if ep.name in blocked or any(c.name == ep.name for c in chosen):
             continue
         if not _is_builtin(ep) and (not autoload or (allowed is not None and ep.name not in allowed)):

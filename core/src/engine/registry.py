@@ -8,15 +8,15 @@ A name nobody installed fails with the distribution to ``pip install``.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import logging
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from stevedore import driver as stevedore_driver
 from stevedore import extension as stevedore_extension
 
-from engine import DRIVER_API_VERSION
+from engine import DRIVER_API_VERSION, entrypoints
 from engine.errors import DriverAPIMismatch, DriverError, DriverNotInstalled, DriverRemoved
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class DriverRegistry(Generic[T]):
 
     def names(self) -> list[str]:
         """Every installed name in this group, sorted."""
-        return sorted({ep.name for ep in entry_points(group=self.kind.group)})
+        return sorted({ep.name for ep in entrypoints.group(self.kind.group)})
 
     def is_installed(self, name: str) -> bool:
         return name in self.names()
@@ -116,7 +116,8 @@ class DriverRegistry(Generic[T]):
             raise DriverRemoved(f"{self.kind.explicit_only[name]}; name it explicitly to use it")
         if name in self._loaded:
             return self._loaded[name]
-        found = [ep for ep in entry_points(group=self.kind.group) if ep.name == name]
+        listing = entrypoints.group(self.kind.group)
+        found = [ep for ep in listing if ep.name == name]
         if not found:
             raise DriverNotInstalled(self.kind.kind, name, self.kind.distributions.get(name), self.names())
         providers = sorted({_dist_name(ep) for ep in found})
@@ -125,7 +126,7 @@ class DriverRegistry(Generic[T]):
                 f"{self.kind.kind} driver {name!r} is provided by more than one distribution: {', '.join(providers)}; "
                 "uninstall all but one"
             )
-        _forget_stale_listing(self.kind.group, name)
+        _share_listing(self.kind.group, listing)
         try:
             manager = stevedore_driver.DriverManager(
                 namespace=self.kind.group, name=name, invoke_on_load=False, on_load_failure_callback=_reraise
@@ -155,12 +156,14 @@ class DriverRegistry(Generic[T]):
             )
 
 
-def _forget_stale_listing(group: str, name: str) -> None:
-    """stevedore keeps each group's entry points for the life of the process; a distribution installed
-    since (``pip install`` while the daemon runs, a test's throwaway dist-info) would stay invisible."""
+def _share_listing(group: str, listing: tuple[importlib.metadata.EntryPoint, ...]) -> None:
+    """Hand stevedore the group's entry points as engine.entrypoints has them: stevedore would scan
+    every distribution again (~30 ms at start-up) and then keep its listing for the life of the
+    process, so a distribution installed since (``pip install`` while the daemon runs, a test's
+    throwaway dist-info) would stay invisible to it."""
     cache = getattr(stevedore_extension.ExtensionManager, "ENTRY_POINT_CACHE", None)
-    if isinstance(cache, dict) and group in cache and not any(ep.name == name for ep in cache[group]):
-        del cache[group]
+    if isinstance(cache, dict):
+        cache[group] = list(listing)
 
 
 def _dist_name(ep: object) -> str:
