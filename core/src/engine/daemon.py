@@ -30,6 +30,8 @@ from engine.fsutil import write_atomic
 
 log = logging.getLogger(__name__)
 
+FREEZE_DELAY = 1.0  # seconds after start-up until its objects leave the cyclic GC
+
 
 class Daemon:
     def __init__(self, config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSchema) -> None:
@@ -92,11 +94,8 @@ class Daemon:
         await self.api.serve()
         self.pm.hook.engine_daemon_started(daemon=self)
         log.info("engine %s started (storage driver %s, data-root %s)", self.id, self.storage.name, self.data_root)
-        # everything made so far (modules, routes, plugins, subsystems) lives as long as the daemon:
-        # keep it out of the cyclic GC, whose full collections otherwise rescan it again and again
-        # while output is copied (200 000 log lines: 25% less CPU)
-        gc.collect()
-        gc.freeze()
+        # a moment later, off the start-up path (a full collection takes ~50 ms here)
+        asyncio.get_running_loop().call_later(FREEZE_DELAY, _freeze_startup_objects)
 
     def _make_subsystems(self) -> list[Any]:
         """Construct the subsystems in start order; each module owns its own construction."""
@@ -152,6 +151,14 @@ class Daemon:
             if isinstance(sub, kind):
                 return sub
         raise LookupError(kind.__name__)
+
+
+def _freeze_startup_objects() -> None:
+    """Everything made at start-up (modules, routes, plugins, subsystems) lives as long as the daemon:
+    keep it out of the cyclic GC, whose full collections otherwise rescan it again and again while
+    output is copied (200 000 log lines: 25% less CPU)."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _call_maybe_async(fn: Any) -> None:
