@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except DriverError as exc:
         return fail(f"failed to start daemon: {exc.message}")
     try:
-        from engine.api.server import tls_context
+        from engine.api.server import tls_context  # without importing aiohttp
 
         tls_context(config)
     except ConfigError as exc:

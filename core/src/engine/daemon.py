@@ -77,21 +77,26 @@ class Daemon:
         cls.validate_options(dict(self.config["log-opts"]))
 
     async def start(self) -> None:
-        from engine.api.app import make_app
         from engine.api.server import APIServer
         from engine.storage import start_storage_driver
 
         self._prepare_dirs()
         self._check_log_driver()
         # listeners are opened first, as dockerd does: a bad -H fails before anything else starts
-        self.api = APIServer(make_app(self), self.config)
+        self.api = APIServer(self.config)
         await self.api.bind()
-        self.storage = await asyncio.to_thread(start_storage_driver, self.config, self.storage_drivers)
+        # the storage driver starts in a worker thread (mostly mkdir and mount system calls, which
+        # release the GIL) while this thread imports and builds the API application (Python)
+        storage = asyncio.ensure_future(asyncio.to_thread(start_storage_driver, self.config, self.storage_drivers))
+        try:
+            app = _make_app(self)
+        finally:
+            self.storage = await storage
         for subsystem in self._make_subsystems():
             self.subsystems.append(subsystem)
             await _call_maybe_async(getattr(subsystem, "start", None))
         self.events.add_observer(self._events_to_hooks)
-        await self.api.serve()
+        await self.api.serve(app)
         self.pm.hook.engine_daemon_started(daemon=self)
         log.info("engine %s started (storage driver %s, data-root %s)", self.id, self.storage.name, self.data_root)
         # a moment later, off the start-up path (a full collection takes ~50 ms here)
@@ -151,6 +156,12 @@ class Daemon:
             if isinstance(sub, kind):
                 return sub
         raise LookupError(kind.__name__)
+
+
+def _make_app(daemon: Daemon) -> Any:
+    from engine.api.app import make_app  # aiohttp and every route module
+
+    return make_app(daemon)
 
 
 def _freeze_startup_objects() -> None:

@@ -2,6 +2,9 @@
 tcp (with TLS when ``tls``/``tlsverify``), and ``fd://`` (systemd socket activation).
 
 ``config["hosts"]`` already holds resolved addresses (:func:`engine.hosts.parse_host`).
+
+Listeners are bound before the application exists (and before aiohttp is imported): the daemon
+binds them first, then builds the application while its storage driver starts.
 """
 
 from __future__ import annotations
@@ -15,23 +18,28 @@ import socket
 import ssl
 import stat
 from pathlib import Path
-
-import aiohttp.http_parser
-import aiohttp.web_protocol
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from engine.config import DaemonConfig
 from engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 #: the socket group used when none is configured; like dockerd's ``docker``, it may be absent
 DEFAULT_SOCKET_GROUP = "engine"
 
-# aiohttp's C request parser only honours "Upgrade: websocket"; its pure-Python parser also
-# honours "Upgrade: tcp", which Docker's attach/exec hijack uses. Without it, stdin bytes
-# sent right behind the request headers would be parsed as a new request and lost.
-aiohttp.web_protocol.HttpRequestParser = aiohttp.http_parser.HttpRequestParserPy  # type: ignore[misc]
+
+def _use_python_request_parser() -> None:
+    """aiohttp's C request parser only honours "Upgrade: websocket"; its pure-Python parser also
+    honours "Upgrade: tcp", which Docker's attach/exec hijack uses. Without it, stdin bytes sent
+    right behind the request headers would be parsed as a new request and lost."""
+    import aiohttp.http_parser
+    import aiohttp.web_protocol
+
+    aiohttp.web_protocol.HttpRequestParser = aiohttp.http_parser.HttpRequestParserPy  # type: ignore[misc]
 
 
 def tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
@@ -185,24 +193,25 @@ def tcp_sockets(host: str, port: int) -> list[socket.socket]:
 
 
 class APIServer:
-    def __init__(self, app: web.Application, config: DaemonConfig) -> None:
-        self.app = app
+    """``bind()`` the configured listeners, later ``serve(app)`` on them; ``stop()`` closes both."""
+
+    def __init__(self, config: DaemonConfig) -> None:
         self.config = config
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handle_signals=False)
+        self.app: web.Application | None = None
+        self.runner: web.AppRunner | None = None
         self.unix_paths: list[Path] = []
         self.sites: list[web.BaseSite] = []
         self._bound: list[tuple[socket.socket, ssl.SSLContext | None, str]] = []
 
-    async def start(self) -> None:
+    async def start(self, app: web.Application) -> None:
         await self.bind()
-        await self.serve()
+        await self.serve(app)
 
     async def bind(self) -> None:
         """Open every listener without serving yet (dockerd opens them before the daemon starts).
 
         :raises ConfigError: "failed to create API server: ..." or "failed to load listeners: ...".
         """
-        await self.runner.setup()
         try:
             tls = tls_context(self.config)
         except ConfigError as exc:
@@ -214,8 +223,14 @@ class APIServer:
             self._close_bound()
             raise ConfigError(f"failed to load listeners: {exc.message}") from None
 
-    async def serve(self) -> None:
-        """Serve the API on every bound listener."""
+    async def serve(self, app: web.Application) -> None:
+        """Serve ``app`` on every bound listener."""
+        from aiohttp import web
+
+        _use_python_request_parser()
+        self.app = app
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handle_signals=False)
+        await self.runner.setup()
         for sock, context, shown in self._bound:
             site = web.SockSite(self.runner, sock, ssl_context=context)
             await site.start()
@@ -277,7 +292,8 @@ class APIServer:
 
     async def stop(self) -> None:
         self._close_bound()
-        await self.runner.cleanup()
+        if self.runner is not None:
+            await self.runner.cleanup()
         for path in self.unix_paths:
             try:
                 path.unlink()
