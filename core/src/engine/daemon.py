@@ -87,7 +87,10 @@ class Daemon:
         await self.api.bind()
         # the storage driver starts in a worker thread (mostly mkdir and mount system calls, which
         # release the GIL) while this thread imports and builds the API application (Python)
-        storage = asyncio.ensure_future(asyncio.to_thread(start_storage_driver, self.config, self.storage_drivers))
+        # (run_in_executor, not to_thread: the thread must start now, not at this coroutine's next await)
+        storage = asyncio.get_running_loop().run_in_executor(
+            None, start_storage_driver, self.config, self.storage_drivers
+        )
         try:
             app = _make_app(self)
         finally:
