@@ -18,6 +18,9 @@ from engine.api.util import dumps
 
 STDIN, STDOUT, STDERR, SYSTEMERR = 0, 1, 2, 3
 _HEADER = struct.Struct(">BxxxL")
+#: a hijacked connection's writer waits (drain) once this much output is buffered for a slow client,
+#: until the buffer is down to a quarter of it
+WRITE_HIGH_WATER = 1 << 20
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -57,6 +60,15 @@ class _HijackedProtocol(asyncio.Protocol):
     def __init__(self, incoming: asyncio.Queue[bytes | None]) -> None:
         self.incoming = incoming
         self.closed = asyncio.get_running_loop().create_future()
+        # flow control from the transport: cleared above the write buffer's high-water mark
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
 
     def data_received(self, data: bytes) -> None:
         self.incoming.put_nowait(data)
@@ -67,6 +79,7 @@ class _HijackedProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.incoming.put_nowait(None)
+        self.writable.set()  # nothing to wait for any more
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -85,6 +98,7 @@ class Hijacked:
         self._incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._eof = False
         protocol = _HijackedProtocol(self._incoming)
+        self._protocol = protocol
         self.disconnected: asyncio.Future[None] = protocol.closed
         # bytes the client sent right behind the request headers, before our protocol took over
         tail = getattr(request.protocol, "_message_tail", b"")
@@ -92,6 +106,7 @@ class Hijacked:
             self._incoming.put_nowait(bytes(tail))
         assert self.transport is not None
         self.transport.set_protocol(protocol)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if self.transport.is_closing():
             protocol.connection_lost(None)
 
@@ -109,13 +124,10 @@ class Hijacked:
             self.transport.write(data)
 
     async def drain(self) -> None:
-        # asyncio transports buffer without bound; wait while the client is slow
-        while (
-            self.transport is not None
-            and not self.transport.is_closing()
-            and self.transport.get_write_buffer_size() > 1 << 20
-        ):
-            await asyncio.sleep(0.01)
+        """Wait while the client is slow: asyncio transports buffer without bound, so the writer
+        waits once WRITE_HIGH_WATER bytes are queued, until the transport has sent most of them."""
+        if self.transport is not None and not self.transport.is_closing():
+            await self._protocol.writable.wait()
 
     @property
     def is_closed(self) -> bool:
