@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import socket
 import struct
 import time
@@ -114,6 +115,18 @@ def test_tty_attach_is_raw_and_detach_keys_work_server_side(docker, engine, busy
     assert "attach" in actions and "detach" in actions
 
 
+def _wait_or_kill(pid: int, timeout: float) -> int:
+    """waitpid with a deadline: a CLI stuck after a failed assertion must not stall the suite."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
+
+
 def test_interactive_shell_through_a_pty(docker, busybox, name):
     pid, fd = pty.fork()
     if pid == 0:  # the child: the real docker CLI on a terminal
@@ -141,13 +154,21 @@ def test_interactive_shell_through_a_pty(docker, busybox, name):
         import termios
 
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))  # SIGWINCH -> resize
-        os.write(fd, b"echo $((6*7)); stty size; tty\r")
+        os.write(fd, b"echo $((6*7)); tty\r")
         out = read_until(b"/dev/pts/")
-        assert b"42\r\n" in out and b"33 101" in out
+        assert b"42\r\n" in out
+        # the resize travels CLI -> API -> shim on another connection than the typed keys: ask
+        # until it has arrived (the pty starts at 0x0, which busybox's stty size reports as an error)
+        deadline = time.monotonic() + 60
+        size = b""
+        while b"33 101" not in size and time.monotonic() < deadline:
+            os.write(fd, b"stty size; echo size-done\r")
+            size = read_until(b"size-done\r\n", timeout=10)
+        assert b"33 101" in size
         os.write(fd, b"exit 4\r")
         read_until(b"never", timeout=3)
     finally:
-        _, status = os.waitpid(pid, 0)
+        status = _wait_or_kill(pid, timeout=60)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 4
     assert docker.run("inspect", name).returncode != 0  # --rm
