@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -220,10 +219,11 @@ def test_wait_conditions(api, busybox, cleanup, name):
     assert container.wait(condition="not-running", timeout=10) == {"Error": None, "StatusCode": 0}
     container.start()
     assert container.wait(condition="next-exit", timeout=20)["StatusCode"] == 7
-    result: dict = {}
-    waiter = threading.Thread(target=lambda: result.update(container.wait(condition="removed", timeout=20)))
-    waiter.start()
+    # the daemon flushes the 200 headers as soon as the waiter is registered (as dockerd): only then remove
+    response = api.api._post(
+        api.api._url("/containers/{0}/wait", container.id), params={"condition": "removed"}, stream=True, timeout=20
+    )
+    assert response.status_code == 200
     container.remove()
-    waiter.join(20)
     cleanup.remove(name)
-    assert result["StatusCode"] == 7
+    assert response.json()["StatusCode"] == 7
