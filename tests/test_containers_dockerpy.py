@@ -67,3 +67,28 @@ def test_attach_with_logs_replays_the_log(api, busybox, name):
     assert container.wait(timeout=20)["StatusCode"] == 0
     assert container.attach(logs=True, stream=False) == b"a\nb\n"
     assert container.attach(logs=True, stream=False, stderr=False) == b"a\n"
+
+
+def test_attach_body_waits_until_the_client_read_the_headers(engine, api, busybox, name):
+    """docker-py reads the 101 answer through a buffered file, then the raw socket (docker-py #425):
+    output sent together with the headers would be lost. Over the unix socket the replay starts only
+    once the client has read the headers, so a client that reads late gets the headers alone."""
+    import socket
+    import time
+
+    container = api.containers.run(busybox, ["sh", "-c", "echo replayed"], name=name, detach=True)
+    assert container.wait(timeout=20)["StatusCode"] == 0
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(engine.socket))
+        sock.sendall(
+            f"POST /v1.41/containers/{name}/attach?logs=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        time.sleep(0.3)  # a slow client: without the wait the replay would be queued behind the headers
+        sock.settimeout(10)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 101") and first.endswith(b"\r\n\r\n")
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+    assert rest == b"\x01\x00\x00\x00\x00\x00\x00\x09replayed\n"

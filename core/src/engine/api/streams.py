@@ -9,7 +9,11 @@ the 101 we swap in our own asyncio protocol that keeps the connection open on EO
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import socket
 import struct
+import sys
+import termios
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +22,8 @@ from engine.api.util import dumps
 
 STDIN, STDOUT, STDERR, SYSTEMERR = 0, 1, 2, 3
 _HEADER = struct.Struct(">BxxxL")
+#: how long a hijacked connection waits for the client to read the 101 answer (see _client_read_headers)
+HEADERS_READ_TIMEOUT = 1.0
 #: a hijacked connection's writer waits (drain) once this much output is buffered for a slow client,
 #: until the buffer is down to a quarter of it
 WRITE_HIGH_WATER = 1 << 20
@@ -154,4 +160,31 @@ async def hijack(request: web.Request) -> Hijacked:
     response.force_close()
     response._length_check = False  # type: ignore[attr-defined]
     await response.prepare(request)
+    await _client_read_headers(request)
     return Hijacked(request, response)
+
+
+async def _client_read_headers(request: web.Request) -> None:
+    """Hold the body back until the client has read the answer's headers (unix sockets).
+
+    docker-py reads the headers through a buffered file and then the raw socket (docker-py #425):
+    body bytes that arrived together with the headers land in that buffer and are lost, e.g. the
+    whole replay of ``attach(logs=True)``. On a unix socket SIOCOUTQ counts the bytes the peer has
+    not read yet, so waiting for it to reach zero closes that window; bounded, for clients that do
+    not read before they write."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family != socket.AF_UNIX:
+        return
+    unread = bytearray(4)
+    deadline = asyncio.get_running_loop().time() + HEADERS_READ_TIMEOUT
+    pause = 0.0002
+    while True:
+        try:
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, unread)
+        except OSError:
+            return
+        if int.from_bytes(unread, sys.byteorder) == 0 or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.01)
