@@ -110,7 +110,9 @@ class Hijacked:
         tail = getattr(request.protocol, "_message_tail", b"")
         if tail:
             self._incoming.put_nowait(bytes(tail))
-        assert self.transport is not None
+        if self.transport is None:  # the client went away before the hijack
+            protocol.connection_lost(None)
+            return
         self.transport.set_protocol(protocol)
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if self.transport.is_closing():
@@ -179,10 +181,10 @@ async def _client_read_headers(request: web.Request) -> None:
     unread = bytearray(4)
     deadline = asyncio.get_running_loop().time() + HEADERS_READ_TIMEOUT
     pause = 0.0002
-    while True:
+    while not transport.is_closing():  # a client that went away reads nothing more
         try:
             fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, unread)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the socket was closed meanwhile (fileno -1)
             return
         if int.from_bytes(unread, sys.byteorder) == 0 or asyncio.get_running_loop().time() > deadline:
             return

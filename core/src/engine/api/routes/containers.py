@@ -1,6 +1,6 @@
 """Container routes: parse the request, call ``daemon.containers``, shape the answer.
 
-``GET /containers/{id}/logs`` is E's (routes/logs.py); exec lives in routes/exec.py.
+``GET /containers/{id}/logs`` is in routes/logs.py; exec lives in routes/exec.py.
 """
 
 from __future__ import annotations
@@ -158,7 +158,11 @@ async def attach(request: web.Request) -> web.StreamResponse:
         "detach_keys": request.query.get("detachKeys", ""),
     }
     plan = service.prepare_attach(container, options["detach_keys"])
-    conn = await hijack(request)
+    try:
+        conn = await hijack(request)
+    except BaseException:
+        plan.close()  # its spool reader would hold output back from the log copier's acks
+        raise
     await service.attach(container, conn, plan, **options)
     return conn.response
 
