@@ -111,6 +111,27 @@ def test_follow_before_the_file_exists(tmp_path: Path) -> None:
     assert numbers(run(scenario())) == list(range(10))
 
 
+@pytest.mark.parametrize("existing", [0, 3])
+def test_follower_position_is_taken_when_the_read_is_asked_for(tmp_path: Path, existing: int) -> None:
+    """Before any writer opened the file: the tail covers what is on disk at the call, the follow
+    everything written after it, however late the reader's first step runs (here: after the writer
+    wrote and closed)."""
+    path = tmp_path / "c.log"
+    if existing:
+        earlier = LogFile(path, CacheCodec())
+        earlier.write(msgs(existing, 100))
+        earlier.close()
+    f = LogFile(path, CacheCodec())
+
+    async def scenario() -> list[LogMessage]:
+        iterator = f.read(ReadConfig(tail=1, follow=True))
+        await asyncio.to_thread(f.write, msgs(5))
+        await asyncio.to_thread(f.close)
+        return [m async for batch in iterator for m in batch]
+
+    assert numbers(run(scenario())) == ([100 + existing - 1] if existing else []) + list(range(5))
+
+
 def test_lagging_follower_reads_the_files_rotated_in_between(tmp_path: Path) -> None:
     """Many rotations in one write batch: the follower finds the intermediate files."""
     f = LogFile(tmp_path / "c.log", CacheCodec(), Rotation(max_size=2000, max_files=20))

@@ -201,11 +201,23 @@ class LogReaderSuite:
     # -- follow --------------------------------------------------------------------------------------
 
     async def _follow(
-        self, driver: LogDriver, config: ReadConfig, write: Callable[[], Any], close: bool = True
+        self,
+        driver: LogDriver,
+        config: ReadConfig,
+        write: Callable[[], Any],
+        close: bool = True,
+        first: list[LogMessage] | None = None,
     ) -> list[LogMessage]:
-        """Start following, write (in a thread, as the copier does), close the driver, collect."""
-        iterator = driver.read_logs(config)  # type: ignore[attr-defined]
-        reader = asyncio.ensure_future(_collect(iterator))
+        """Start following, write (in a thread, as the copier does), close the driver, collect.
+
+        ``first``: logged before ``write``, and ``write`` starts only once the follower has them, so
+        the follower is known to be reading before a rotation can move files away under it."""
+        got: list[LogMessage] = []
+        reader = asyncio.ensure_future(_collect(driver.read_logs(config), got))  # type: ignore[attr-defined]
+        if first:
+            await asyncio.to_thread(driver.log_many, first)
+            while len(got) < len(first) and not reader.done():
+                await asyncio.sleep(0.01)
         await asyncio.to_thread(write)
         if close:
             await asyncio.to_thread(driver.close)
@@ -331,11 +343,11 @@ class LogReaderSuite:
         mm = [message("stdout", b"line %05d %s" % (i, b"r" * 40), now + i * 1000) for i in range(2000)]
 
         def write() -> None:
-            for i in range(0, len(mm), 7):  # small paced batches, as a copier under steady load
+            for i in range(7, len(mm), 7):  # small paced batches, as a copier under steady load
                 driver.log_many(mm[i : i + 7])
                 time.sleep(0.0005)
 
-        got = run(self._follow(driver, ReadConfig(tail=-1, follow=True), write))
+        got = run(self._follow(driver, ReadConfig(tail=-1, follow=True), write, first=mm[:7]))
         assert shown(got) == shown(mm)
         stored = run(read_all(factory("rotate", rotate=True), ReadConfig()))
         assert 0 < len(stored) < len(mm), "the rotation options did not rotate"
@@ -354,5 +366,8 @@ class LogReaderSuite:
             assert shown(got) == shown(stored[-tail:]), tail
 
 
-async def _collect(iterator: Any) -> list[LogMessage]:
-    return [m async for m in iterator]
+async def _collect(iterator: Any, into: list[LogMessage] | None = None) -> list[LogMessage]:
+    got = into if into is not None else []
+    async for message in iterator:
+        got.append(message)
+    return got

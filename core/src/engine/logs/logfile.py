@@ -230,8 +230,17 @@ class LogFile:
         if waiter is not None:
             with self._waiters_lock:  # never held for long
                 self._waiters.add(waiter)
-        start = self._pos if self._fd is not None else None
+        start = self._pos if self._fd is not None else (self._pos[0], self._size_on_disk())
         return self._read(config, waiter, start)
+
+    def _size_on_disk(self) -> int:
+        """The current file's size while no writer has it open (0: not written yet). Taken when the
+        read is asked for, so a writer that opens the file before the read starts does not move the
+        line between what the read's tail covers and what it follows."""
+        try:
+            return os.stat(self.path).st_size
+        except FileNotFoundError:
+            return 0
 
     async def _read(
         self, config: ReadConfig, waiter: _Waiter | None, start: tuple[int, int] | None
