@@ -23,7 +23,7 @@ def make_daemon(tmp_path: Path, **file_values: Any) -> Daemon:
 
 @dataclass(eq=False)
 class ContainerStandIn:
-    """The attributes INTERFACES.md promises for D2's containers (id, name, config, host_config,
+    """The attributes the containers subsystem's Container has (id, name, config, host_config,
     log_driver, root...), for testing the logging side without the containers subsystem."""
 
     id: str
@@ -60,7 +60,7 @@ def make_container(
 
 
 class ContainersStandIn:
-    """``daemon.containers.get(name_or_id)`` as D2 provides it."""
+    """``daemon.containers.get(name_or_id)`` as the containers subsystem provides it."""
 
     def __init__(self, *containers: ContainerStandIn) -> None:
         self.containers = list(containers)

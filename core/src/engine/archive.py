@@ -25,14 +25,14 @@ Public API (all blocking: call from a worker thread):
 * :class:`TarWriter`: writes entries (PAX for xattrs/long names, hardlinks as link entries, whiteouts
   in tar form), no record padding; :func:`tar_tree` (a whole directory, sorted, depth first) and
   :func:`tar_changes` (a change list for the naive diff; deletions become ``.wh.`` entries).
-* ``docker cp`` helpers (D2): :func:`resolve_in_root(root, path, follow_final=True)` (symlinks resolved
+* ``docker cp`` helpers: :func:`resolve_in_root(root, path, follow_final=True)` (symlinks resolved
   as if ``root`` were ``/``); :func:`resolve_container_path(root, path)` (moby's ``ResolvePath``: the
   directory part resolved, the last element kept unless the path ends in ``/`` or ``/.``);
   :func:`stat_path(root, path) -> PathStat` (``X-Docker-Container-Path-Stat``: ``PathStat.to_json()``);
   :func:`tar_path(root, path, out) -> PathStat` (``GET /containers/{id}/archive``: entries rebased to the
   requested name); :func:`extract_to(root, path, stream, no_overwrite_dir_non_dir=False, chown=None)`
   (``PUT /containers/{id}/archive``; ``chown=(uid, gid)`` for ``copyUIDGID``). A missing path raises
-  ``FileNotFoundError`` (D2 answers 404 "Could not find the file ..."); extracting onto a non-directory
+  ``FileNotFoundError`` (the containers subsystem answers 404 "Could not find the file ..."); extracting onto a non-directory
   raises :class:`NotADirectory` ("extraction point is not a directory").
 """
 

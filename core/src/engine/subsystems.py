@@ -25,7 +25,7 @@ def make_subsystems(daemon: Daemon) -> list[Any]:
 
     daemon.networks = NetworkController(daemon)
     subsystems.append(daemon.networks)
-    # runtime: before containers (D1: OCI specs, one shim per container; containers outlive the daemon)
+    # runtime: before containers (OCI specs, one shim per container; containers outlive the daemon)
     from engine.runtime import Runtime
 
     daemon.runtime = Runtime.from_daemon(daemon)

@@ -8,7 +8,7 @@ Modules, by job:
 - ``create``/``mounts``/``names``/``signals``: request merging and validation with dockerd's texts.
 - ``lifecycle``: start, the exit path, restart policies (``restart``), stop/kill/pause, daemon restore
   and shutdown; ``runspec``/``netadapter``/``logcopy``/``initlayer``: what a start gathers from the
-  runtime (D1), networking (F), logging (E) and the layer store (B).
+  runtime, networking, logging and the layer store.
 - ``attach``/``exec``/``health``/``stats``/``ops``/``archive_ops``: the interactive and inspection
   operations.
 - ``views``/``listing``: dockerd's JSON shapes and ``ps`` selection; ``trace``: hot-path timings.

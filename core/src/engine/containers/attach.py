@@ -1,6 +1,6 @@
 """Attach sessions: a hijacked client connection wired to a container's (or an exec's) stdio.
 
-Output comes from the process's spool (D1): every session is its own reader, so any number of
+Output comes from the process's spool: every session is its own reader, so any number of
 clients see the same output (fan-out) and none of them can block the container or the log copier.
 Stdin goes through a control connection to the shim. Detach keys are recognised here, on the
 server, in the stdin stream (dockerd's term.EscapeProxy): the session ends, the process keeps

@@ -1,6 +1,6 @@
 """``docker exec``: exec instances (create, start attached or detached, resize, inspect).
 
-An exec runs as its own shim-owned process in the running container (D1's ``Runtime.exec``); its
+An exec runs as its own shim-owned process in the running container (``Runtime.exec``); its
 output is spooled like the container's, so attached clients read it the same way. Finished execs
 stay inspectable (for their exit code) until the container is removed.
 """

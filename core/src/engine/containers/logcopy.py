@@ -1,4 +1,4 @@
-"""Glue between a running container and its logging (E's :mod:`engine.logs`): the log config is
+"""Glue between a running container and its logging (:mod:`engine.logs`): the log config is
 completed and checked at create; at start one copier per container feeds the driver from the
 runtime's spool (acking it, so a restarted daemon resumes where the driver got to)."""
 

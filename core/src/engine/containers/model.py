@@ -109,13 +109,13 @@ class Container:
 
     # runtime only (never persisted)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    task: Any = field(default=None, repr=False)  # the runtime Task while running (D1)
+    task: Any = field(default=None, repr=False)  # the runtime Task while running
     log_driver: Any = field(default=None, repr=False)  # the open LogDriver while running (E reads it)
     log_copier: Any = field(default=None, repr=False)
     exec_ids: list[str] = field(default_factory=list, repr=False)
     streams: Any = field(default=None, repr=False)  # attach.StreamHub
     health_monitor: Any = field(default=None, repr=False)
-    sandbox: Any = field(default=None, repr=False)  # F's sandbox while running
+    sandbox: Any = field(default=None, repr=False)  # the network sandbox while running
     rootfs: str = field(default="", repr=False)  # mounted rw layer while mounted
     stopping: bool = field(default=False, repr=False)  # stop/kill in progress: no restart
     restart_timer: Any = field(default=None, repr=False)

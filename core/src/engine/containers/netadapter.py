@@ -1,4 +1,4 @@
-"""A container's network at start and stop, through F's NetworkController (``daemon.networks``).
+"""A container's network at start and stop, through the NetworkController (``daemon.networks``).
 
 When no controller is installed the container still runs: ``none``/default get a fresh network
 namespace from the runtime (no path in the spec), ``host`` the host's, and /etc/hosts and

@@ -1,4 +1,4 @@
-"""What a start hands the runtime (D1's ``SpecInputs``): the mounted rootfs, the container's mounts
+"""What a start hands the runtime (the runtime's ``SpecInputs``): the mounted rootfs, the container's mounts
 resolved to host paths, the namespaces to join and the generated /etc files."""
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class ContainerService:
         return self.store.all()
 
     def containers_using_image(self, image_id: str) -> list[tuple[str, bool]]:
-        """For B's rmi conflict check: (container ID, running) of every container of the image."""
+        """For the image service's rmi conflict check: (container ID, running) of every container of the image."""
         return [(c.id, c.state.running) for c in self.store.all() if c.image_id == image_id]
 
     def network_settings_changed(self, container_id: str, settings: dict[str, Any]) -> None:
@@ -259,7 +259,7 @@ class ContainerService:
         return views.network_settings_zero(networks)
 
     def _create_volumes(self, container: Container) -> None:
-        """Create or reference each volume (C's VolumeService; dockerd creates a named volume that does
+        """Create or reference each volume (the VolumeService; dockerd creates a named volume that does
         not exist yet) and copy the image's content into empty ones."""
         mounts = [mp for mp in container.mount_points.values() if mp.type == VOLUME]
         if not mounts:

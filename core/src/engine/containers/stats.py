@@ -1,4 +1,4 @@
-"""``GET /containers/{id}/stats``: cgroup v1 figures (D1's raw numbers) shaped as Docker's StatsJSON,
+"""``GET /containers/{id}/stats``: cgroup v1 figures (the runtime's raw numbers) shaped as Docker's StatsJSON,
 one sample a second; ``precpu_stats`` is the previous sample, as dockerd's collector does."""
 
 from __future__ import annotations

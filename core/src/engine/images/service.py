@@ -83,7 +83,7 @@ class ImageService:
     # -- wiring ----------------------------------------------------------------------------------------------
 
     def set_usage_check(self, fn: UsageCheck) -> None:
-        """D2 registers ``fn(image_id) -> [container_id | (container_id, running)]``."""
+        """The containers subsystem registers ``fn(image_id) -> [container_id | (container_id, running)]``."""
         self._usage_check = fn
 
     def _users(self, image_id: str) -> list[tuple[str, bool]]:
@@ -741,7 +741,7 @@ class ImageService:
         changes: list[str] | None = None,
         config: dict[str, Any] | None = None,
     ) -> str:
-        """``POST /commit`` (D2 parses the request and pauses the container): a new image from the
+        """``POST /commit`` (the containers subsystem parses the request and pauses the container): a new image from the
         container's read-write layer. ``config`` is the request body's Config overrides, if any."""
         new_ref = None
         if repo:

@@ -1,6 +1,6 @@
 """The logging side of a container: its log config, its driver and copier, and its reader.
 
-The containers subsystem (D2) calls, per container:
+The containers subsystem calls, per container:
 
 - at create: ``host_config["LogConfig"] = validate_log_config(daemon, host_config.get("LogConfig"))``
   (fills in the daemon's default driver and options, validates; dockerd's

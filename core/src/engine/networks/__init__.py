@@ -1,6 +1,6 @@
 """Networking: the NetworkController (``daemon.networks``), IPAM, sandboxes, embedded DNS.
 
-The container-facing contract (INTERFACES.md "F -> D2")::
+The container-facing contract::
 
     sandbox = daemon.networks.setup_sandbox(container_id, name, config, host_config, networking_config)
     sandbox.netns_path, sandbox.network_settings, sandbox.hosts, sandbox.resolv_conf, sandbox.hostname

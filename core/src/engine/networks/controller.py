@@ -67,7 +67,7 @@ def instance_name(exec_root: Path) -> str:
 
 
 class NetworkController(SandboxOps):
-    """``daemon.networks``. See INTERFACES.md "F -> D2" for the container-facing contract."""
+    """``daemon.networks``. The container-facing contract is in the package docstring."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon

@@ -60,7 +60,7 @@ def off_event_loop(fn: Callable[..., T]) -> Callable[..., T]:
 
 @dataclass
 class Sandbox:
-    """What D2 gets from :meth:`NetworkController.setup_sandbox`."""
+    """What the containers subsystem gets from :meth:`NetworkController.setup_sandbox`."""
 
     container_id: str
     netns_path: str | None  # None: the host's network namespace
@@ -645,7 +645,7 @@ class SandboxOps:
         except OSError as exc:
             log.warning("updating %s failed: %s", hosts_path, exc)
 
-    # ---- what D2 gets -----------------------------------------------------------------------------
+    # ---- what containers get -----------------------------------------------------------------------------
 
     def _public(self, sb: SandboxRecord) -> Sandbox:
         resolv, upstream = self._resolv_conf(sb)

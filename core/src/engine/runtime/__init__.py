@@ -21,7 +21,7 @@ API (everything blocking is marked; call it with ``asyncio.to_thread``)::
     runtime.resolve(name | None) -> OCIRuntime  # InvalidParameter "Unknown runtime specified <name>"
     runtime.cgroups_path(container_id, host_config.get("CgroupParent", "")) -> "/engine/<id>"
 
-    # blocking: the OCI spec; inputs are what D2 resolved (rootfs, mounts, netns, files...)
+    # blocking: the OCI spec; inputs are what the containers subsystem resolved (rootfs, mounts, netns, files...)
     spec = runtime.build_spec(container, config, host_config, SpecInputs(container_id=..., rootfs=...))
         # raises SpecError (500) for bad users/groups/devices/workdir, InvalidParameter for bad caps,
         # device rules, seccomp profiles, "No command specified", with dockerd's messages; seccomp:

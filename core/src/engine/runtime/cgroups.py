@@ -103,7 +103,7 @@ def _blkio(path: Path) -> list[dict[str, Any]]:
 
 
 def stats(cgroups_path: str) -> dict[str, Any]:
-    """Raw numbers from the container's cgroups (None where a file is missing). D2 shapes them into
+    """Raw numbers from the container's cgroups (None where a file is missing). engine.containers.stats shapes them into
     Docker's stats JSON."""
     mem = cgroup_dir("memory", cgroups_path)
     cpuacct = cgroup_dir("cpuacct", cgroups_path)

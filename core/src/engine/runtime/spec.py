@@ -51,7 +51,7 @@ class SpecError(EngineError):
 
 @dataclass
 class MountSpec:
-    """A mount D2 resolved: binds and volumes are ``bind`` with a host ``source``; ``tmpfs`` takes
+    """A mount the containers subsystem resolved: binds and volumes are ``bind`` with a host ``source``; ``tmpfs`` takes
     ``options`` such as "size=65536k", "mode=1777", "exec"."""
 
     destination: str
@@ -68,7 +68,7 @@ class SpecInputs:
     """What the other subsystems resolved before a start.
 
     - ``netns_path``: None = host network (no namespace), "" = a new empty namespace, else the path of
-      the sandbox's namespace (F's ``sandbox.netns_path``; for ``container:<id>`` that container's).
+      the sandbox's namespace (the network sandbox's ``netns_path``; for ``container:<id>`` that container's).
     - ``pid_ns_path`` / ``ipc_ns_path``: for ``PidMode``/``IpcMode`` ``container:<id>``
       (``/proc/<pid>/ns/pid``); ``shm_path``: the /dev/shm tmpfs of a "shareable" or joined IPC mode
       (None: a private tmpfs of ``ShmSize``).

@@ -111,7 +111,7 @@ def _name_matches(wanted: set[str], name: str) -> bool:
 
 
 class VolumeService:
-    """``daemon.volumes``: see the module docstring and INTERFACES.md "C -> D2"."""
+    """``daemon.volumes``: see the module docstring."""
 
     def __init__(
         self,

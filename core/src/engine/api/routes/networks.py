@@ -87,7 +87,7 @@ async def delete_network(request: web.Request) -> web.Response:
 
 
 def _container(request: web.Request, ref: str) -> Any:
-    """The container named in a connect/disconnect body, through the containers subsystem (D2)."""
+    """The container named in a connect/disconnect body, through the containers subsystem."""
     daemon = request.app[DAEMON]
     containers = getattr(daemon, "containers", None)
     if not ref:
