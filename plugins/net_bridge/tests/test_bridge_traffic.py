@@ -402,6 +402,39 @@ def test_legacy_links_open_exposed_ports_under_icc_false(make: Callable[..., Any
     assert not ping(parent, child_ip)  # only the exposed port is opened
 
 
+def test_legacy_link_rules_come_back_after_a_live_restore_restart(make: Callable[..., Any]) -> None:
+    ctl = make(icc=False)
+    child = run(ctl, name="child", config={"ExposedPorts": {"7000/tcp": {}}})
+    parent = run(ctl, name="parent", Links=["/child:/parent/db"])
+    child_ip = ip_of(child, "bridge")
+    # processes in the namespaces: the restarted controller adopts sandboxes that are in use
+    holders = [
+        subprocess.Popen(["nsenter", f"--net={sb.netns_path}", BUSYBOX, "sleep", "60"]) for sb in (child, parent)
+    ]
+    try:
+        ctl.stop()
+        again = make_controller(Path(ctl.daemon.data_root).parent, ctl.test_config)
+        again.start()
+        ctl.sandboxes.clear()
+        ctl.endpoints.clear()
+        ctl.networks.clear()
+        try:
+            server = TCPEcho(child.netns_path, 7000, "still linked")
+            try:
+                assert tcp_get(parent.netns_path, child_ip, 7000) == "still linked\n"
+            finally:
+                server.stop()
+        finally:
+            for sb in (parent, child):
+                again.teardown_sandbox(sb.container_id)
+            again.stop()
+            assert again.leftovers() == []
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
 def test_default_route_moves_when_its_network_is_disconnected(make: Callable[..., Any]) -> None:
     ctl = make(bridge="none")
     one, two = new_net(ctl), new_net(ctl)

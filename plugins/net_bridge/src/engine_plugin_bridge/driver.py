@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine import DRIVER_API_VERSION
@@ -140,6 +140,8 @@ class BridgeNetworkDriver(NetworkDriver):
         self._lock = threading.RLock()
         self._net_state = RecordDir(context.state_dir / "networks")
         self._ep_state = RecordDir(context.state_dir / "endpoints")
+        # --link accept rules live only in the firewall: recorded so a live-restore restart re-renders them
+        self._link_state = RecordDir(context.state_dir / "links")
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -305,6 +307,7 @@ class BridgeNetworkDriver(NetworkDriver):
         with self._lock:
             self.endpoints.pop(endpoint_id, None)
         self._ep_state.delete(endpoint_id)
+        self._link_state.delete(endpoint_id)
 
     def join(self, network_id: str, endpoint_id: str, sandbox: SandboxInfo) -> JoinInfo:
         net = self.networks[network_id]
@@ -443,6 +446,7 @@ class BridgeNetworkDriver(NetworkDriver):
                 ]
             ),
             proxies=[ProxyProcess(p["pid"], p["start_time"]) for p in saved.get("proxies", [])],
+            links=[LinkRule(**rule) for rule in (self._link_state.load(endpoint_id) or {}).get("links", [])],
         )
         for p in ep.ports:
             self.allocator.reserve(p["proto"], p["host_ip"], p["host_port"])
@@ -465,12 +469,14 @@ class BridgeNetworkDriver(NetworkDriver):
         ep = self.endpoints.get(endpoint_id)
         if ep is None:
             return
+        self._link_state.save(endpoint_id, {"links": [asdict(rule) for rule in links]})
         with self._lock:
             ep.links = list(links)
             self._apply_firewall()
 
     def revoke_links(self, network_id: str, endpoint_id: str) -> None:
         ep = self.endpoints.get(endpoint_id)
+        self._link_state.delete(endpoint_id)
         if ep is None or not ep.links:
             return
         with self._lock:
@@ -492,6 +498,9 @@ class BridgeNetworkDriver(NetworkDriver):
             for p in saved.get("proxies", []):
                 ProxyProcess(p["pid"], p["start_time"]).stop()
             self._ep_state.delete(endpoint_id)
+        for endpoint_id in self._link_state.load_all():
+            if endpoint_id not in endpoint_ids:
+                self._link_state.delete(endpoint_id)
 
     # ---- firewall --------------------------------------------------------------------------------
 
