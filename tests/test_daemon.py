@@ -189,6 +189,46 @@ def test_a_group_that_does_not_exist_stops_start_up():
         daemon.cleanup()
 
 
+def test_fd_listener_from_socket_activation(tmp_path):
+    """``-H fd://``: the listening socket comes from the service manager (LISTEN_FDS/LISTEN_PID, fd 3),
+    as systemd's docker.socket hands it to dockerd; engined serves on it and does not bind one itself."""
+    path = tmp_path / "activated.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+    daemon = EngineDaemon(root=tmp_path / "d", config={**LIGHT, "hosts": ["fd://"]})
+    daemon.config_file.write_text(json.dumps({**daemon.config, "data-root": str(daemon.data_root)}))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")}
+    # bash (dash takes one-digit fds only) moves the socket to fd 3 and sets LISTEN_PID to its own
+    # PID, which engined keeps by exec
+    fd = listener.fileno()
+    command = (
+        f'exec 3<&{fd} {fd}<&-; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" --config-file "$1" --exec-root "$2" --pidfile "$3"'
+    )
+    proc = subprocess.Popen(
+        ["bash", "-c", command, str(ENGINED), str(daemon.config_file), str(daemon.exec_root), str(daemon.pidfile)],
+        env=environ,
+        pass_fds=(fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    listener.close()
+    try:
+        docker = DockerCLI(f"unix://{path}")
+        deadline = time.monotonic() + 30
+        while docker.run("version", check=False).returncode != 0:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+            time.sleep(0.1)
+        assert docker("version", "--format", "{{.Server.APIVersion}}").out == "1.41"
+        assert not (daemon.root / "engine.sock").exists()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        proc.stderr.close()
+        daemon.cleanup()
+
+
 def wait_for_listener(docker: DockerCLI, count: int = 1) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
