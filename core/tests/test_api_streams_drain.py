@@ -100,3 +100,37 @@ def test_drain_returns_when_the_client_goes_away(tmp_path: Path) -> None:
             await runner.cleanup()
 
     assert asyncio.run(scenario()) == "stopped"
+
+
+def test_output_waits_for_the_header_read_and_survives_an_early_half_close(tmp_path: Path) -> None:
+    """A client that reads the answer late and half-closes (no stdin, as the docker CLI does) before it
+    reads: the body follows the headers in a separate read (docker-py loses body bytes buffered with
+    the headers) and the half-close does not end the session."""
+
+    async def scenario() -> tuple[bytes, bytes]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            conn = await streams.hijack(request)
+            conn.write(b"output after the headers")
+            await conn.drain()
+            conn.close()
+            return conn.response
+
+        runner, path = await _serve(tmp_path, handler)
+        loop = asyncio.get_running_loop()
+        sock = await _open(path)
+        try:
+            await asyncio.sleep(0.3)  # the server has answered; the answer waits unread
+            sock.shutdown(socket.SHUT_WR)
+            await asyncio.sleep(0.1)
+            first = await loop.sock_recv(sock, 1 << 16)
+            rest = b""
+            while got := await loop.sock_recv(sock, 1 << 16):
+                rest += got
+            return first, rest
+        finally:
+            sock.close()
+            await runner.cleanup()
+
+    first, rest = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert first.startswith(b"HTTP/1.1 101") and first.endswith(b"\r\n\r\n")
+    assert rest == b"output after the headers"

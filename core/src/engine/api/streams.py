@@ -162,11 +162,13 @@ async def hijack(request: web.Request) -> Hijacked:
     response.force_close()
     response._length_check = False  # type: ignore[attr-defined]
     await response.prepare(request)
-    await _client_read_headers(request)
-    return Hijacked(request, response)
+    # our protocol first: aiohttp's would close the connection at a client's early half-close
+    conn = Hijacked(request, response)
+    await _client_read_headers(conn)
+    return conn
 
 
-async def _client_read_headers(request: web.Request) -> None:
+async def _client_read_headers(conn: Hijacked) -> None:
     """Hold the body back until the client has read the answer's headers (unix sockets).
 
     docker-py reads the headers through a buffered file and then the raw socket (docker-py #425):
@@ -174,14 +176,14 @@ async def _client_read_headers(request: web.Request) -> None:
     whole replay of ``attach(logs=True)``. On a unix socket SIOCOUTQ counts the bytes the peer has
     not read yet, so waiting for it to reach zero closes that window; bounded, for clients that do
     not read before they write."""
-    transport = request.transport
+    transport = conn.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
     if sock is None or sock.family != socket.AF_UNIX:
         return
     unread = bytearray(4)
     deadline = asyncio.get_running_loop().time() + HEADERS_READ_TIMEOUT
     pause = 0.0002
-    while not transport.is_closing():  # a client that went away reads nothing more
+    while not conn.is_closed:  # a client that went away reads nothing more
         try:
             fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, unread)
         except (OSError, ValueError):  # ValueError: the socket was closed meanwhile (fileno -1)
