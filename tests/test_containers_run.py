@@ -160,10 +160,11 @@ def test_health_checks(docker, busybox, cleanup, name):
         "200ms",
         "--health-retries",
         "1",
+        "--health-start-period",
+        "60s",
         busybox,
-        "sh",
-        "-c",
-        "sleep 0.5; touch /tmp/ready; sleep 60",
+        "sleep",
+        "60",
     )
     docker(
         "run",
@@ -181,6 +182,10 @@ def test_health_checks(docker, busybox, cleanup, name):
         "60",
     )
     assert "(health: starting)" in docker("ps", "--filter", f"name={good}", "--format", "{{.Status}}").out
+    # failed probes inside the start period do not count: still starting, until the check passes
+    assert wait_for(lambda: len(inspect(docker, good)["State"]["Health"]["Log"]) >= 2)
+    assert inspect(docker, good)["State"]["Health"]["Status"] == "starting"
+    docker("exec", good, "touch", "/tmp/ready")
     assert wait_for(lambda: inspect(docker, good)["State"]["Health"]["Status"] == "healthy")
     assert "(healthy)" in docker("ps", "--filter", f"name={good}", "--format", "{{.Status}}").out
     health = inspect(docker, good)["State"]["Health"]
