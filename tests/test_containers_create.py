@@ -179,6 +179,19 @@ def test_rename_rm_and_events(docker, busybox, cleanup, name, engine):
     assert actions.index("kill") < actions.index("die") < actions.index("destroy")
 
 
+def test_rm_force_of_many_running_containers_at_once(docker, busybox, cleanup, name):
+    """The CLI removes its arguments in parallel: more removals than the daemon has worker threads
+    (each used to block one waiting for its container's exit, starving the exit handling)."""
+    names = [f"{name}-{i}" for i in range(12)]
+    cleanup.extend(names)
+    for each in names:
+        docker("run", "-d", "--name", each, "--network", "none", busybox, "sleep", "60")
+    removed = docker.run("rm", "-f", *names)
+    assert removed.returncode == 0, removed.stderr
+    assert sorted(removed.lines()) == sorted(names)
+    assert docker("ps", "-aq", "--filter", f"name={name}-").out == ""
+
+
 def test_ps_filters_and_prune(docker, busybox, cleanup, name):
     a, b, c = name + "-a", name + "-b", name + "-c"
     cleanup.extend([a, b, c])

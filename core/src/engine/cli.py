@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import signal
@@ -31,6 +32,9 @@ class _LogfmtFormatter(logging.Formatter):
         level = {"WARNING": "warning", "CRITICAL": "fatal"}.get(record.levelname, record.levelname.lower())
         return f'time="{self.formatTime(record, "%Y-%m-%dT%H:%M:%S")}" level={level} msg="{msg}"'
 
+
+#: threads for the API's blocking work (asyncio's default is cpus + 4)
+API_THREADS = 64
 
 #: logrus level names -> logging levels
 LOG_LEVELS = {
@@ -95,6 +99,9 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
 
     daemon = Daemon(config, pm, schema)
     loop = asyncio.get_running_loop()
+    # the API runs blocking work (runtime calls, disk, waits on a container's lock) in threads;
+    # asyncio's default of cpus + 4 threads lets a handful of slow requests starve the rest
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(API_THREADS, thread_name_prefix="engine"))
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)

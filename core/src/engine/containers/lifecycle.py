@@ -469,17 +469,35 @@ class Lifecycle:
         container = await asyncio.to_thread(self.service.get, ref)
         sig = signals.parse(signal_name) if signal_name else signal_mod.SIGKILL
         if sig == signal_mod.SIGKILL:
-            future = await asyncio.to_thread(self._wait_future, container)
-            await asyncio.to_thread(self.send_signal, container, sig)
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(future), KILL_WAIT)
-            except TimeoutError:
+            if not await self._kill_and_wait(container, quiet=False):
                 log.warning("container %s did not exit after SIGKILL", container.short_id)
             return
         await asyncio.to_thread(self.send_signal, container, sig)
 
+    async def kill_for_removal(self, container: Container) -> None:
+        """``rm -f`` of a running container: SIGKILL and wait for the exit to be processed, on the loop
+        (a thread blocked per removal starved the exit handling when many were removed at once)."""
+        if not await self._kill_and_wait(container, quiet=True):
+            raise EngineError(f"Could not kill running container {container.id}, cannot remove")
+
+    async def _kill_and_wait(self, container: Container, *, quiet: bool) -> bool:
+        """SIGKILL, then True once the exit was processed; ``quiet``: not running is no error."""
+        future = await asyncio.to_thread(self._wait_future, container)
+        try:
+            await asyncio.to_thread(self.send_signal, container, signal_mod.SIGKILL)
+        except Conflict:
+            if quiet:
+                return True
+            raise
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), KILL_WAIT)
+        except TimeoutError:
+            return False
+        return True
+
     def kill_and_wait(self, container: Container) -> None:
-        """Blocking (rm -f): SIGKILL and wait for the exit to be processed."""
+        """Blocking: SIGKILL and wait for the exit to be processed (never from the API's threads
+        while the loop needs them: see :meth:`kill_for_removal`)."""
         future = self._wait_future(container)
         try:
             self.send_signal(container, signal_mod.SIGKILL)

@@ -59,10 +59,16 @@ async def rename(request: web.Request) -> web.Response:
 
 
 async def remove(request: web.Request) -> web.Response:
+    service = _service(request)
+    force = query_bool(request, "force")
+    if force:
+        container = await asyncio.to_thread(service.get, _id(request))
+        if container.state.running:
+            await service.lifecycle.kill_for_removal(container)
     await asyncio.to_thread(
-        _service(request).remove,
+        service.remove,
         _id(request),
-        force=query_bool(request, "force"),
+        force=force,
         volumes=query_bool(request, "v"),
         link=query_bool(request, "link"),
     )
