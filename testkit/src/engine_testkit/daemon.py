@@ -6,6 +6,7 @@ temp dirs may remain afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -157,14 +158,34 @@ class EngineDaemon:
             self.proc.wait()
 
     def cleanup(self) -> None:
-        """Remove the temp root; unmount anything left first (and report it)."""
+        """Remove the temp root; unmount anything left first, and remove the daemon's default bridge
+        and firewall table if they outlived it (a daemon killed or stopped with live containers),
+        and report it."""
         leftovers = mounts_under(self.root)
         for mountpoint in sorted(leftovers, reverse=True):
             subprocess.run(["umount", "-l", mountpoint], check=False)
+        if self.proc is None or self.proc.poll() is not None:
+            leftovers += self._remove_host_objects()
         if self.owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
         if leftovers:
-            raise AssertionError(f"engined left mounts behind: {leftovers}")
+            raise AssertionError(f"engined left these behind: {leftovers}")
+
+    def _remove_host_objects(self) -> list[str]:
+        """The host-global objects named after this daemon's exec-root (engine.networks.controller's
+        instance name): its default bridge and its nftables table."""
+        exec_root = str(self.config.get("exec-root", self.exec_root))
+        instance = "engine-" + hashlib.sha256(exec_root.encode()).hexdigest()[:8]
+        bridge = "eng-" + instance[-8:]
+        found = []
+        if Path(f"/sys/class/net/{bridge}").exists():
+            subprocess.run(["ip", "link", "delete", bridge], check=False)
+            found.append(f"bridge {bridge}")
+        nft = shutil.which("nft")
+        if nft and subprocess.run([nft, "list", "table", "ip", instance], capture_output=True).returncode == 0:
+            subprocess.run([nft, "delete", "table", "ip", instance], check=False)
+            found.append(f"nftables table ip {instance}")
+        return found
 
     def __enter__(self) -> EngineDaemon:
         return self.start()
