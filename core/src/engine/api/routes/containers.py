@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from typing import Any
 
@@ -102,8 +103,9 @@ async def wait(request: web.Request) -> web.StreamResponse:
         if not waiting.done():
             waiting.cancel()
     error = {"Message": result.error} if result.error else None
-    await response.write(dumps({"Error": error, "StatusCode": result.exit_code}).encode())
-    await response.write_eof()
+    with contextlib.suppress(ConnectionResetError):  # the client left between our checks
+        await response.write(dumps({"Error": error, "StatusCode": result.exit_code}).encode())
+        await response.write_eof()
     return response
 
 
