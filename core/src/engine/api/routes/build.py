@@ -1,0 +1,256 @@
+"""``POST /build``: the classic builder (engine.builder) behind dockerd's streamed JSON answer.
+
+The body (the context tar) is unpacked and the Dockerfile read before anything is written, so
+those errors get a normal HTTP error; from the first step on, errors are reported in-band as
+``{"errorDetail": ...}`` messages, exactly as dockerd does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from engine.api.keys import DAEMON
+from engine.api.router import Router
+from engine.api.streams import STDERR, JSONStream
+from engine.api.util import api_version, query_bool, query_int
+from engine.builder import context as ctx
+from engine.builder import run as runmod
+from engine.builder.steps import Builder, BuildOptions
+from engine.errors import EngineError, InvalidParameter
+from engine.images.references import parse_normalized_named
+
+_DONE = object()
+
+
+def _json_query(request: web.Request, name: str) -> dict[str, Any]:
+    raw = request.query.get(name, "")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"invalid {name} value: {exc}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid {name} value: expected an object")
+    return value
+
+
+def _tags(request: web.Request) -> list[Any]:
+    refs = []
+    for text in request.query.getall("t", []):
+        if not text:
+            continue
+        ref = parse_normalized_named(text)
+        if ref.canonical:
+            raise InvalidParameter("build tag cannot contain a digest")
+        refs.append(ref.tag_name_only())
+    return refs
+
+
+def _host_config(request: web.Request) -> dict[str, Any]:
+    """dockerd's hostConfigFromOptions: what the build containers run with."""
+    hc: dict[str, Any] = {
+        "NetworkMode": request.query.get("networkmode") or "default",
+        "LogConfig": {"Type": "none", "Config": {}},
+    }
+    hosts = [h for item in request.query.getall("extrahosts", []) for h in item.split(",") if h]
+    if hosts:
+        hc["ExtraHosts"] = hosts
+    for key, name in (
+        ("ShmSize", "shmsize"),
+        ("Memory", "memory"),
+        ("MemorySwap", "memswap"),
+        ("CpuShares", "cpushares"),
+        ("CpuPeriod", "cpuperiod"),
+        ("CpuQuota", "cpuquota"),
+    ):
+        value = query_int(request, name, None)
+        if value:
+            hc[key] = value
+    for key, name in (("CpusetCpus", "cpusetcpus"), ("CpusetMems", "cpusetmems"), ("CgroupParent", "cgroupparent")):
+        if request.query.get(name):
+            hc[key] = request.query[name]
+    if request.query.get("ulimits"):
+        try:
+            hc["Ulimits"] = json.loads(request.query["ulimits"])
+        except ValueError as exc:
+            raise InvalidParameter(f"invalid ulimits value: {exc}") from None
+    return hc
+
+
+def _options(request: web.Request) -> BuildOptions:
+    if request.query.get("version", "1") == "2":
+        raise InvalidParameter("buildkit not supported by daemon")
+    if request.query.get("remote"):
+        raise InvalidParameter(
+            f"remote build contexts are not supported by engine (no network access): {request.query['remote']}"
+        )
+    build_args = _json_query(request, "buildargs")
+    labels = _json_query(request, "labels")
+    return BuildOptions(
+        dockerfile=request.query.get("dockerfile") or ctx.DEFAULT_DOCKERFILE,
+        tags=_tags(request),
+        build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
+        labels={str(k): str(v) for k, v in labels.items()},
+        no_cache=query_bool(request, "nocache"),
+        rm=query_bool(request, "rm", True),
+        force_rm=query_bool(request, "forcerm"),
+        pull=query_bool(request, "pull"),
+        target=request.query.get("target", ""),
+        host_config=_host_config(request),
+    )
+
+
+class _BodyReader:
+    """The request body as a blocking file for a worker thread."""
+
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        self.request = request
+        self.loop = loop
+        self._buf = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._eof and (n < 0 or len(self._buf) < n):
+            chunk = asyncio.run_coroutine_threadsafe(self.request.content.read(1 << 16), self.loop).result()
+            if not chunk:
+                self._eof = True
+                break
+            self._buf += chunk
+        if n < 0:
+            data, self._buf = self._buf, b""
+        else:
+            data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+
+class _Output:
+    """The builder's output (called from its worker thread) as messages on the loop's queue."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], containers: Any, aux: bool) -> None:
+        self.loop = loop
+        self.queue = queue
+        self.containers = containers
+        self.want_aux = aux
+
+    def _put(self, message: Any) -> None:
+        asyncio.run_coroutine_threadsafe(self.queue.put(message), self.loop).result()
+
+    def stdout(self, text: str) -> None:
+        self._put({"stream": text})
+
+    def aux(self, data: dict[str, Any]) -> None:
+        if self.want_aux:
+            self._put({"aux": data})
+
+    def done(self) -> None:
+        self._put(_DONE)
+
+    def run_container(self, container_id: str) -> tuple[int, str]:
+        decoders = {1: codecs.getincrementaldecoder("utf-8")("replace"), STDERR: None}
+        decoders[STDERR] = codecs.getincrementaldecoder("utf-8")("replace")
+
+        async def emit(stream: int, data: bytes) -> None:
+            decoder = decoders[STDERR if stream == STDERR else 1]
+            assert decoder is not None
+            text = decoder.decode(data)
+            if not text:
+                return
+            if stream == STDERR:
+                text = "\x1b[91m" + text + "\x1b[0m"  # dockerd's stderr formatter
+            await self.queue.put({"stream": text})
+
+        future = asyncio.run_coroutine_threadsafe(runmod.run_container(self.containers, container_id, emit), self.loop)
+        return future.result()
+
+
+def _error_message(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ctx.BuildError):
+        message = exc.message
+        detail: dict[str, Any] = {"code": exc.code, "message": message} if exc.code else {"message": message}
+    else:
+        message = str(exc.args[0]) if isinstance(exc, EngineError) and exc.args else str(exc)
+        detail = {"message": message}
+    return {"errorDetail": detail, "error": message}
+
+
+async def build(request: web.Request) -> web.StreamResponse:
+    daemon = request.app[DAEMON]
+    options = _options(request)
+    quiet = query_bool(request, "q")
+    loop = asyncio.get_running_loop()
+    work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="build-", dir=daemon.images.tmp))
+    try:
+        context_dir = work / "context"
+        context_dir.mkdir()
+        await asyncio.to_thread(ctx.extract, _BodyReader(request, loop), context_dir)
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+        output = _Output(loop, queue, daemon.containers, aux=api_version(request) >= (1, 30))
+        builder = Builder(daemon, options, context_dir, output)
+        parsed = await asyncio.to_thread(builder.prepare)
+        return await _stream(request, builder, parsed, output, queue, quiet)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+async def _stream(
+    request: web.Request, builder: Builder, parsed: Any, output: _Output, queue: asyncio.Queue[Any], quiet: bool
+) -> web.StreamResponse:
+    options = builder.options
+    images = builder.images
+
+    def run() -> str:
+        try:
+            image_id = builder.build(parsed)
+            output.stdout(f"Successfully built {image_id.partition(':')[2][:12]}\n")
+            for ref in options.tags:
+                images.tag_reference(image_id, ref)
+                output.stdout(f"Successfully tagged {ref.familiar}\n")
+            return image_id
+        finally:
+            output.done()
+
+    stream = JSONStream(request)
+    job = asyncio.ensure_future(asyncio.to_thread(run))
+    held: list[dict[str, Any]] = []  # -q: dockerd buffers everything and sends it only on error
+    gone = False
+    while True:
+        message = await queue.get()
+        if message is _DONE:
+            break
+        if quiet:
+            held.append(message)
+            continue
+        if not gone:
+            try:
+                await stream.send(message)
+            except (ConnectionResetError, RuntimeError):
+                gone = True  # keep draining so the build can finish and clean up
+    try:
+        image_id = await job
+    except Exception as exc:  # every failure is reported in-band
+        if not gone:
+            for message in held:
+                await stream.send(message)
+            await stream.send(_error_message(exc))
+        return await stream.finish()
+    if quiet and not gone:
+        await stream.send({"stream": image_id + "\n"})
+    return await stream.finish()
+
+
+def setup(router: Router) -> None:
+    router.post("/build", build)
