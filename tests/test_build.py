@@ -273,3 +273,71 @@ def test_docker_py_build(api, busybox, images) -> None:
         # the error comes before the stream starts: an HTTP error, not an in-band message
         list(api.api.build(fileobj=io.BytesIO(b"FROM busybox\n"), dockerfile="nope", decode=True))
     assert "Cannot locate specified Dockerfile: nope" in str(missing.value)
+
+
+def test_add_wildcards_chown_and_metadata_instructions(docker, busybox, images, tmp_path: Path) -> None:
+    ctx = _write(tmp_path, {"sub/1.txt": "one\n", "sub/2.txt": "two\n", "sub/skip.md": "no\n", "x.md": "md\n"})
+    with tarfile.open(ctx / "arch.tar.gz", "w:gz") as tf:
+        tf.add(ctx / "x.md", arcname="in-archive.txt")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "MAINTAINER someone <a@b.c>\n"
+        'SHELL ["/bin/sh", "-ec"]\n'
+        "COPY sub/*.txt /wild/\n"
+        "COPY --chown=nobody:nogroup x.md /owned.md\n"
+        "ADD arch.tar.gz /extracted/\n"
+        "VOLUME /vol /other\n"
+        "STOPSIGNAL SIGUSR1\n"
+        "HEALTHCHECK --interval=30s --retries=3 CMD true\n"
+        "ONBUILD RUN echo triggered > /trig\n"
+        "RUN ls /wild /extracted && stat -c '%U:%G' /owned.md\n"
+    )
+    tag = _tag("feat")
+    images.append(tag)
+    out = docker("build", "-t", tag, str(ctx)).stdout
+    assert "1.txt\n2.txt\n" in out and "in-archive.txt" in out and "nobody:nogroup" in out
+    assert "skip.md" not in out
+    inspect = json.loads(docker("inspect", tag).stdout)[0]
+    config = inspect["Config"]
+    assert inspect["Author"] == "someone <a@b.c>"
+    assert config["Shell"] == ["/bin/sh", "-ec"] and config["StopSignal"] == "SIGUSR1"
+    assert config["Volumes"] == {"/vol": {}, "/other": {}}
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000, "Retries": 3}
+    assert config["OnBuild"] == ["RUN echo triggered > /trig"]
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", tag).lines()
+    assert '/bin/sh -ec #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "30s" "0s" "0s" \'\\x03\'}' in history
+    assert "/bin/sh -ec #(nop)  VOLUME [/vol /other]" in history
+
+    child = _tag("onbuild")
+    images.append(child)
+    out = docker("build", "-t", child, "-", input=f"FROM {tag}\nRUN cat /trig\n").stdout
+    assert "# Executing 1 build trigger\n" in out and "triggered" in out
+    assert json.loads(docker("inspect", "-f", "{{json .Config.OnBuild}}", child).out) is None
+
+    (ctx / "Dockerfile").write_text("FROM busybox\nADD http://example.com/x /x\n")
+    refused = docker.fails("build", str(ctx))
+    assert "remote URL sources are not supported" in refused.stderr
+
+
+def test_docker_compose_build(docker, busybox, images, tmp_path: Path) -> None:
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose is not installed")
+    import subprocess
+
+    tag = _tag("compose")
+    images.append(tag)
+    _write(
+        tmp_path,
+        {
+            "Dockerfile": 'FROM busybox\nARG V=1\nRUN echo "v=$V" > /v\nCMD ["cat", "/v"]\n',
+            "docker-compose.yml": (
+                f'version: "3"\nservices:\n  app:\n    build:\n      context: .\n      args:\n'
+                f'        V: "42"\n    image: {tag}\n'
+            ),
+        },
+    )
+    env = {**docker.env, "COMPOSE_DOCKER_CLI_BUILD": "0"}
+    proc = subprocess.run([compose, "build"], cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert docker("run", "--rm", tag).out == "v=42"

@@ -348,7 +348,9 @@ class Builder:
 
     def _do_env(self, stage: Stage, ins: dockerfile.Instruction) -> None:
         env = self._expansion(stage)
-        pairs = [(self.lexer.word(k, env), self.lexer.word(v, env)) for k, v in dockerfile.key_values(ins, "\\")]
+        pairs = [
+            (self.lexer.word(k, env), self.lexer.word(v, env)) for k, v in dockerfile.key_values(ins, self.lexer.escape)
+        ]
         current = list(stage.config.get("Env") or [])
         for key, value in pairs:
             if not key:
@@ -365,7 +367,9 @@ class Builder:
 
     def _do_label(self, stage: Stage, ins: dockerfile.Instruction) -> None:
         env = self._expansion(stage)
-        pairs = [(self.lexer.word(k, env), self.lexer.word(v, env)) for k, v in dockerfile.key_values(ins, "\\")]
+        pairs = [
+            (self.lexer.word(k, env), self.lexer.word(v, env)) for k, v in dockerfile.key_values(ins, self.lexer.escape)
+        ]
         labels = dict(stage.config.get("Labels") or {})
         for key, value in pairs:
             if not key:
