@@ -25,14 +25,22 @@ def _tag(what: str) -> str:
 
 @pytest.fixture
 def images(docker):
-    """Tags a test builds: removed afterwards with every container made from them."""
+    """Tags a test builds. Afterwards every container and image the test made (intermediate ones
+    included) is removed; what existed before is left alone (the daemon is shared)."""
+    containers_before = set(docker("ps", "-aq", "--no-trunc").lines())
+    images_before = set(docker("images", "-aq", "--no-trunc").lines())
     tags: list[str] = []
     yield tags
-    for container in docker.run("ps", "-aq").lines():
-        docker.run("rm", "-f", container)
+    new_containers = set(docker.run("ps", "-aq", "--no-trunc").lines()) - containers_before
+    if new_containers:
+        docker.run("rm", "-f", "-v", *new_containers)
     if tags:
         docker.run("rmi", "-f", *tags)
-    docker.run("image", "prune", "-f")
+    for _ in range(5):  # children first: a parent with children cannot go
+        left = set(docker.run("images", "-aq", "--no-trunc").lines()) - images_before
+        if not left:
+            break
+        docker.run("rmi", "-f", *left)
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:

@@ -28,7 +28,9 @@ async def no_such_plugin(request: web.Request) -> web.Response:
 
 
 async def build_prune(request: web.Request) -> web.Response:
-    # `docker system prune` always calls this (API >= 1.31); the classic builder keeps no cache store
+    # `docker system prune` always calls this (API >= 1.31). POST /build itself is served now
+    # (routes/build.py, the classic builder); its cache is made of ordinary parent/child images,
+    # which image prune removes, so there is no separate BuildKit cache store to prune here
     return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
 
 
