@@ -349,3 +349,28 @@ def test_docker_compose_build(docker, busybox, images, tmp_path: Path) -> None:
     proc = subprocess.run([compose, "build"], cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     assert docker("run", "--rm", tag).out == "v=42"
+
+
+def test_interrupted_build_kills_and_removes_its_container(docker, busybox, images, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    ctx = _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+    before = set(docker("ps", "-aq").lines())
+    proc = docker.popen("build", "--no-cache", str(ctx), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(b"started"):
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 10
+    while set(docker("ps", "-aq").lines()) != before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert set(docker("ps", "-aq").lines()) == before

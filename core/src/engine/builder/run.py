@@ -16,8 +16,11 @@ from engine.api.streams import STDERR
 Emit = Callable[[int, bytes], Awaitable[None]]
 
 
-async def run_container(service: Any, container_id: str, emit: Emit) -> tuple[int, str]:
-    """Start the container, pass its output to ``emit(stream, data)``; returns (exit code, error)."""
+async def run_container(
+    service: Any, container_id: str, emit: Emit, cancelled: asyncio.Event | None = None
+) -> tuple[int, str]:
+    """Start the container, pass its output to ``emit(stream, data)``; returns (exit code, error).
+    ``cancelled`` (the client went away): the container is killed, as dockerd does."""
     container = await asyncio.to_thread(service.get, container_id)
     plan = service.prepare_attach(container, "")
     output = None
@@ -27,8 +30,20 @@ async def run_container(service: Any, container_id: str, emit: Emit) -> tuple[in
         task = await plan.started
         if task is not None:
             output = plan.take_output(task)
-            async for chunk in output:
-                await emit(STDERR if chunk.stream == 2 else 1, chunk.data)
+            pump = asyncio.ensure_future(_pump(output, emit))
+            waits: set[asyncio.Future[Any]] = {pump}
+            stop = asyncio.ensure_future(cancelled.wait()) if cancelled is not None else None
+            if stop is not None:
+                waits.add(stop)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if pump not in done:
+                with contextlib.suppress(Exception):
+                    await service.kill_container(container_id, "KILL")
+                pump.cancel()
+            if stop is not None and not stop.done():
+                stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
     finally:
         if output is not None:
             close = getattr(output, "aclose", None)
@@ -41,3 +56,8 @@ async def run_container(service: Any, container_id: str, emit: Emit) -> tuple[in
     future = await asyncio.to_thread(service.wait, container_id, "not-running")
     result = await asyncio.wrap_future(future)
     return result.exit_code, result.error or ""
+
+
+async def _pump(output: Any, emit: Emit) -> None:
+    async for chunk in output:
+        await emit(STDERR if chunk.stream == 2 else 1, chunk.data)

@@ -14,6 +14,7 @@ import posixpath
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ class Builder:
         self.stages: list[Stage] = []
         self.step_containers: list[tuple[str, bool]] = []  # (id, is a bare scratch layer)
         self.cache_busted = False
+        #: set when the client went away: the build stops at the next step (RUN is killed)
+        self.cancelled = threading.Event()
 
     # -- the build -------------------------------------------------------------------------------
 
@@ -114,6 +117,7 @@ class Builder:
             self._meta_arg(ins)
         final: Stage | None = None
         for stage in stages:
+            self._check_cancelled()
             self._step(step, total, stage.source)
             step += 1
             self._from(stage)
@@ -257,7 +261,12 @@ class Builder:
 
     # -- dispatch ---------------------------------------------------------------------------------
 
+    def _check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise BuildError("build cancelled")
+
     def _dispatch(self, stage: Stage, ins: dockerfile.Instruction) -> None:
+        self._check_cancelled()
         ok = False
         try:
             handler: Callable[[Stage, dockerfile.Instruction], None] = getattr(self, "_do_" + ins.name)
@@ -266,7 +275,8 @@ class Builder:
         except EngineError as exc:
             raise BuildError(str(exc.args[0] if exc.args else exc)) from None
         finally:
-            if self.options.force_rm or (self.options.rm and ok):
+            # a cancelled build's containers go too (dockerd kills and removes the running one)
+            if self.options.force_rm or (self.options.rm and ok) or self.cancelled.is_set():
                 self._remove_step_containers()
             else:
                 self.step_containers.clear()
@@ -579,6 +589,7 @@ class Builder:
         run_config.pop("Healthcheck", None)
         container_id = self._create(stage, run_config)
         code, error = self.out.run_container(container_id)
+        self._check_cancelled()
         if code != 0:
             message = f"The command '{' '.join(cmd)}' returned a non-zero code: {code}"
             if error:

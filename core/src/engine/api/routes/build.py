@@ -28,6 +28,8 @@ from engine.errors import EngineError, InvalidParameter
 from engine.images.references import parse_normalized_named
 
 _DONE = object()
+#: drains of builds whose handler was cancelled (kept referenced until they finish)
+_DRAINS: set[asyncio.Task[None]] = set()
 
 
 def _json_query(request: web.Request, name: str) -> dict[str, Any]:
@@ -145,6 +147,7 @@ class _Output:
         self.queue = queue
         self.containers = containers
         self.want_aux = aux
+        self.cancelled = asyncio.Event()
 
     def _put(self, message: Any) -> None:
         asyncio.run_coroutine_threadsafe(self.queue.put(message), self.loop).result()
@@ -173,7 +176,9 @@ class _Output:
                 text = "\x1b[91m" + text + "\x1b[0m"  # dockerd's stderr formatter
             await self.queue.put({"stream": text})
 
-        future = asyncio.run_coroutine_threadsafe(runmod.run_container(self.containers, container_id, emit), self.loop)
+        future = asyncio.run_coroutine_threadsafe(
+            runmod.run_container(self.containers, container_id, emit, self.cancelled), self.loop
+        )
         return future.result()
 
 
@@ -190,9 +195,12 @@ def _error_message(exc: BaseException) -> dict[str, Any]:
 async def build(request: web.Request) -> web.StreamResponse:
     daemon = request.app[DAEMON]
     options = _options(request)
+    if query_bool(request, "squash"):
+        raise InvalidParameter("squash is only supported with experimental mode")
     quiet = query_bool(request, "q")
     loop = asyncio.get_running_loop()
     work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="build-", dir=daemon.images.tmp))
+    handed_over = False
     try:
         context_dir = work / "context"
         context_dir.mkdir()
@@ -201,13 +209,37 @@ async def build(request: web.Request) -> web.StreamResponse:
         output = _Output(loop, queue, daemon.containers, aux=api_version(request) >= (1, 30))
         builder = Builder(daemon, options, context_dir, output)
         parsed = await asyncio.to_thread(builder.prepare)
-        return await _stream(request, builder, parsed, output, queue, quiet)
+        handed_over = True  # from here the build thread removes the work directory
+        return await _stream(request, builder, parsed, output, queue, quiet, work)
     finally:
-        await asyncio.to_thread(shutil.rmtree, work, True)
+        if not handed_over:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+async def _watch_client(request: web.Request, builder: Builder, output: _Output) -> None:
+    """dockerd cancels a build whose client went away (docker build interrupted)."""
+    while True:
+        await asyncio.sleep(0.25)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            builder.cancelled.set()
+            output.cancelled.set()
+            return
+
+
+async def _drain(queue: asyncio.Queue[Any]) -> None:
+    while await queue.get() is not _DONE:
+        pass
 
 
 async def _stream(
-    request: web.Request, builder: Builder, parsed: Any, output: _Output, queue: asyncio.Queue[Any], quiet: bool
+    request: web.Request,
+    builder: Builder,
+    parsed: Any,
+    output: _Output,
+    queue: asyncio.Queue[Any],
+    quiet: bool,
+    work: Path,
 ) -> web.StreamResponse:
     options = builder.options
     images = builder.images
@@ -221,35 +253,55 @@ async def _stream(
                 output.stdout(f"Successfully tagged {ref.familiar}\n")
             return image_id
         finally:
+            shutil.rmtree(work, ignore_errors=True)
             output.done()
 
     stream = JSONStream(request)
     job = asyncio.ensure_future(asyncio.to_thread(run))
+    watcher = asyncio.ensure_future(_watch_client(request, builder, output))
     held: list[dict[str, Any]] = []  # -q: dockerd buffers everything and sends it only on error
     gone = False
-    while True:
-        message = await queue.get()
-        if message is _DONE:
-            break
-        if quiet:
-            held.append(message)
-            continue
-        if not gone:
-            try:
-                await stream.send(message)
-            except (ConnectionResetError, RuntimeError):
-                gone = True  # keep draining so the build can finish and clean up
+    finished = False
+    try:
+        while True:
+            message = await queue.get()
+            if message is _DONE:
+                finished = True
+                break
+            if quiet:
+                held.append(message)
+                continue
+            if not gone:
+                try:
+                    await stream.send(message)
+                except (ConnectionResetError, RuntimeError):
+                    gone = True  # keep draining so the build stops and cleans up
+                    builder.cancelled.set()
+                    output.cancelled.set()
+    finally:
+        watcher.cancel()
+        if not finished:  # the handler itself was cancelled (shutdown): stop the build, keep draining
+            builder.cancelled.set()
+            output.cancelled.set()
+            drain = asyncio.ensure_future(_drain(queue))
+            _DRAINS.add(drain)
+            drain.add_done_callback(_DRAINS.discard)
+    tail: list[dict[str, Any]] = []
     try:
         image_id = await job
     except Exception as exc:  # every failure is reported in-band
-        if not gone:
-            for message in held:
-                await stream.send(message)
-            await stream.send(_error_message(exc))
+        tail = [*held, _error_message(exc)]
+    else:
+        if quiet:
+            tail = [{"stream": image_id + "\n"}]
+    if gone:
+        return stream.response
+    try:
+        for message in tail:
+            await stream.send(message)
         return await stream.finish()
-    if quiet and not gone:
-        await stream.send({"stream": image_id + "\n"})
-    return await stream.finish()
+    except ConnectionResetError:  # the client left meanwhile (aiohttp's reset error subclasses it)
+        return stream.response
 
 
 def setup(router: Router) -> None:
