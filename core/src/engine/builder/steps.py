@@ -29,6 +29,7 @@ from engine.builder.shell import Lexer, env_map
 from engine.errors import EngineError, InvalidParameter, NotFound
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: ARGs every build accepts without a declaration; kept out of the history and the cache key
 BUILTIN_ARGS = (
     "HTTP_PROXY",
@@ -239,6 +240,12 @@ class Builder:
         stage.image_id = image.id if image is not None else ""
         stage.config = copy.deepcopy(image.config) if image is not None else {}
         stage.config["Image"] = stage.image_id
+        # dockerd's beginStage: a default PATH unless the image sets one; never a stdin
+        env = list(stage.config.get("Env") or [])
+        if not any(item.partition("=")[0] == "PATH" for item in env):
+            stage.config["Env"] = [*env, "PATH=" + DEFAULT_PATH]
+        stage.config["OpenStdin"] = False
+        stage.config["StdinOnce"] = False
         triggers = list(stage.config.get("OnBuild") or [])
         stage.config["OnBuild"] = None
         if triggers:
