@@ -262,6 +262,15 @@ def test_stdin_quiet_and_errors(docker, busybox, images) -> None:
     assert quiet.startswith("sha256:") and "\n" not in quiet
     missing = docker.fails("build", "-", input="FROM nosuch-image-xyz\n")
     assert "pull access denied for nosuch-image-xyz" in missing.stderr
+    # malformed instructions fail the whole file before any step, as an HTTP error
+    bad = docker.fails("build", "-", input="FROM busybox\nRUN true\nSHELL /bin/sh -c\n")
+    assert (
+        "Error response from daemon: Dockerfile parse error line 3: SHELL requires the arguments to be in JSON form"
+        in (bad.stderr)
+    )
+    assert "Step 1/" not in bad.stdout
+    unknown = docker.fails("build", "-", input="FROM busybox\nFOO bar\n")
+    assert "Dockerfile parse error line 2: unknown instruction: FOO" in unknown.stderr
 
 
 def test_docker_py_build(api, busybox, images) -> None:

@@ -211,3 +211,79 @@ def key_values(instruction: Instruction, escape: str) -> list[tuple[str, str]]:
             raise ParseError(f"{what} names can not be blank")
         out.append((key, value))
     return out
+
+
+# -- whole-file checks (dockerd's instructions.Parse: these fail before any step runs) ---------------------
+
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_\.]*$")
+
+
+def validate(parsed: Dockerfile) -> None:
+    """Raise dockerd's "Dockerfile parse error line N: ..." for a malformed instruction."""
+    for ins in parsed.instructions:
+        message = _problem(ins, parsed.escape)
+        if message:
+            raise ParseError(f"Dockerfile parse error line {ins.line}: {message}")
+
+
+def _problem(ins: Instruction, escape: str) -> str:
+    name = ins.name.upper()
+    rest = ins.rest
+    if ins.name in ("env", "label"):
+        if not rest:
+            return f"{name} requires at least one argument"
+        try:
+            key_values(ins, escape)
+        except ParseError as exc:
+            return str(exc.args[0])
+    elif ins.name == "from":
+        words = rest.split()
+        if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
+            return "FROM requires either one or three arguments"
+        if len(words) == 3 and not _STAGE_NAME.match(words[2].lower()):
+            return f'invalid name for build stage: "{words[2]}", name can\'t start with a number or contain symbols'
+    elif ins.name in ("copy", "add"):
+        args = ins.json_args if ins.json_args is not None else rest.split()
+        if len(args) < 2:
+            return f"{name} requires at least two arguments, but only one was provided. Destination could not be determined."
+    elif ins.name in ("expose", "volume"):
+        if not rest:
+            return f"{name} requires at least one argument"
+    elif ins.name in ("user", "workdir", "stopsignal", "maintainer"):
+        if not rest:
+            return f"{name} requires exactly one argument"
+    elif ins.name == "arg":
+        if len(split_pairs(rest, escape)) != 1:
+            return "ARG requires exactly one argument"
+    elif ins.name == "shell":
+        if ins.json_args is None:
+            return "SHELL requires the arguments to be in JSON form"
+        if not ins.json_args:
+            return "SHELL requires at least one argument"
+    elif ins.name == "onbuild":
+        first = rest.split(None, 1)[0].upper() if rest else ""
+        if not first:
+            return "ONBUILD requires at least one argument"
+        if first == "ONBUILD":
+            return "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+        if first in ("FROM", "MAINTAINER"):
+            return f"{first} isn't allowed as an ONBUILD trigger"
+        try:
+            inner = parse(rest).instructions
+        except ParseError as exc:
+            return str(exc.args[0]).split(": ", 1)[-1]
+        return _problem(inner[0], escape) if inner else ""
+    elif ins.name == "healthcheck":
+        words = rest.split(None, 1)
+        kind = words[0].upper() if words else ""
+        if not kind:
+            return "HEALTHCHECK requires at least one argument"
+        if kind == "NONE":
+            if len(words) > 1 or ins.flags:
+                return "HEALTHCHECK NONE takes no arguments"
+        elif kind == "CMD":
+            if len(words) < 2:
+                return "Missing command after HEALTHCHECK CMD"
+        else:
+            return f'Unknown type "{kind}" in HEALTHCHECK (try CMD)'
+    return ""

@@ -102,6 +102,7 @@ class Builder:
         """Everything that fails before any output (dockerd answers those with an HTTP error)."""
         rel, text = ctx.read_dockerfile(self.context, self.options.dockerfile)
         parsed = dockerfile.parse(text)
+        dockerfile.validate(parsed)
         ctx.apply_dockerignore(self.context, rel)
         self.lexer = Lexer(parsed.escape)
         if not parsed.instructions:
