@@ -75,6 +75,17 @@ def test_dockerfile_parsing_and_word_expansion() -> None:
     assert lex.words('x "y z" $A', env) == ["x", "y z", "1"]
 
 
+def test_env_label_forms_and_escape_directive() -> None:
+    from engine.builder.dockerfile import key_values
+
+    parsed = parse("FROM busybox\nENV OLD form with spaces\nLABEL a=\"x y\" b='z' c=1\n")
+    assert key_values(parsed.instructions[1], "\\") == [("OLD", "form with spaces")]
+    pairs = key_values(parsed.instructions[2], "\\")
+    assert [(k, Lexer().word(v, {})) for k, v in pairs] == [("a", "x y"), ("b", "z"), ("c", "1")]
+    windows = parse("# escape=`\nFROM busybox\nRUN echo c:\\dir `\n  more\n")
+    assert windows.instructions[1].original == "RUN echo c:\\dir   more"
+
+
 def test_dockerignore_patterns() -> None:
     m = Matcher(["*.log", "!keep.log", "build/**", "docs", "**/tmp"])
     assert m.matches("a.log") and not m.matches("keep.log")
@@ -251,6 +262,28 @@ def test_context_paths_never_escape(docker, busybox, images, tmp_path: Path) -> 
     result = docker.run("build", "-", input=buf2.getvalue())
     assert result.returncode != 0
     assert not Path("/pwned-too").exists() and not (tmp_path / "pwned-too").exists()
+
+
+def test_dockerignore_applied_by_the_daemon(docker, busybox, images) -> None:
+    """A context tar on stdin reaches the daemon unfiltered: the daemon applies .dockerignore."""
+    tag = _tag("ignore")
+    images.append(tag)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in {
+            "Dockerfile": b"FROM busybox\nCOPY . /ctx/\n",
+            ".dockerignore": b"*.log\n!keep.log\nsecret/\n",
+            "a.log": b"a",
+            "keep.log": b"k",
+            "secret/key": b"s",
+            "main.c": b"c",
+        }.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    docker("build", "-t", tag, "-", input=buf.getvalue())
+    listing = docker("run", "--rm", tag, "ls", "-a", "/ctx").lines()
+    assert sorted(listing) == [".", "..", ".dockerignore", "Dockerfile", "keep.log", "main.c"]
 
 
 def test_stdin_quiet_and_errors(docker, busybox, images) -> None:
