@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import concurrent.futures
 import json
 import shutil
 import tempfile
@@ -149,8 +150,19 @@ class _Output:
         self.want_aux = aux
         self.cancelled = asyncio.Event()
 
+    def _wait(self, future: concurrent.futures.Future[Any]) -> Any:
+        """A loop call's result; gives up once the loop stopped (daemon shutdown), so the build
+        thread never blocks the executor's shutdown."""
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except concurrent.futures.TimeoutError:
+                if not self.loop.is_running():
+                    future.cancel()
+                    raise ctx.BuildError("build cancelled") from None
+
     def _put(self, message: Any) -> None:
-        asyncio.run_coroutine_threadsafe(self.queue.put(message), self.loop).result()
+        self._wait(asyncio.run_coroutine_threadsafe(self.queue.put(message), self.loop))
 
     def stdout(self, text: str) -> None:
         self._put({"stream": text})
@@ -179,7 +191,7 @@ class _Output:
         future = asyncio.run_coroutine_threadsafe(
             runmod.run_container(self.containers, container_id, emit, self.cancelled), self.loop
         )
-        return future.result()
+        return self._wait(future)
 
 
 def _error_message(exc: BaseException) -> dict[str, Any]:
