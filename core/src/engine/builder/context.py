@@ -77,7 +77,7 @@ def read_dockerfile(context: Path, name: str) -> tuple[str, str]:
             path, rel = lower, "dockerfile"
     if not path.is_file():
         raise SystemError(f"Cannot locate specified Dockerfile: {name}")
-    text = path.read_text(errors="replace")
+    text = path.read_text(errors="replace").removeprefix("\ufeff")  # a UTF-8 BOM is dropped, as dockerd
     if not text.strip():
         raise InvalidParameter(f"the Dockerfile ({name}) cannot be empty")
     return rel, text

@@ -8,6 +8,7 @@ started) container, COPY/ADD write into a fresh read-write layer, RUN commits it
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import posixpath
@@ -287,6 +288,11 @@ class Builder:
             if self.options.force_rm or (self.options.rm and ok) or self.cancelled.is_set():
                 self._remove_step_containers()
             else:
+                # failed containers stay for inspection (dockerd); a bare scratch layer is nobody's to inspect
+                for container_id, bare in self.step_containers:
+                    if bare:
+                        with contextlib.suppress(Exception):
+                            self.images.layers.remove_rw_layer(container_id)
                 self.step_containers.clear()
         stage.config["Image"] = stage.image_id
 
