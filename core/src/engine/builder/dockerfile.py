@@ -284,6 +284,20 @@ def _problem(ins: Instruction, escape: str) -> str:
         elif kind == "CMD":
             if len(words) < 2:
                 return "Missing command after HEALTHCHECK CMD"
+            from engine.builder import healthcheck
+            from engine.builder.context import BuildError
+
+            try:
+                for flag in ("interval", "timeout", "start-period"):
+                    healthcheck.flag_duration(ins.flags, flag)
+            except BuildError as exc:
+                return exc.message
+            retries = ins.flags.get("retries", "")
+            if retries:
+                if not re.fullmatch(r"[+-]?\d+", retries):
+                    return f'strconv.ParseInt: parsing "{retries}": invalid syntax'
+                if int(retries) < 1:
+                    return f"--retries must be at least 1 (not {int(retries)})"
         else:
             return f'Unknown type "{kind}" in HEALTHCHECK (try CMD)'
     return ""

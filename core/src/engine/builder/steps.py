@@ -536,8 +536,11 @@ class Builder:
                 retry_count = int(retries) if retries else 0
             except ValueError:
                 raise BuildError(f'strconv.ParseInt: parsing "{retries}": invalid syntax') from None
-            if retry_count < 0:
-                raise BuildError(f"--retries cannot be negative ({retry_count})")
+            if retries and retry_count < 1:
+                raise BuildError(f"--retries must be at least 1 (not {retry_count})")
+            previous = (stage.config.get("Healthcheck") or {}).get("Test") or []
+            if previous and previous[0] != "NONE":
+                self.out.stdout(f"Note: overriding previous HEALTHCHECK: [{' '.join(previous)}]\n")
             health = {
                 "Test": test,
                 "Interval": healthcheck.flag_duration(ins.flags, "interval"),
@@ -600,7 +603,7 @@ class Builder:
         run_config["Cmd"] = None
         run_config["ArgsEscaped"] = False
         run_config["Env"] = [*(stage.config.get("Env") or []), *run_args]
-        run_config.pop("Healthcheck", None)
+        run_config["Healthcheck"] = {"Test": ["NONE"]}  # not the image's: create would merge it back
         container_id = self._create(stage, run_config)
         code, error = self.out.run_container(container_id)
         self._check_cancelled()
