@@ -416,3 +416,21 @@ def test_interrupted_build_kills_and_removes_its_container(docker, busybox, imag
     while set(docker("ps", "-aq").lines()) != before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert set(docker("ps", "-aq").lines()) == before
+
+
+def test_run_options_reach_the_build_containers(docker, busybox, images) -> None:
+    out = docker(
+        "build",
+        "--no-cache",
+        "--add-host",
+        "myhost:10.1.2.3",
+        "--shm-size",
+        "128m",
+        "--network",
+        "none",
+        "-",
+        input="FROM busybox\nRUN grep myhost /etc/hosts; df -k /dev/shm | tail -1; ls /sys/class/net\n",
+    ).stdout
+    assert "10.1.2.3\tmyhost" in out
+    assert " 131072 " in out  # 128 MiB of /dev/shm, in KiB
+    assert "lo\n" in out and "eth0" not in out  # --network none: loopback only
