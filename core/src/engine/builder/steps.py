@@ -96,6 +96,7 @@ class Builder:
         self.cache_busted = False
         #: set when the client went away: the build stops at the next step (RUN is killed)
         self.cancelled = threading.Event()
+        self._plan: tuple[list[dockerfile.Instruction], list[Stage]] = ([], [])
 
     # -- the build -------------------------------------------------------------------------------
 
@@ -108,10 +109,11 @@ class Builder:
         self.lexer = Lexer(parsed.escape)
         if not parsed.instructions:
             raise InvalidParameter(f"the Dockerfile ({self.options.dockerfile}) cannot be empty")
+        self._plan = self._split(parsed)
         return parsed
 
     def build(self, parsed: dockerfile.Dockerfile) -> str:
-        meta, stages = self._split(parsed)
+        meta, stages = self._plan
         total = len(meta) + len(stages) + sum(len(s.instructions) for s in stages)
         step = 1
         for ins in meta:
@@ -121,6 +123,8 @@ class Builder:
         final: Stage | None = None
         for stage in stages:
             self._check_cancelled()
+            if stage.name and any(s.name == stage.name for s in self.stages):
+                raise BuildError(f"{stage.name} stage name already used")
             self._step(step, total, stage.source)
             step += 1
             self._from(stage)
@@ -157,8 +161,6 @@ class Builder:
                     name = words[2].lower()
                 elif len(words) != 1:
                     raise dockerfile.ParseError("FROM requires either one or three arguments")
-                if name and any(s.name == name for s in stages):
-                    raise InvalidParameter(f"duplicate name {name}")
                 stages.append(Stage(len(stages), name, ins.original, []))
             elif not stages:
                 if ins.name != "arg":
@@ -175,7 +177,7 @@ class Builder:
         if self.options.target:
             index = next((s.index for s in stages if s.name == self.options.target.lower()), None)
             if index is None:
-                raise InvalidParameter(f"failed to reach build target {self.options.target} in Dockerfile")
+                raise NotFound(f"failed to reach build target {self.options.target} in Dockerfile")
             stages = stages[: index + 1]
         return meta, stages
 
