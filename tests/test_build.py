@@ -434,3 +434,25 @@ def test_run_options_reach_the_build_containers(docker, busybox, images) -> None
     assert "10.1.2.3\tmyhost" in out
     assert " 131072 " in out  # 128 MiB of /dev/shm, in KiB
     assert "lo\n" in out and "eth0" not in out  # --network none: loopback only
+
+
+def test_cache_from_a_loaded_image(docker, busybox, images, tmp_path: Path) -> None:
+    """``--cache-from``: an image from ``docker load`` (no parent links) serves as cache by its history."""
+    ctx = _write(
+        tmp_path / "ctx",
+        {"Dockerfile": 'FROM busybox\nENV A=1\nRUN echo data > /d\nCOPY f /f\nCMD ["cat", "/d"]\n', "f": "f\n"},
+    )
+    tag, second = _tag("cachefrom"), _tag("cachefrom2")
+    images.extend([tag, second])
+    docker("build", "-t", tag, str(ctx))
+    original = docker("inspect", "-f", "{{.Id}}", tag).out
+    saved = tmp_path / "saved.tar"
+    docker("save", "-o", str(saved), tag)
+    docker("rmi", tag)  # the intermediate images go with it: no local cache left
+    docker("load", "-i", str(saved))
+    # without --cache-from the loaded image is no cache (no parent links); this build's own images
+    # then exist locally, but --cache-from only takes local hits inside the source's chain
+    assert " ---> Using cache" not in docker("build", str(ctx)).stdout
+    out = docker("build", "--cache-from", tag, "-t", second, str(ctx)).stdout
+    assert out.count(" ---> Using cache") == 4 and " ---> Running in" not in out
+    assert docker("inspect", "-f", "{{.Id}}", second).out == original

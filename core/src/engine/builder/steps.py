@@ -64,6 +64,7 @@ class BuildOptions:
     pull: bool = False
     target: str = ""
     host_config: dict[str, Any] = field(default_factory=dict)
+    cache_from: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Builder:
         #: set when the client went away: the build stops at the next step (RUN is killed)
         self.cancelled = threading.Event()
         self._plan: tuple[list[dockerfile.Instruction], list[Stage]] = ([], [])
+        self.source_cache: imaging.SourceCache | None = None
 
     # -- the build -------------------------------------------------------------------------------
 
@@ -110,6 +112,14 @@ class Builder:
         if not parsed.instructions:
             raise InvalidParameter(f"the Dockerfile ({self.options.dockerfile}) cannot be empty")
         self._plan = self._split(parsed)
+        if self.options.cache_from:
+            sources = []
+            for ref in self.options.cache_from:
+                try:
+                    sources.append(self.images.resolve(ref))
+                except (NotFound, InvalidParameter):
+                    continue  # dockerd only logs a warning for a cache source it does not have
+            self.source_cache = imaging.SourceCache(self.images, sources)
         return parsed
 
     def build(self, parsed: dockerfile.Dockerfile) -> str:
@@ -318,7 +328,10 @@ class Builder:
     def _probe(self, stage: Stage, container_config: dict[str, Any]) -> bool:
         if self.options.no_cache or self.cache_busted:
             return False
-        cached = imaging.find_cached(self.images, stage.image_id, container_config)
+        if self.source_cache is not None:
+            cached = self.source_cache.lookup(stage.image_id, container_config)
+        else:
+            cached = imaging.find_cached(self.images, stage.image_id, container_config)
         if cached is None:
             self.cache_busted = True
             return False

@@ -98,6 +98,14 @@ def _options(request: web.Request) -> BuildOptions:
         raise InvalidParameter(
             f"remote build contexts are not supported by engine (no network access): {request.query['remote']}"
         )
+    cache_from: Any = []
+    if request.query.get("cachefrom"):
+        try:
+            cache_from = json.loads(request.query["cachefrom"])
+        except ValueError as exc:
+            raise InvalidParameter(f"invalid cachefrom value: {exc}") from None
+    if not isinstance(cache_from, list):
+        cache_from = []
     build_args = _json_query(request, "buildargs")
     labels = _json_query(request, "labels")
     return BuildOptions(
@@ -111,6 +119,7 @@ def _options(request: web.Request) -> BuildOptions:
         pull=query_bool(request, "pull"),
         target=request.query.get("target", ""),
         host_config=_host_config(request),
+        cache_from=[str(ref) for ref in cache_from if ref],
     )
 
 
