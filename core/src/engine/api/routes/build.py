@@ -137,7 +137,7 @@ class _BodyReader:
 
     def read(self, n: int = -1) -> bytes:
         while not self._eof and (n < 0 or len(self._buf) < n):
-            chunk = asyncio.run_coroutine_threadsafe(self.request.content.read(1 << 16), self.loop).result()
+            chunk = _on_loop(self.loop, self.request.content.read(1 << 16))
             if not chunk:
                 self._eof = True
                 break
@@ -159,19 +159,8 @@ class _Output:
         self.want_aux = aux
         self.cancelled = asyncio.Event()
 
-    def _wait(self, future: concurrent.futures.Future[Any]) -> Any:
-        """A loop call's result; gives up once the loop stopped (daemon shutdown), so the build
-        thread never blocks the executor's shutdown."""
-        while True:
-            try:
-                return future.result(timeout=1.0)
-            except concurrent.futures.TimeoutError:
-                if not self.loop.is_running():
-                    future.cancel()
-                    raise ctx.BuildError("build cancelled") from None
-
     def _put(self, message: Any) -> None:
-        self._wait(asyncio.run_coroutine_threadsafe(self.queue.put(message), self.loop))
+        _on_loop(self.loop, self.queue.put(message))
 
     def stdout(self, text: str) -> None:
         self._put({"stream": text})
@@ -184,23 +173,31 @@ class _Output:
         self._put(_DONE)
 
     def run_container(self, container_id: str) -> tuple[int, str]:
-        decoders = {1: codecs.getincrementaldecoder("utf-8")("replace"), STDERR: None}
-        decoders[STDERR] = codecs.getincrementaldecoder("utf-8")("replace")
+        # per stream: a UTF-8 sequence may be split across chunks
+        decoders = {stream: codecs.getincrementaldecoder("utf-8")("replace") for stream in (1, STDERR)}
 
         async def emit(stream: int, data: bytes) -> None:
-            decoder = decoders[STDERR if stream == STDERR else 1]
-            assert decoder is not None
-            text = decoder.decode(data)
+            text = decoders[STDERR if stream == STDERR else 1].decode(data)
             if not text:
                 return
             if stream == STDERR:
                 text = "\x1b[91m" + text + "\x1b[0m"  # dockerd's stderr formatter
             await self.queue.put({"stream": text})
 
-        future = asyncio.run_coroutine_threadsafe(
-            runmod.run_container(self.containers, container_id, emit, self.cancelled), self.loop
-        )
-        return self._wait(future)
+        return _on_loop(self.loop, runmod.run_container(self.containers, container_id, emit, self.cancelled))
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
+    """Run ``coro`` on the loop from a worker thread; gives up once the loop stopped (daemon
+    shutdown), so a build thread never holds up the executor's shutdown."""
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    while True:
+        try:
+            return future.result(timeout=1.0)
+        except concurrent.futures.TimeoutError:
+            if not loop.is_running():
+                future.cancel()
+                raise ctx.BuildError("build cancelled") from None
 
 
 def _error_message(exc: BaseException) -> dict[str, Any]:
