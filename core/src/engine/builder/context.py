@@ -215,7 +215,7 @@ def copy_source(
         else:
             target_dir = posixpath.dirname(dest.rstrip("/")) or "/"
             base = posixpath.basename(dest.rstrip("/"))
-    made = _mkdir_in_root(layer_root, target_dir, chown if source.is_dir else (0, 0))
+    made = mkdir_in_root(layer_root, target_dir, chown if source.is_dir else (0, 0))
     if extract_archive:
         with open(source.path, "rb") as f:
             archive.extract_to(layer_root, target_dir, f)  # owners from the archive, as dockerd
@@ -228,7 +228,7 @@ def copy_source(
         os.chown(archive.resolve_in_root(layer_root, target_dir), *chown)
 
 
-def _mkdir_in_root(root: Path, path: str, owner: tuple[int, int]) -> bool:
+def mkdir_in_root(root: Path, path: str, owner: tuple[int, int]) -> bool:
     """mkdir -p inside root (symlinks resolved in root); returns whether the last one was made."""
     current = "/"
     made = False

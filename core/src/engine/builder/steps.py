@@ -13,7 +13,6 @@ import copy
 import json
 import posixpath
 import secrets
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -584,7 +583,7 @@ class Builder:
         layers = self.images.layers
         root = Path(layers.mount_rw(container_id))
         try:
-            ctx._mkdir_in_root(root, workdir, (0, 0))
+            ctx.mkdir_in_root(root, workdir, (0, 0))
         except BuildError:
             pass  # a non-directory there: dockerd leaves it to the container start to complain
         finally:
@@ -774,7 +773,3 @@ def _port_keys(spec: str) -> list[str]:
     if not (0 < first <= 65535 and first <= last <= 65535):
         raise BuildError(f"Invalid containerPort: {port}")
     return [f"{p}/{proto}" for p in range(first, last + 1)]
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
