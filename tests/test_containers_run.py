@@ -74,6 +74,16 @@ def test_run_rm_exit_code_and_process_options(docker, busybox, tmp_path, name):
     assert missing.returncode == 127 and "executable file not found" in missing.stderr
 
 
+def test_empty_entrypoint_clears_the_images(docker, busybox_tar, name):
+    image = f"ep-{name}:1"
+    docker("import", "-c", 'ENTRYPOINT ["false"]', "-", image, input=busybox_tar)
+    try:
+        assert docker.run("run", "--rm", image).returncode == 1  # the image's entrypoint runs
+        assert docker("run", "--rm", "--entrypoint", "", image, "echo", "cleared").out == "cleared"
+    finally:
+        docker("rmi", image)
+
+
 def test_stop_kill_restart_pause_and_their_events(docker, busybox, cleanup, name):
     cleanup.append(name)
     since = time.time()

@@ -446,7 +446,10 @@ def _no_new_privileges(host_config: dict[str, Any], daemon_config: Any) -> bool:
 
 
 def process_args(config: dict[str, Any]) -> list[str]:
-    args = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    entrypoint = list(config.get("Entrypoint") or [])
+    if entrypoint == [""]:  # `--entrypoint ""` clears the image's entrypoint (as the container's Path shows)
+        entrypoint = []
+    args = entrypoint + list(config.get("Cmd") or [])
     if not args:
         raise InvalidParameter("No command specified")
     return args
