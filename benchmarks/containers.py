@@ -11,6 +11,7 @@ Measured per target:
 - ``docker run --rm --network none busybox true``: wall time of the CLI command (median, p90);
 - ``docker exec <running> true``: wall time;
 - create -> start -> wait -> remove throughput over the API, a few clients in parallel;
+- the classic builder (``DOCKER_BUILDKIT=0``): a 5-step build without cache and fully cached;
 - memory per running container on the engine side: the PSS and RSS of the process that owns the
   container's init (engine-shim, or containerd-shim-runc-v2 for dockerd) from /proc/<pid>/smaps_rollup,
   and the growth of the daemon's own process tree (dockerd + containerd, or engined) per container.
@@ -226,6 +227,40 @@ def bench_memory(host: str, count: int, network: str) -> dict[str, float]:
         docker(host, "rm", "-f", *names, check=False)
 
 
+BUILD_DOCKERFILE = f"""FROM {IMAGE}
+LABEL engine-bench-build={{pid}}
+RUN echo hello > /greeting
+COPY payload /payload
+CMD ["cat", "/greeting"]
+"""
+
+
+def bench_build(host: str, runs: int) -> dict[str, dict[str, float]]:
+    """Classic builder (``DOCKER_BUILDKIT=0``): a 5-step build without cache (one RUN container, one
+    COPY layer) and the same build again, all steps from the cache."""
+    import tempfile
+
+    tag = f"bench-build-{os.getpid()}:1"
+    with tempfile.TemporaryDirectory() as context:
+        Path(context, "Dockerfile").write_text(BUILD_DOCKERFILE.format(pid=os.getpid()))
+        Path(context, "payload").write_bytes(os.urandom(1 << 20))
+        env = {**docker_env(host), "DOCKER_BUILDKIT": "0"}
+
+        def build(*flags: str) -> None:
+            subprocess.run(
+                ["docker", "build", "-q", *flags, "-t", tag, context], env=env, capture_output=True, check=True
+            )
+
+        try:
+            cold = timed(lambda: build("--no-cache"), runs, warmup=1)
+            cached = timed(build, runs, warmup=1)
+        finally:
+            docker(host, "rmi", tag, check=False)
+            # the earlier runs' images, untagged by the later ones: only this run's, by its label
+            docker(host, "image", "prune", "-f", "--filter", f"label=engine-bench-build={os.getpid()}", check=False)
+    return {"cold": summary(cold), "cached": summary(cached)}
+
+
 def measure(label: str, host: str, args: argparse.Namespace) -> dict[str, Any]:
     ensure_image(host)
     version = docker(host, "version", "-f", "{{.Server.Version}}").stdout.decode().strip()
@@ -236,6 +271,7 @@ def measure(label: str, host: str, args: argparse.Namespace) -> dict[str, Any]:
     result["exec"] = bench_exec(host, args.runs, args.network)
     result["throughput"] = bench_throughput(host, args.throughput, args.clients, args.network)
     result["memory"] = bench_memory(host, args.containers, args.network)
+    result["build"] = bench_build(host, max(3, args.runs // 4))
     return result
 
 
@@ -249,6 +285,8 @@ ROWS = [
     ("shim PSS per container KiB", lambda r: r["memory"]["shim_pss_kib"], "{:.0f}"),
     ("shim RSS per container KiB", lambda r: r["memory"]["shim_rss_kib"], "{:.0f}"),
     ("daemon RSS growth per container KiB", lambda r: r["memory"]["daemon_rss_delta_kib"], "{:.0f}"),
+    ("build (5 steps, no cache), median ms", lambda r: r["build"]["cold"]["median"], "{:.0f}"),
+    ("build (5 steps, all cached), median ms", lambda r: r["build"]["cached"]["median"], "{:.0f}"),
 ]
 
 
