@@ -9,7 +9,6 @@ ends instead of switching back.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import threading
@@ -17,20 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from engine import libc
+from engine.libc import CLONE_NEWNET, MNT_DETACH, MS_BIND
+
 T = TypeVar("T")
 
-CLONE_NEWNET = 0x40000000
-MS_BIND = 0x1000
-MNT_DETACH = 0x2
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-
-
-def _check(result: int, what: str, path: str = "") -> None:
-    if result != 0:
-        err = ctypes.get_errno()
+def _check(err: int, what: str, path: str = "") -> None:
+    if err:
         raise OSError(err, f"{what}: {os.strerror(err)}", path or None)
 
 
@@ -54,7 +47,7 @@ def _run_in_thread(fn: Callable[[], T]) -> T:
 def _enter(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _check(_libc.setns(fd, CLONE_NEWNET), "setns", str(path))
+        _check(libc.setns(fd, CLONE_NEWNET), "setns", str(path))
     finally:
         os.close(fd)
 
@@ -85,11 +78,11 @@ def create(path: Path, setup: Callable[[], None] | None = _lo_up) -> None:
     os.close(fd)
 
     def inside() -> None:
-        _check(_libc.unshare(CLONE_NEWNET), "unshare")
+        _check(libc.unshare(CLONE_NEWNET), "unshare")
         if setup is not None:
             setup()
-        source = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
-        _check(_libc.mount(source, str(path).encode(), b"none", MS_BIND, None), "bind mount", str(path))
+        source = f"/proc/self/task/{threading.get_native_id()}/ns/net"
+        _check(libc.mount(source, path, "none", MS_BIND), "bind mount", str(path))
 
     try:
         _run_in_thread(inside)
@@ -109,7 +102,7 @@ def is_mounted(path: Path) -> bool:
 
 def delete(path: Path) -> None:
     """Unmount and remove a namespace file; a missing file is fine (idempotent)."""
-    result = _libc.umount2(str(path).encode(), MNT_DETACH)
-    if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
-        _check(result, "umount", str(path))
+    err = libc.umount2(path, MNT_DETACH)
+    if err not in (0, errno.EINVAL, errno.ENOENT):
+        _check(err, "umount", str(path))
     path.unlink(missing_ok=True)

@@ -6,10 +6,11 @@ become MS_* flags, everything else is passed to the filesystem as data.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import errno
 import os
 from pathlib import Path
+
+from engine import libc
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -69,10 +70,6 @@ _FLAGS: dict[str, tuple[bool, int]] = {
 }
 _PROPAGATION = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-
 
 class MountError(OSError):
     """A failed mount; str() is moby's ``mount <source>:<target>, flags: 0x.., data: ..: <errno text>``."""
@@ -102,9 +99,8 @@ def _errno_text(err: int) -> str:
 
 
 def _mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    ret = _libc.mount(source.encode() or None, target.encode(), fstype.encode() or None, flags, data.encode() or None)
-    if ret != 0:
-        err = ctypes.get_errno()
+    err = libc.mount(source, target, fstype, flags, data)
+    if err:
         where = f"{source}:{target}" if source else target
         text = f"mount {where}"
         if flags:
@@ -128,10 +124,9 @@ def mount(device: str, target: Path, fstype: str, options: str) -> None:
 
 def unmount(target: Path) -> None:
     """Lazily unmount ``target``; not being mounted is not an error."""
-    if _libc.umount2(str(target).encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err not in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
-            raise MountError(err, f"unmount {target}: {_errno_text(err)}")
+    err = libc.umount2(target, MNT_DETACH)
+    if err not in (0, errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point; ENOENT: gone
+        raise MountError(err, f"unmount {target}: {_errno_text(err)}")
 
 
 def is_mountpoint(path: Path) -> bool:

@@ -8,36 +8,29 @@ longer than a page cannot be passed to mount(2), so overlay2 then uses paths rel
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import threading
 from pathlib import Path
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
+from engine import libc
+from engine.libc import CLONE_FS, MNT_DETACH
 
-MS_RDONLY = 0x1
-MNT_DETACH = 0x2
-CLONE_FS = 0x200
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def mount(source: str, target: str | Path, fstype: str, flags: int = 0, data: str = "") -> None:
     """mount(2); raises OSError with the errno."""
-    if _libc.mount(source.encode(), os.fsencode(target), fstype.encode(), flags, data.encode() or None) != 0:
-        err = ctypes.get_errno()
+    err = libc.mount(source, target, fstype, flags, data)
+    if err:
         raise OSError(err, os.strerror(err), os.fspath(target))
 
 
 def unmount(target: str | Path, flags: int = MNT_DETACH) -> None:
     """umount2(2); a target that is not mounted (EINVAL) or gone (ENOENT) is not an error."""
-    if _libc.umount2(os.fsencode(target), flags) != 0:
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOENT):
-            raise OSError(err, os.strerror(err), os.fspath(target))
+    err = libc.umount2(target, flags)
+    if err not in (0, errno.EINVAL, errno.ENOENT):
+        raise OSError(err, os.strerror(err), os.fspath(target))
 
 
 def mount_relative(cwd: Path, source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
@@ -46,8 +39,8 @@ def mount_relative(cwd: Path, source: str, target: str, fstype: str, flags: int 
 
     def run() -> None:
         try:
-            if _libc.unshare(CLONE_FS) != 0:  # this thread alone gets its own cwd
-                err = ctypes.get_errno()
+            err = libc.unshare(CLONE_FS)  # this thread alone gets its own cwd
+            if err:
                 raise OSError(err, f"unshare(CLONE_FS): {os.strerror(err)}")
             os.chdir(cwd)
             mount(source, target, fstype, flags, data)
