@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+
+from engine.logs import timefmt as log_time
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -13,13 +14,9 @@ def now_ns() -> int:
 
 
 def rfc3339nano(ns: int) -> str:
-    """``2026-11-28T21:35:21.58592846Z`` (Go's RFC3339Nano: trailing zeros of the fraction trimmed)."""
-    if ns <= 0:
-        return ZERO_TIME
-    seconds, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = f"{frac:09d}".rstrip("0")
-    return f"{base}.{fraction}Z" if fraction else f"{base}Z"
+    """``2026-11-28T21:35:21.58592846Z`` (Go's RFC3339Nano: trailing zeros of the fraction trimmed);
+    unset times (0) are Go's zero time."""
+    return log_time.rfc3339nano(ns) if ns > 0 else ZERO_TIME
 
 
 def parse_rfc3339(text: str) -> int:
@@ -27,29 +24,7 @@ def parse_rfc3339(text: str) -> int:
     if not text or text.startswith("0001-01-01"):
         return 0
     try:
-        main, _, rest = text.partition(".")
-        if rest:
-            digits = ""
-            for ch in rest:
-                if not ch.isdigit():
-                    break
-                digits += ch
-            zone = rest[len(digits) :]
-        else:
-            digits, zone = "", ""
-            for sep in ("Z", "+", "-"):
-                idx = main.find(sep, 10)
-                if idx != -1:
-                    main, zone = main[:idx], main[idx:]
-                    break
-        dt = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S")
-        offset = 0
-        if zone and zone != "Z":
-            sign = 1 if zone[0] == "+" else -1
-            hours, _, minutes = zone[1:].partition(":")
-            offset = sign * (int(hours) * 3600 + int(minutes or 0) * 60)
-        seconds = int(dt.replace(tzinfo=UTC).timestamp()) - offset
-        return seconds * 1_000_000_000 + int((digits + "000000000")[:9])
+        return log_time.parse_rfc3339nano(text)
     except ValueError:
         return 0
 
