@@ -15,6 +15,7 @@ from engine.api.util import dumps, json_response
 from engine.errors import InvalidParameter
 from engine.events import Event
 from engine.filters import Filters
+from engine.logs.timefmt import parse_unix_timestamp
 
 
 async def ping(request: web.Request) -> web.StreamResponse:
@@ -50,10 +51,9 @@ async def system_df(request: web.Request) -> web.Response:
 def parse_timestamp(raw: str, name: str) -> int:
     """Docker's ``since``/``until``: unix seconds with an optional fraction; returns nanoseconds."""
     try:
-        seconds, _, frac = raw.partition(".")
-        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
+        return parse_unix_timestamp(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"invalid value for {name}: {exc}") from None
 
 
 def _fuzzy(filters: Filters, key: str, source: str) -> bool:
