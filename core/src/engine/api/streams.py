@@ -9,7 +9,9 @@ the 101 we swap in our own asyncio protocol that keeps the connection open on EO
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import fcntl
+import io
 import socket
 import struct
 import sys
@@ -192,3 +194,36 @@ async def _client_read_headers(conn: Hijacked) -> None:
             return
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.01)
+
+
+class RequestBody(io.RawIOBase):
+    """The request body as a blocking file for worker threads (tar uploads: load, import, cp, build).
+    A read gives up once the loop has stopped (daemon shutdown), so a worker never holds up the
+    executor's shutdown waiting for the loop."""
+
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._content = request.content
+        self._loop = loop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        future = asyncio.run_coroutine_threadsafe(self._content.read(len(view)), self._loop)
+        while True:
+            try:
+                data = future.result(timeout=1.0)
+                break
+            except concurrent.futures.TimeoutError:
+                if not self._loop.is_running():
+                    future.cancel()
+                    raise ConnectionAbortedError("the daemon is shutting down") from None
+        view[: len(data)] = data
+        return len(data)
+
+
+def body_reader(request: web.Request) -> io.BufferedReader:
+    """On the loop: a buffered blocking reader of ``request``'s body, to hand to a worker thread."""
+    return io.BufferedReader(RequestBody(request, asyncio.get_running_loop()), buffer_size=1 << 20)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON
 from engine.api.router import Router
-from engine.api.streams import STDERR, JSONStream
+from engine.api.streams import STDERR, JSONStream, body_reader
 from engine.api.util import api_version, query_bool, query_int
 from engine.builder import context as ctx
 from engine.builder import run as runmod
@@ -123,31 +123,6 @@ def _options(request: web.Request) -> BuildOptions:
     )
 
 
-class _BodyReader:
-    """The request body as a blocking file for a worker thread."""
-
-    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
-        self.request = request
-        self.loop = loop
-        self._buf = b""
-        self._eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buf) < n):
-            chunk = _on_loop(self.loop, self.request.content.read(1 << 16))
-            if not chunk:
-                self._eof = True
-                break
-            self._buf += chunk
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
-
 
 class _Output:
     """The builder's output (called from its worker thread) as messages on the loop's queue."""
@@ -222,7 +197,7 @@ async def build(request: web.Request) -> web.StreamResponse:
     try:
         context_dir = work / "context"
         context_dir.mkdir()
-        await asyncio.to_thread(ctx.extract, _BodyReader(request, loop), context_dir)
+        await asyncio.to_thread(ctx.extract, body_reader(request), context_dir)
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
         output = _Output(loop, queue, daemon.containers, aux=api_version(request) >= (1, 30))
         builder = Builder(daemon, options, context_dir, output)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON
 from engine.api.router import Router
-from engine.api.streams import hijack
+from engine.api.streams import body_reader, hijack
 from engine.api.util import dumps, json_response, no_content, query_bool, query_int, read_json
 from engine.errors import InvalidParameter, NotFound
 
@@ -277,7 +277,7 @@ async def archive_put(request: web.Request) -> web.Response:
     if not path:
         raise InvalidParameter("path is required")
     container = await asyncio.to_thread(service.get, _id(request))
-    reader = _BodyReader(request, asyncio.get_running_loop())
+    reader = body_reader(request)
     await asyncio.to_thread(
         service.archive_put,
         container,
@@ -288,31 +288,6 @@ async def archive_put(request: web.Request) -> web.Response:
     )
     return web.Response(status=200)
 
-
-class _BodyReader:
-    """A blocking file-like view of the request body for a worker thread."""
-
-    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
-        self.request = request
-        self.loop = loop
-        self._buf = b""
-        self._eof = False
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buf) < n):
-            chunk = asyncio.run_coroutine_threadsafe(self.request.content.read(1 << 16), self.loop).result()
-            if not chunk:
-                self._eof = True
-                break
-            self._buf += chunk
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
-
-    def readable(self) -> bool:
-        return True
 
 
 class _ThreadWriter:
