@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from engine import DOCKER_VERSION
+from engine.distribution.auth import AuthConfig
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
 from engine.filters import Filters
 from engine.images import changes as change_rules
@@ -804,17 +805,85 @@ class ImageService:
             self.tag_reference(image.id, new_ref)
         return image.id
 
-    # -- pull / push (no registry client yet) ---------------------------------------------------------------------
+    # -- pull / push / login (engine.distribution) -------------------------------------------------------------
 
-    def pull(self, image: str, tag: str = "") -> None:
-        """No registry client: answer as dockerd does for a repository the registry does not have."""
+    def _registry_options(self) -> dict[str, Any]:
+        config = self.daemon.config
+        return {"insecure_registries": list(config.get("insecure-registries") or [])}
+
+    def pull(
+        self,
+        image: str,
+        tag: str = "",
+        *,
+        all_tags: bool = False,
+        auth: AuthConfig | None = None,
+        platform: str = "",
+        emit: Emit | None = None,
+    ) -> None:
+        """``POST /images/create?fromImage=``: a tag, a digest, or every tag of a bare name (``all_tags``; else
+        a bare name is ``:latest``). Docker Hub is not reachable from here: its names fail at once with
+        dockerd's "pull access denied"."""
         ref = parse_normalized_named(image)
         if tag:
-            ref = ref.with_tag(tag) if not is_digest(tag) else ref
-        raise NotFound(
-            f"pull access denied for {ref.familiar_name}, repository does not exist or may require "
-            "'docker login': denied: requested access to the resource is denied"
+            ref = Reference(ref.domain, ref.path, None, tag) if is_digest(tag) else ref.with_tag(tag)
+        elif not all_tags:
+            ref = ref.tag_name_only()
+        if ref.domain == "docker.io":
+            raise NotFound(
+                f"pull access denied for {ref.familiar_name}, repository does not exist or may require "
+                "'docker login': denied: requested access to the resource is denied"
+            )
+        from engine.distribution.pull import Platform, Puller  # http.client and ssl: loaded at the first pull
+
+        config = self.daemon.config
+        puller = Puller(
+            self,
+            auth or AuthConfig(),
+            Platform.parse(platform, ARCH),
+            emit,
+            concurrency=int(config.get("max-concurrent-downloads") or 3),
+            attempts=int(config.get("max-download-attempts") or 5),
+            **self._registry_options(),
         )
+        puller.pull(ref)
+
+    def push(self, name: str, tag: str = "", *, auth: AuthConfig | None = None, emit: Emit | None = None) -> None:
+        """``POST /images/{name}/push``: one tag, or every local tag of the repository when ``tag`` is empty."""
+        ref = parse_normalized_named(name)
+        if tag:
+            ref = ref.with_tag(tag)
+        if ref.tag is not None:
+            try:
+                tags = [(ref, self.tags.get(ref))]
+            except NotFound:
+                raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}") from None
+        else:
+            tags = [(r, image_id) for r, image_id in self.tags.references_by_name(ref) if r.tag is not None]
+            if not tags:
+                raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
+        if ref.domain == "docker.io":
+            (emit or (lambda _m: None))({"status": f"The push refers to repository [{ref.name}]"})
+            raise SystemError(
+                'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host'
+            )
+        from engine.distribution.push import Pusher
+
+        config = self.daemon.config
+        pusher = Pusher(
+            self,
+            auth or AuthConfig(),
+            emit,
+            concurrency=int(config.get("max-concurrent-uploads") or 5),
+            **self._registry_options(),
+        )
+        pusher.push(ref.trim(), tags)
+
+    def login(self, auth: AuthConfig) -> str:
+        """``POST /auth``: "Login Succeeded" or dockerd's error."""
+        from engine.distribution.login import login
+
+        return login(auth, self._registry_options()["insecure_registries"])
 
     # -- system ---------------------------------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,8 @@ from aiohttp import web
 from engine.api.keys import DAEMON
 from engine.api.router import Router
 from engine.api.util import json_response, query_bool
-from engine.errors import EngineError, InvalidParameter, NotFound, SystemError
+from engine.distribution.auth import AuthConfig
+from engine.errors import EngineError, InvalidParameter, SystemError
 from engine.filters import Filters
 from engine.images import gojson
 from engine.images.service import ImageService
@@ -152,8 +152,18 @@ async def create(request: web.Request) -> web.StreamResponse:
     images = _images(request)
     from_image = request.query.get("fromImage", "")
     if from_image:
-        await asyncio.to_thread(images.pull, from_image, request.query.get("tag", ""))
-        raise NotFound(f"No such image: {from_image}")  # pull always raises today
+        tag_ = request.query.get("tag", "")
+        all_tags = not tag_ and await asyncio.to_thread(_name_only, from_image)
+        stream = ProgressStream(request)
+        return await stream.run(
+            images.pull,
+            from_image,
+            tag_,
+            all_tags=all_tags,
+            auth=AuthConfig.from_header(request.headers.get("X-Registry-Auth")),
+            platform=request.query.get("platform", ""),
+            emit=stream.emit,
+        )
     src = request.query.get("fromSrc", "")
     if not src:
         raise InvalidParameter("either fromImage or fromSrc must be given")
@@ -224,23 +234,31 @@ async def search(request: web.Request) -> web.Response:
 
 
 async def push(request: web.Request) -> web.StreamResponse:
-    images = _images(request)
-    name = request.match_info["name"]
-    tag_ = request.query.get("tag", "")
-    ref = f"{name}:{tag_}" if tag_ else name
-    if not await asyncio.to_thread(images.exists, ref):
-        raise NotFound(f"An image does not exist locally with the tag: {name}")
+    """Push one tag, or every tag of the repository when ``tag`` is empty (``docker push -a``)."""
     stream = ProgressStream(request)
-    full = json.dumps(ref)
+    return await stream.run(
+        _images(request).push,
+        request.match_info["name"],
+        request.query.get("tag", ""),
+        auth=AuthConfig.from_header(request.headers.get("X-Registry-Auth")),
+        emit=stream.emit,
+    )
 
-    def fail() -> None:
-        from engine.images.references import parse_normalized_named
 
-        parsed = parse_normalized_named(ref)
-        stream.emit({"status": f"The push refers to repository [{parsed.name}]"})
-        raise SystemError(f"engine has no registry client: cannot push {full}")
+async def auth(request: web.Request) -> web.Response:
+    """``POST /auth`` (docker login): checked against the registry's /v2/ as dockerd does."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidParameter("invalid JSON body") from None
+    status = await asyncio.to_thread(_images(request).login, AuthConfig.from_json(body))
+    return json_response({"Status": status, "IdentityToken": ""})
 
-    return await stream.run(fail)
+
+def _name_only(image: str) -> bool:
+    from engine.images.references import parse_normalized_named
+
+    return parse_normalized_named(image).name_only
 
 
 def setup(router: Router) -> None:
@@ -256,3 +274,4 @@ def setup(router: Router) -> None:
     router.post("/images/{name:.+}/tag", tag)
     router.post("/images/{name:.+}/push", push)
     router.delete("/images/{name:.+}", delete)
+    router.post("/auth", auth)  # the registry login: with pull/push, the daemon's other registry client route

@@ -1,0 +1,256 @@
+"""The registry client end to end: Debian's docker-registry (distribution 2.8) on a loopback port,
+driven by the real docker CLI and docker-py through the session engined.
+
+The registry runs per module with its own storage in a temp dir and is stopped by PID. Images are
+named ``127.0.0.1:<port>/regtest/...`` and removed at the end; their layer is a busybox rootfs with
+a nonce file, so no other test's layers are shared and a pull really downloads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine_testkit.cli import DockerCLI
+from engine_testkit.network import free_port
+
+REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+pytestmark = pytest.mark.skipif(not Path(REGISTRY_BIN).exists(), reason="docker-registry is not installed")
+
+
+class RegistryProcess:
+    def __init__(self, root: Path, auth: tuple[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        auth_yaml = ""
+        if auth is not None:
+            hashed = subprocess.run(
+                ["htpasswd", "-Bbn", auth[0], auth[1]], capture_output=True, check=True, text=True
+            ).stdout
+            (root / "htpasswd").write_text(hashed)
+            auth_yaml = f"auth:\n  htpasswd:\n    realm: regtest\n    path: {root / 'htpasswd'}\n"
+        (root / "config.yml").write_text(
+            "version: 0.1\n"
+            "log:\n  level: error\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n" + auth_yaml
+        )
+        self.log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=self.log, stderr=self.log
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
+                break
+            except urllib.error.HTTPError:
+                break  # 401: up, with auth
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(
+                        "docker-registry did not start: " + (root / "registry.log").read_text()
+                    ) from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    proc = RegistryProcess(tmp_path_factory.mktemp("registry"))
+    yield proc
+    proc.stop()
+
+
+def rootfs_with_nonce(busybox_tar: bytes, nonce: str) -> bytes:
+    """busybox plus /nonce: a layer no other test has."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(busybox_tar)) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for member in src:
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        info = tarfile.TarInfo("nonce")
+        info.size, info.mode, info.mtime = len(nonce) + 1, 0o644, 1700000000
+        dst.addfile(info, io.BytesIO(nonce.encode() + b"\n"))
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def made(docker: DockerCLI) -> Iterator[list[str]]:
+    """References this module created; removed at its end."""
+    refs: list[str] = []
+    yield refs
+    for ref in refs:
+        docker.run("rmi", "-f", ref)
+
+
+@pytest.fixture(scope="module")
+def base(docker: DockerCLI, busybox_tar: bytes, registry: RegistryProcess, made: list[str]) -> tuple[str, str]:
+    """``<registry>/regtest/base:1``, pushed; returns (reference, image id)."""
+    nonce = uuid.uuid4().hex
+    ref = f"{registry.host}/regtest/base:1"
+    docker("import", "-c", 'CMD ["sh"]', "-", ref, input=rootfs_with_nonce(busybox_tar, nonce))
+    made.append(ref)
+    return ref, docker("image", "inspect", "-f", "{{.Id}}", ref).out
+
+
+def inspect(docker: DockerCLI, ref: str) -> dict:
+    return json.loads(docker("image", "inspect", ref).out)[0]
+
+
+DIGEST_LINE = re.compile(r"^1: digest: (sha256:[0-9a-f]{64}) size: (\d+)$", re.M)
+
+
+def test_push_then_pull_back_by_tag_and_digest(docker: DockerCLI, base: tuple[str, str], registry: RegistryProcess):
+    ref, image_id = base
+    first = docker("push", ref)
+    assert f"The push refers to repository [{registry.host}/regtest/base]" in first.stdout
+    assert "Pushed" in first.stdout
+    digest, size = DIGEST_LINE.search(first.stdout).groups()  # type: ignore[union-attr]
+    assert inspect(docker, ref)["RepoDigests"] == [f"{registry.host}/regtest/base@{digest}"]
+
+    again = docker("push", ref)  # deterministic layer gzip: the same manifest
+    assert "Layer already exists" in again.stdout and "Pushed" not in again.stdout
+    assert DIGEST_LINE.search(again.stdout).groups() == (digest, size)  # type: ignore[union-attr]
+
+    docker("rmi", ref)
+    assert docker.run("image", "inspect", image_id).returncode != 0
+    pulled = docker("pull", ref)
+    for status in ("Pulling from regtest/base", "Pulling fs layer", "Download complete", "Pull complete"):
+        assert status in pulled.stdout, pulled.stdout
+    assert f"Digest: {digest}" in pulled.stdout
+    assert f"Status: Downloaded newer image for {ref}" in pulled.stdout
+    info = inspect(docker, ref)
+    assert info["Id"] == image_id
+    assert info["RepoDigests"] == [f"{registry.host}/regtest/base@{digest}"]
+
+    assert f"Status: Image is up to date for {ref}" in docker("pull", ref).stdout
+    by_digest = docker("pull", f"{registry.host}/regtest/base@{digest}")
+    assert f"Status: Image is up to date for {registry.host}/regtest/base@{digest}" in by_digest.stdout
+    assert docker("image", "inspect", "-f", "{{.Id}}", f"{registry.host}/regtest/base@{digest}").out == image_id
+
+
+def test_run_pulls_a_missing_image(docker: DockerCLI, base: tuple[str, str]):
+    ref, image_id = base
+    docker("push", ref)
+    docker("rmi", ref)
+    run = docker("run", "--rm", ref, "cat", "/nonce")
+    assert f"Unable to find image '{ref}' locally" in run.stderr
+    assert "Pull complete" in run.stderr
+    assert re.fullmatch(r"[0-9a-f]{32}", run.out)
+    assert docker("image", "inspect", "-f", "{{.Id}}", ref).out == image_id
+
+
+def test_unknown_tag_repo_and_registry_errors(docker: DockerCLI, registry: RegistryProcess):
+    tag = docker.fails("pull", f"{registry.host}/regtest/base:nope")
+    assert (
+        f"Error response from daemon: manifest for {registry.host}/regtest/base:nope not found: "
+        "manifest unknown: manifest unknown" in tag.stderr
+    )
+    repo = docker.fails("pull", f"{registry.host}/regtest/nothing-here")
+    assert f"manifest for {registry.host}/regtest/nothing-here:latest not found" in repo.stderr
+    closed = free_port()
+    refused = docker.fails("pull", f"127.0.0.1:{closed}/regtest/x")
+    assert f'Get "http://127.0.0.1:{closed}/v2/": dial tcp 127.0.0.1:{closed}: connect: connection refused' in (
+        refused.stderr
+    )
+    missing = docker.fails("push", f"{registry.host}/regtest/not-local:1")
+    assert f"An image does not exist locally with the tag: {registry.host}/regtest/not-local" in missing.stderr
+
+
+def test_multi_layer_push_mounts_and_pull_reuses_layers(
+    docker: DockerCLI, base: tuple[str, str], registry: RegistryProcess, made: list[str]
+):
+    ref, _ = base
+    docker("push", ref)
+    name = "regtest-" + uuid.uuid4().hex[:8]
+    app = f"{registry.host}/regtest/app:1"
+    docker("run", "--name", name, ref, "sh", "-c", "echo app > /app.txt")
+    try:
+        docker("commit", name, app)
+    finally:
+        docker.run("rm", "-f", name)
+    made.append(app)
+    app_id = docker("image", "inspect", "-f", "{{.Id}}", app).out
+    pushed = docker("push", app)
+    assert "Mounted from regtest/base" in pushed.stdout, pushed.stdout  # the base layer, across repositories
+    assert "Pushed" in pushed.stdout  # the committed layer
+    digest = DIGEST_LINE.search(pushed.stdout).group(1)  # type: ignore[union-attr]
+
+    docker("rmi", app)
+    pulled = docker("pull", app)
+    assert "Already exists" in pulled.stdout and "Pull complete" in pulled.stdout, pulled.stdout
+    assert docker("image", "inspect", "-f", "{{.Id}}", app).out == app_id
+    assert docker("run", "--rm", app, "cat", "/app.txt").out == "app"
+
+    manifest = json.loads(
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://{registry.host}/v2/regtest/app/manifests/{digest}",
+                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+            ),
+            timeout=10,
+        ).read()
+    )
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert len(manifest["layers"]) == 2
+    assert manifest["config"]["digest"] == app_id
+
+
+def test_docker_py_push_and_pull(api, docker: DockerCLI, base: tuple[str, str], registry: RegistryProcess, made):
+    ref, image_id = base
+    repo = f"{registry.host}/regtest/py"
+    docker("tag", ref, f"{repo}:2")
+    made.append(f"{repo}:2")
+    events = list(api.images.push(repo, tag="2", stream=True, decode=True))
+    aux = [e["aux"] for e in events if "aux" in e]
+    assert aux and aux[0]["Tag"] == "2" and aux[0]["Digest"].startswith("sha256:")
+    docker("rmi", f"{repo}:2")
+    image = api.images.pull(repo, tag="2")
+    assert image.id == image_id
+    assert f"{repo}@{aux[0]['Digest']}" in image.attrs["RepoDigests"]
+
+
+def test_login_push_and_pull_with_htpasswd(
+    docker: DockerCLI, base: tuple[str, str], tmp_path: Path, made: list[str], engine
+):
+    if not shutil.which("htpasswd"):
+        pytest.skip("htpasswd (apache2-utils) is not installed")
+    private = RegistryProcess(tmp_path, auth=("regtest", "s3cret"))
+    cli = DockerCLI(engine.host, config_dir=tmp_path / "docker-config")
+    try:
+        target = f"{private.host}/regtest/private:1"
+        docker("tag", base[0], target)
+        made.append(target)
+        denied = cli.fails("push", target)
+        assert "no basic auth credentials" in denied.stderr + denied.stdout
+        wrong = cli.fails("login", "-u", "regtest", "--password-stdin", private.host, input="wrong")
+        assert f"login attempt to http://{private.host}/v2/ failed with status: 401 Unauthorized" in wrong.stderr
+        ok = cli("login", "-u", "regtest", "--password-stdin", private.host, input="s3cret")
+        assert "Login Succeeded" in ok.stdout
+        assert "Pushed" in cli("push", target).stdout
+        cli("rmi", target)
+        assert "Downloaded newer image" in cli("pull", target).stdout
+        cli("logout", private.host)
+        assert "no basic auth credentials" in cli.fails("pull", f"{private.host}/regtest/private:1").stderr
+    finally:
+        private.stop()
