@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(not Path(REGISTRY_BIN).exists(), reason="docker-
 
 
 class RegistryProcess:
-    def __init__(self, root: Path, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, root: Path, auth: tuple[str, str] | None = None, extra: str = "") -> None:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         auth_yaml = ""
@@ -44,7 +44,7 @@ class RegistryProcess:
             "version: 0.1\n"
             "log:\n  level: error\n"
             f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n" + auth_yaml
+            f"http:\n  addr: {self.host}\n" + auth_yaml + extra
         )
         self.log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -254,3 +254,128 @@ def test_login_push_and_pull_with_htpasswd(
         assert "no basic auth credentials" in cli.fails("pull", f"{private.host}/regtest/private:1").stderr
     finally:
         private.stop()
+
+
+class TokenServer:
+    """A token server for distribution's token auth (RS256 JWTs whose x5c is a self-signed certificate
+    the registry trusts): Basic credentials ``regtest:t0ken`` get the scopes they ask for, anyone else
+    a token with no access."""
+
+    def __init__(self, root: Path) -> None:
+        import base64
+        import datetime
+        import http.server
+        import threading
+        import urllib.parse
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        from cryptography.x509.oid import NameOID
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "regtest-token")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        self.bundle = root / "token.pem"
+        self.bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        good = "Basic " + base64.b64encode(b"regtest:t0ken").decode()
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        def token(scopes: list[str]) -> str:
+            access = []
+            for scope in scopes:
+                kind, _, rest = scope.partition(":")
+                repo, _, actions = rest.rpartition(":")
+                access.append({"type": kind, "name": repo, "actions": actions.split(",")})
+            stamp = int(time.time())
+            claims = {
+                "iss": "regtest-issuer",
+                "sub": "regtest",
+                "aud": "regtest",
+                "exp": stamp + 300,
+                "nbf": stamp - 10,
+                "iat": stamp,
+                "jti": uuid.uuid4().hex,
+                "access": access,
+            }
+            header = {"typ": "JWT", "alg": "RS256", "x5c": [x5c]}
+            signing = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+            signature = key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
+            return f"{signing}.{b64(signature)}"
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                authorized = self.headers.get("Authorization") == good
+                if self.headers.get("Authorization") and not authorized:
+                    body = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]})
+                    self.send_response(401)
+                else:
+                    body = json.dumps({"token": token(query.get("scope", []) if authorized else [])})
+                    self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def test_bearer_token_auth(docker: DockerCLI, base: tuple[str, str], tmp_path: Path, made: list[str], engine):
+    pytest.importorskip("cryptography")
+    tokens = TokenServer(tmp_path)
+    private = None
+    try:
+        private = RegistryProcess(
+            tmp_path,
+            extra=(
+                f"auth:\n  token:\n    realm: {tokens.realm}\n    service: regtest\n    issuer: regtest-issuer\n"
+                f"    rootcertbundle: {tokens.bundle}\n"
+            ),
+        )
+        cli = DockerCLI(engine.host, config_dir=tmp_path / "docker-config")
+        target = f"{private.host}/regtest/tok:1"
+        docker("tag", base[0], target)
+        made.append(target)
+        denied = cli.fails("push", target)
+        assert "unauthorized: authentication required" in denied.stderr + denied.stdout
+        assert (
+            "401 Unauthorized"
+            in cli.fails("login", "-u", "regtest", "--password-stdin", private.host, input="nope").stderr
+        )
+        assert (
+            "Login Succeeded" in cli("login", "-u", "regtest", "--password-stdin", private.host, input="t0ken").stdout
+        )
+        assert "Pushed" in cli("push", target).stdout
+        cli("rmi", target)
+        assert "Downloaded newer image" in cli("pull", target).stdout
+        assert cli("image", "inspect", "-f", "{{.Id}}", target).out == base[1]
+    finally:
+        if private is not None:
+            private.stop()
+        tokens.stop()
