@@ -177,20 +177,25 @@ def test_unknown_tag_repo_and_registry_errors(docker: DockerCLI, registry: Regis
     assert f"An image does not exist locally with the tag: {registry.host}/regtest/not-local" in missing.stderr
 
 
-def test_multi_layer_push_mounts_and_pull_reuses_layers(
-    docker: DockerCLI, base: tuple[str, str], registry: RegistryProcess, made: list[str]
-):
-    ref, _ = base
-    docker("push", ref)
+@pytest.fixture(scope="module")
+def app(docker: DockerCLI, base: tuple[str, str], registry: RegistryProcess, made: list[str]) -> tuple[str, str]:
+    """``<registry>/regtest/app:1``: base plus a committed layer (not pushed); (reference, image id)."""
     name = "regtest-" + uuid.uuid4().hex[:8]
-    app = f"{registry.host}/regtest/app:1"
-    docker("run", "--name", name, ref, "sh", "-c", "echo app > /app.txt")
+    ref = f"{registry.host}/regtest/app:1"
+    docker("run", "--name", name, base[0], "sh", "-c", "echo app > /app.txt")
     try:
-        docker("commit", name, app)
+        docker("commit", name, ref)
     finally:
         docker.run("rm", "-f", name)
-    made.append(app)
-    app_id = docker("image", "inspect", "-f", "{{.Id}}", app).out
+    made.append(ref)
+    return ref, docker("image", "inspect", "-f", "{{.Id}}", ref).out
+
+
+def test_multi_layer_push_mounts_and_pull_reuses_layers(
+    docker: DockerCLI, base: tuple[str, str], app: tuple[str, str], registry: RegistryProcess
+):
+    docker("push", base[0])
+    app, app_id = app
     pushed = docker("push", app)
     assert "Mounted from regtest/base" in pushed.stdout, pushed.stdout  # the base layer, across repositories
     assert "Pushed" in pushed.stdout  # the committed layer
@@ -379,3 +384,29 @@ def test_bearer_token_auth(docker: DockerCLI, base: tuple[str, str], tmp_path: P
         if private is not None:
             private.stop()
         tokens.stop()
+
+
+def test_docker_hub_names_pull_from_registry_mirrors(docker: DockerCLI, app: tuple[str, str], registry, made):
+    """A daemon with ``registry-mirrors`` pulls Docker Hub names from the mirror, one download at a time
+    with ``max-concurrent-downloads: 1``; without a mirror the name fails at once."""
+    from engine_testkit.daemon import EngineDaemon
+
+    mirrored = f"{registry.host}/library/regtest-mirrored:1"
+    docker("tag", app[0], mirrored)
+    made.append(mirrored)
+    docker("push", mirrored)
+    config = {"storage-driver": "vfs", "log-driver": "none", "max-concurrent-downloads": 1}
+    config["registry-mirrors"] = [f"http://{registry.host}"]
+    daemon = EngineDaemon(config=config)
+    daemon.start()
+    try:
+        own = DockerCLI(daemon.host)
+        pulled = own("pull", "regtest-mirrored:1")
+        assert "Pulling from library/regtest-mirrored" in pulled.stdout
+        assert "Waiting" in pulled.stdout and "Status: Downloaded newer image for regtest-mirrored:1" in pulled.stdout
+        assert own("image", "inspect", "-f", "{{.Id}}", "regtest-mirrored:1").out == app[1]
+        missing = own.fails("pull", "regtest-not-mirrored:1")
+        assert "pull access denied for regtest-not-mirrored" in missing.stderr
+    finally:
+        daemon.stop()
+        daemon.cleanup()

@@ -61,14 +61,22 @@ class Response:
 class Registry:
     """A registry host with its scheme settled and the credentials to use on it."""
 
-    def __init__(self, host: str, auth: AuthConfig, insecure_registries: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        host: str,
+        auth: AuthConfig,
+        insecure_registries: list[str] | tuple[str, ...] = (),
+        scheme: str = "",
+    ) -> None:
         self.host = host
         self.auth = auth
         self.insecure = is_insecure(host, insecure_registries)
-        self.scheme = "https"
+        self.scheme = scheme or "https"
+        self._fixed_scheme = bool(scheme)  # a mirror's URL says which
         self._settled = False
         self._authorization: dict[str, str] = {}  # scope -> Authorization header value
         self._lock = threading.Lock()
+        self._settle_lock = threading.Lock()
 
     # -- endpoints -------------------------------------------------------------------------------------
 
@@ -81,7 +89,7 @@ class Registry:
         try:
             response = self._send("GET", self.url("/v2/"), {}, None)
         except errors.TransportError:
-            if not self.insecure:
+            if not self.insecure or self._fixed_scheme:
                 raise
             self.scheme = "http"
             response = self._send("GET", self.url("/v2/"), {}, None)
@@ -133,8 +141,9 @@ class Registry:
         ok: tuple[int, ...] = (200,),
     ) -> Response:
         """A request with auth; an answer outside ``ok`` raises its RegistryError (the body read and closed)."""
-        if not self._settled:
-            self.settle().close()
+        with self._settle_lock:  # upload/download threads share the registry: probe the scheme once
+            if not self._settled:
+                self.settle().close()
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
         sent = dict(headers or {})
         with self._lock:

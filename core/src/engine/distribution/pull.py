@@ -16,6 +16,7 @@ import secrets
 import shutil
 import threading
 import time
+import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,9 +117,14 @@ class Puller:
 
     # -- entry point ---------------------------------------------------------------------------------------
 
-    def pull(self, ref: Reference) -> None:
-        """Pull one tag or digest, or every tag of a bare name (``docker pull -a``)."""
-        registry = Registry(ref.domain, self.auth, self.insecure_registries)
+    def pull(self, ref: Reference, mirror: str = "") -> None:
+        """Pull one tag or digest, or every tag of a bare name (``docker pull -a``); from ``mirror``
+        (a ``registry-mirrors`` URL) instead of the reference's registry when given."""
+        if mirror:
+            parts = urllib.parse.urlsplit(mirror)
+            registry = Registry(parts.netloc, self.auth, self.insecure_registries, scheme=parts.scheme)
+        else:
+            registry = Registry(ref.domain, self.auth, self.insecure_registries)
         repo = Repository(registry, ref.path)
         if ref.name_only:
             try:

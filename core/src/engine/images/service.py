@@ -822,21 +822,17 @@ class ImageService:
         emit: Emit | None = None,
     ) -> None:
         """``POST /images/create?fromImage=``: a tag, a digest, or every tag of a bare name (``all_tags``; else
-        a bare name is ``:latest``). Docker Hub is not reachable from here: its names fail at once with
-        dockerd's "pull access denied"."""
+        a bare name is ``:latest``). Docker Hub is not reachable from here: its names go to the
+        ``registry-mirrors`` only, and else fail at once with dockerd's "pull access denied"."""
         ref = parse_normalized_named(image)
         if tag:
             ref = Reference(ref.domain, ref.path, None, tag) if is_digest(tag) else ref.with_tag(tag)
         elif not all_tags:
             ref = ref.tag_name_only()
-        if ref.domain == "docker.io":
-            raise NotFound(
-                f"pull access denied for {ref.familiar_name}, repository does not exist or may require "
-                "'docker login': denied: requested access to the resource is denied"
-            )
         from engine.distribution.pull import Platform, Puller  # http.client and ssl: loaded at the first pull
 
         config = self.daemon.config
+        mirrors = list(config.get("registry-mirrors") or []) if ref.domain == "docker.io" else []
         puller = Puller(
             self,
             auth or AuthConfig(),
@@ -846,7 +842,19 @@ class ImageService:
             attempts=int(config.get("max-download-attempts") or 5),
             **self._registry_options(),
         )
-        puller.pull(ref)
+        if ref.domain != "docker.io":
+            puller.pull(ref)
+            return
+        for mirror in mirrors:
+            try:
+                puller.pull(ref, mirror=mirror)
+                return
+            except EngineError as exc:
+                log.info("pull of %s from mirror %s failed: %s", ref, mirror, exc)
+        raise NotFound(
+            f"pull access denied for {ref.familiar_name}, repository does not exist or may require "
+            "'docker login': denied: requested access to the resource is denied"
+        )
 
     def push(self, name: str, tag: str = "", *, auth: AuthConfig | None = None, emit: Emit | None = None) -> None:
         """``POST /images/{name}/push``: one tag, or every local tag of the repository when ``tag`` is empty."""
