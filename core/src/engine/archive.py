@@ -138,6 +138,8 @@ class _ZstdReader:
 
     def read(self, n: int = -1) -> bytes:
         assert self._proc.stdout is not None
+        if self._proc.stdout.closed:
+            return b""  # read again after the end (tar readers do): close() closed the pipe
         data = self._proc.stdout.read(n)
         if not data:
             self.close()
