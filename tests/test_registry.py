@@ -8,13 +8,16 @@ a nonce file, so no other test's layers are shared and a pull really downloads.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import tarfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -410,3 +413,109 @@ def test_docker_hub_names_pull_from_registry_mirrors(docker: DockerCLI, app: tup
     finally:
         daemon.stop()
         daemon.cleanup()
+
+
+def _upload(host: str, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = urllib.request.urlopen(
+        urllib.request.Request(f"http://{host}/v2/{repo}/blobs/uploads/", method="POST"), timeout=10
+    )
+    location = urllib.parse.urljoin(f"http://{host}/", start.headers["Location"])
+    sep = "&" if "?" in location else "?"
+    put = urllib.request.Request(f"{location}{sep}digest={digest}", data=data, method="PUT")
+    put.add_header("Content-Type", "application/octet-stream")
+    urllib.request.urlopen(put, timeout=10).close()
+    return digest
+
+
+def _put_manifest(host: str, repo: str, tag: str, body: dict) -> str:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{tag}", data=data, method="PUT")
+    request.add_header("Content-Type", body["mediaType"])
+    urllib.request.urlopen(request, timeout=10).close()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1700000000
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_pull_oci_index_with_plain_and_zstd_layers(docker: DockerCLI, registry: RegistryProcess, made: list[str]):
+    """An OCI index (linux/amd64 + linux/arm64) over OCI manifests whose layers are a plain tar and a
+    zstd tar: the host's platform is chosen, ``--platform`` another, an absent one is dockerd's error."""
+    host, repo = registry.host, "regtest/oci"
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    other = "arm64" if arch != "arm64" else "amd64"
+    manifests = []
+    ids = {}
+    for platform_arch in (arch, other):
+        nonce = uuid.uuid4().hex.encode()
+        plain = _tar({"a.txt": b"plain " + nonce})
+        second = _tar({"b.txt": b"zstd " + nonce})
+        zstd = subprocess.run(["zstd", "-q", "-c"], input=second, capture_output=True, check=True).stdout
+        config = json.dumps(
+            {
+                "architecture": platform_arch,
+                "os": "linux",
+                "config": {"Cmd": ["/a.txt"]},
+                "rootfs": {
+                    "type": "layers",
+                    "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in (plain, second)],
+                },
+                "history": [{"created_by": "regtest"}, {"created_by": "regtest"}],
+            }
+        ).encode()
+        config_digest = _upload(host, repo, config)
+        ids[platform_arch] = config_digest
+        layers = [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "size": len(plain),
+                "digest": _upload(host, repo, plain),
+            },
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+                "size": len(zstd),
+                "digest": _upload(host, repo, zstd),
+            },
+        ]
+        body = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "size": len(config),
+                "digest": config_digest,
+            },
+            "layers": layers,
+        }
+        digest = _put_manifest(host, repo, f"{platform_arch}-only", body)
+        manifests.append(
+            {
+                "mediaType": body["mediaType"],
+                "size": len(json.dumps(body)),
+                "digest": digest,
+                "platform": {"architecture": platform_arch, "os": "linux"},
+            }
+        )
+    _put_manifest(
+        host,
+        repo,
+        "multi",
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests},
+    )
+    ref = f"{host}/{repo}:multi"
+    made.append(ref)
+    docker("pull", ref)
+    assert docker("image", "inspect", "-f", "{{.Id}}", ref).out == ids[arch]
+    docker("pull", "--platform", f"linux/{other}", ref)
+    assert docker("image", "inspect", "-f", "{{.Id}} {{.Architecture}}", ref).out == f"{ids[other]} {other}"
+    docker("rmi", ids[arch])
+    absent = docker.fails("pull", "--platform", "linux/s390x", ref)
+    assert "no matching manifest for linux/s390x in the manifest list entries" in absent.stderr
