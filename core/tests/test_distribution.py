@@ -1,0 +1,76 @@
+"""The registry client's pure parts: credentials, auth challenges, insecure registries, error wording."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from engine.distribution.auth import AuthConfig, parse_challenges
+from engine.distribution.endpoint import is_insecure
+from engine.distribution.errors import from_response
+from engine.distribution.push import Descriptor, manifest_bytes
+
+
+def header(data: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+
+@pytest.mark.parametrize("value", [None, "", "e30=", "e30", "not base64!", header(["a list"])])
+def test_empty_or_bad_registry_auth_means_no_credentials(value):
+    assert AuthConfig.from_header(value).empty
+
+
+def test_registry_auth_fields_and_the_auth_shorthand():
+    full = AuthConfig.from_header(header({"username": "u", "password": "p?>", "serveraddress": "h:5000"}).rstrip("="))
+    assert (full.username, full.password, full.server_address) == ("u", "p?>", "h:5000")
+    short = AuthConfig.from_json({"auth": base64.b64encode(b"me:pa:ss").decode()})
+    assert (short.username, short.password) == ("me", "pa:ss")
+    assert short.basic_header() == "Basic " + base64.b64encode(b"me:pa:ss").decode()
+
+
+def test_challenges():
+    (bearer,) = parse_challenges(
+        'Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull,push"'
+    )
+    assert bearer.scheme == "bearer"
+    assert bearer.params == {
+        "realm": "https://auth.example/token",
+        "service": "registry",
+        "scope": "repository:a/b:pull,push",
+    }
+    (basic,) = parse_challenges('Basic realm="x y"')
+    assert (basic.scheme, basic.params) == ("basic", {"realm": "x y"})
+
+
+@pytest.mark.parametrize(
+    "name,extra,insecure",
+    [
+        ("127.0.0.1:5000", [], True),
+        ("127.1.2.3", [], True),
+        ("localhost:5000", [], True),
+        ("registry.example:5000", [], False),
+        ("10.1.2.3:5000", [], False),
+        ("10.1.2.3:5000", ["10.0.0.0/8"], True),
+        ("registry.example:5000", ["registry.example:5000"], True),
+        ("registry.example:443", ["registry.example"], True),
+        ("[::1]:5000", [], False),
+    ],
+)
+def test_insecure_registries(name, extra, insecure):
+    assert is_insecure(name, extra) is insecure
+
+
+def test_registry_errors_print_as_go_errcode():
+    body = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}'
+    error = from_response(404, body)
+    assert (error.code, error.message) == ("MANIFEST_UNKNOWN", "manifest unknown: manifest unknown")
+    assert from_response(401, b"").message == "unauthorized: authentication required"
+    assert from_response(502, b"<html>").message == "received unexpected HTTP status: 502 Bad Gateway"
+
+
+def test_schema2_manifest_is_indented_as_dockerd():
+    data = manifest_bytes(Descriptor("c", 2, "sha256:c"), [Descriptor("l", 3, "sha256:l")])
+    assert data.startswith(b'{\n   "schemaVersion": 2,\n   "mediaType": "application/vnd.docker.distribution')
+    assert json.loads(data)["layers"] == [{"mediaType": "l", "size": 3, "digest": "sha256:l"}]
