@@ -190,7 +190,7 @@ class Puller:
             except NotFound:
                 changed = True
             if changed:
-                self.service.tag_reference(image_id, ref)
+                tags.add(ref, image_id)  # as dockerd's pull: no tag event, no LastTagTime
         digest_ref = Reference(ref.domain, ref.path, None, manifest_digest)
         try:
             previous = tags.get(digest_ref)
