@@ -519,3 +519,17 @@ def test_pull_oci_index_with_plain_and_zstd_layers(docker: DockerCLI, registry: 
     docker("rmi", ids[arch])
     absent = docker.fails("pull", "--platform", "linux/s390x", ref)
     assert "no matching manifest for linux/s390x in the manifest list entries" in absent.stderr
+
+
+def test_push_and_pull_all_tags(docker: DockerCLI, base: tuple[str, str], registry: RegistryProcess, made):
+    repo = f"{registry.host}/regtest/every"
+    for tag in ("a", "b"):
+        docker("tag", base[0], f"{repo}:{tag}")
+        made.append(f"{repo}:{tag}")
+    pushed = docker("push", "--all-tags", repo)
+    assert re.search(r"^a: digest: sha256:[0-9a-f]{64} size: \d+$", pushed.stdout, re.M), pushed.stdout
+    assert re.search(r"^b: digest: sha256:[0-9a-f]{64} size: \d+$", pushed.stdout, re.M), pushed.stdout
+    docker("rmi", f"{repo}:a", f"{repo}:b")
+    pulled = docker("pull", "--all-tags", repo)
+    assert f"Status: Downloaded newer image for {repo}" in pulled.stdout
+    assert {f"{repo}:a", f"{repo}:b"} <= set(inspect(docker, base[1])["RepoTags"])
