@@ -533,3 +533,73 @@ def test_push_and_pull_all_tags(docker: DockerCLI, base: tuple[str, str], regist
     pulled = docker("pull", "--all-tags", repo)
     assert f"Status: Downloaded newer image for {repo}" in pulled.stdout
     assert {f"{repo}:a", f"{repo}:b"} <= set(inspect(docker, base[1])["RepoTags"])
+
+
+class FlakyProxy:
+    """An HTTP proxy to the registry that answers the first GET of each blob with a 503."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import http.server
+        import threading
+
+        failed: set[str] = set()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self, method: str) -> None:
+                if method == "GET" and "/blobs/sha256:" in self.path and self.path not in failed:
+                    failed.add(self.path)
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPConnection(upstream, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "authorization")}
+                conn.request(method, self.path, headers=headers)
+                answer = conn.getresponse()
+                body = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "date"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if method != "HEAD":
+                    self.wfile.write(body)
+                conn.close()
+
+            def do_GET(self) -> None:
+                self._forward("GET")
+
+            def do_HEAD(self) -> None:
+                self._forward("HEAD")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def test_failed_downloads_are_retried(docker: DockerCLI, busybox_tar: bytes, registry: RegistryProcess, made):
+    direct = f"{registry.host}/regtest/flaky:1"
+    docker("import", "-", direct, input=rootfs_with_nonce(busybox_tar, uuid.uuid4().hex))
+    image_id = docker("image", "inspect", "-f", "{{.Id}}", direct).out
+    docker("push", direct)
+    docker("rmi", direct)
+    proxy = FlakyProxy(registry.host)
+    try:
+        ref = f"{proxy.host}/regtest/flaky:1"
+        made.append(ref)
+        pulled = docker("pull", ref)
+        assert "Retrying in 1 second" in pulled.stdout and "Pull complete" in pulled.stdout, pulled.stdout
+        assert docker("image", "inspect", "-f", "{{.Id}}", ref).out == image_id
+    finally:
+        proxy.stop()

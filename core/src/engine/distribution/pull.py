@@ -255,8 +255,15 @@ class Puller:
             shutil.rmtree(work, ignore_errors=True)
 
     def _small_blob(self, repo: Repository, digest: str) -> bytes:
-        with repo.open_blob(digest) as response:
-            data = response.read(16 << 20)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with repo.open_blob(digest) as response:
+                    data = response.read(16 << 20)
+                break
+            except (errors.TransportError, errors.RegistryError) as exc:
+                if attempt == self.attempts or (isinstance(exc, errors.RegistryError) and exc.http_status < 500):
+                    raise
+                time.sleep(attempt * 0.5)
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise InvalidParameter(f"image config verification failed for digest {digest}")
         return data
