@@ -603,3 +603,16 @@ def test_failed_downloads_are_retried(docker: DockerCLI, busybox_tar: bytes, reg
         assert docker("image", "inspect", "-f", "{{.Id}}", ref).out == image_id
     finally:
         proxy.stop()
+
+
+def test_build_pulls_its_base_image(docker: DockerCLI, busybox_tar: bytes, registry: RegistryProcess, made, tmp_path):
+    ref = f"{registry.host}/regtest/buildbase:1"
+    nonce = uuid.uuid4().hex
+    docker("import", "-", ref, input=rootfs_with_nonce(busybox_tar, nonce))
+    docker("push", ref)
+    docker("rmi", ref)
+    (tmp_path / "Dockerfile").write_text(f"FROM {ref}\nRUN cat /nonce > /copy\n")
+    built = f"regtest-built-{nonce[:8]}"
+    made.extend([ref, built])
+    docker("build", "-q", "-t", built, str(tmp_path))
+    assert docker("run", "--rm", built, "cat", "/copy").out == nonce
