@@ -536,7 +536,8 @@ def test_push_and_pull_all_tags(docker: DockerCLI, base: tuple[str, str], regist
 
 
 class FlakyProxy:
-    """An HTTP proxy to the registry that answers the first GET of each blob with a 503."""
+    """An HTTP proxy to the registry that answers the first GET of each blob, and the first blob upload's
+    PUT, with a 503."""
 
     def __init__(self, upstream: str) -> None:
         import http.client
@@ -547,15 +548,19 @@ class FlakyProxy:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _forward(self, method: str) -> None:
-                if method == "GET" and "/blobs/sha256:" in self.path and self.path not in failed:
-                    failed.add(self.path)
+                payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upload = method == "PUT" and "/blobs/uploads/" in self.path
+                once = "upload" if upload else self.path
+                if (upload or (method == "GET" and "/blobs/sha256:" in self.path)) and once not in failed:
+                    failed.add(once)
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 conn = http.client.HTTPConnection(upstream, timeout=10)
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "authorization")}
-                conn.request(method, self.path, headers=headers)
+                keep = ("accept", "authorization", "host", "content-type", "content-length")
+                headers = {k: v for k, v in self.headers.items() if k.lower() in keep}
+                conn.request(method, self.path, body=payload or None, headers=headers)
                 answer = conn.getresponse()
                 body = answer.read()
                 self.send_response(answer.status)
@@ -574,6 +579,12 @@ class FlakyProxy:
             def do_HEAD(self) -> None:
                 self._forward("HEAD")
 
+            def do_POST(self) -> None:
+                self._forward("POST")
+
+            def do_PUT(self) -> None:
+                self._forward("PUT")
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -588,16 +599,18 @@ class FlakyProxy:
         self.thread.join()
 
 
-def test_failed_downloads_are_retried(docker: DockerCLI, busybox_tar: bytes, registry: RegistryProcess, made):
-    direct = f"{registry.host}/regtest/flaky:1"
-    docker("import", "-", direct, input=rootfs_with_nonce(busybox_tar, uuid.uuid4().hex))
-    image_id = docker("image", "inspect", "-f", "{{.Id}}", direct).out
-    docker("push", direct)
-    docker("rmi", direct)
+def test_failed_uploads_and_downloads_are_retried(
+    docker: DockerCLI, busybox_tar: bytes, registry: RegistryProcess, made
+):
     proxy = FlakyProxy(registry.host)
     try:
         ref = f"{proxy.host}/regtest/flaky:1"
         made.append(ref)
+        docker("import", "-", ref, input=rootfs_with_nonce(busybox_tar, uuid.uuid4().hex))
+        image_id = docker("image", "inspect", "-f", "{{.Id}}", ref).out
+        pushed = docker("push", ref)
+        assert "Retrying in 1 second" in pushed.stdout and "Pushed" in pushed.stdout, pushed.stdout
+        docker("rmi", ref)
         pulled = docker("pull", ref)
         assert "Retrying in 1 second" in pulled.stdout and "Pull complete" in pulled.stdout, pulled.stdout
         assert docker("image", "inspect", "-f", "{{.Id}}", ref).out == image_id

@@ -15,6 +15,7 @@ import hashlib
 import json
 import secrets
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from engine.images.service import ImageService
 
 GZIP_LEVEL = 6
+UPLOAD_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -165,14 +167,28 @@ class Pusher:
         if repo.blob_size(digest) is not None:
             self.progress.update(short, "Layer already exists")
         else:
-            if location is None:
-                location = repo.start_upload()
-            with open(path, "rb") as blob:
-                reader = MeteredReader(blob, self.progress.meter(short, "Pushing", size))
-                repo.finish_upload(location, digest, reader, size)  # type: ignore[arg-type]
+            self._upload(repo, location, path, digest, size, short)
             self.progress.update(short, "Pushed")
         self.metadata.add(diff_id, BlobSource(digest, here))
         return Descriptor(MEDIA_LAYER_GZIP, size, digest)
+
+    def _upload(self, repo: Repository, location: str | None, path: Path, digest: str, size: int, short: str) -> None:
+        """One monolithic upload, retried as dockerd does (5 attempts, "Retrying in N seconds")."""
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            try:
+                if location is None:
+                    location = repo.start_upload()
+                with open(path, "rb") as blob:
+                    reader = MeteredReader(blob, self.progress.meter(short, "Pushing", size))
+                    repo.finish_upload(location, digest, reader, size)  # type: ignore[arg-type]
+                return
+            except (errors.TransportError, errors.RegistryError) as exc:
+                if attempt == UPLOAD_ATTEMPTS or (isinstance(exc, errors.RegistryError) and exc.http_status < 500):
+                    raise
+                location = None  # a failed upload session is not resumed: start another
+                for left in range(attempt, 0, -1):
+                    self.progress.update(short, f"Retrying in {left} second{'s' if left > 1 else ''}")
+                    time.sleep(1)
 
     def _compress(self, chain: str, work: Path) -> tuple[Path, str, int]:
         path = work / chain.partition(":")[2]
