@@ -125,6 +125,7 @@ DIGEST_LINE = re.compile(r"^1: digest: (sha256:[0-9a-f]{64}) size: (\d+)$", re.M
 
 def test_push_then_pull_back_by_tag_and_digest(docker: DockerCLI, base: tuple[str, str], registry: RegistryProcess):
     ref, image_id = base
+    started = int(time.time())
     first = docker("push", ref)
     assert f"The push refers to repository [{registry.host}/regtest/base]" in first.stdout
     assert "Pushed" in first.stdout
@@ -147,6 +148,8 @@ def test_push_then_pull_back_by_tag_and_digest(docker: DockerCLI, base: tuple[st
     assert info["RepoDigests"] == [f"{registry.host}/regtest/base@{digest}"]
 
     assert f"Status: Image is up to date for {ref}" in docker("pull", ref).stdout
+    events = docker("events", "--since", str(started), "--until", str(int(time.time()) + 1), "-f", "type=image")
+    assert f"image push {ref} (name={ref})" in events.stdout and f"image pull {ref} (name={ref})" in events.stdout
     by_digest = docker("pull", f"{registry.host}/regtest/base@{digest}")
     assert f"Status: Image is up to date for {registry.host}/regtest/base@{digest}" in by_digest.stdout
     assert docker("image", "inspect", "-f", "{{.Id}}", f"{registry.host}/regtest/base@{digest}").out == image_id
