@@ -10,12 +10,15 @@ manifest, whose digest becomes a ``name@digest`` reference of the image.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import io
 import json
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,8 +126,7 @@ class Pusher:
             shutil.rmtree(work, ignore_errors=True)
         config = Descriptor(MEDIA_CONFIG, len(image.raw), image.id)
         if repo.blob_size(image.id) is None:
-            location = repo.start_upload()
-            repo.finish_upload(location, image.id, image.raw, len(image.raw))
+            self._upload(repo, None, lambda: io.BytesIO(image.raw), image.id, len(image.raw), "")
         manifest = manifest_bytes(config, layers)
         digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
         tag = ref.tag or "latest"
@@ -167,27 +169,37 @@ class Pusher:
         if repo.blob_size(digest) is not None:
             self.progress.update(short, "Layer already exists")
         else:
-            self._upload(repo, location, path, digest, size, short)
+            self._upload(repo, location, functools.partial(path.open, "rb"), digest, size, short)
             self.progress.update(short, "Pushed")
         self.metadata.add(diff_id, BlobSource(digest, here))
         return Descriptor(MEDIA_LAYER_GZIP, size, digest)
 
-    def _upload(self, repo: Repository, location: str | None, path: Path, digest: str, size: int, short: str) -> None:
-        """One monolithic upload, retried as dockerd does (5 attempts, "Retrying in N seconds")."""
+    def _upload(
+        self,
+        repo: Repository,
+        location: str | None,
+        source: Callable[[], IO[bytes]],
+        digest: str,
+        size: int,
+        short: str,
+    ) -> None:
+        """One monolithic upload, retried as dockerd does (5 attempts, "Retrying in N seconds"); progress
+        under the layer's ``short`` ID (none for the config)."""
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             try:
                 if location is None:
                     location = repo.start_upload()
-                with open(path, "rb") as blob:
-                    reader = MeteredReader(blob, self.progress.meter(short, "Pushing", size))
-                    repo.finish_upload(location, digest, reader, size)  # type: ignore[arg-type]
+                with source() as blob:
+                    body: Any = MeteredReader(blob, self.progress.meter(short, "Pushing", size)) if short else blob
+                    repo.finish_upload(location, digest, body, size)
                 return
             except (errors.TransportError, errors.RegistryError) as exc:
                 if attempt == UPLOAD_ATTEMPTS or (isinstance(exc, errors.RegistryError) and exc.http_status < 500):
                     raise
                 location = None  # a failed upload session is not resumed: start another
                 for left in range(attempt, 0, -1):
-                    self.progress.update(short, f"Retrying in {left} second{'s' if left > 1 else ''}")
+                    if short:
+                        self.progress.update(short, f"Retrying in {left} second{'s' if left > 1 else ''}")
                     time.sleep(1)
 
     def _compress(self, chain: str, work: Path) -> tuple[Path, str, int]:
