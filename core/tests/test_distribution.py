@@ -74,3 +74,47 @@ def test_schema2_manifest_is_indented_as_dockerd():
     data = manifest_bytes(Descriptor("c", 2, "sha256:c"), [Descriptor("l", 3, "sha256:l")])
     assert data.startswith(b'{\n   "schemaVersion": 2,\n   "mediaType": "application/vnd.docker.distribution')
     assert json.loads(data)["layers"] == [{"mediaType": "l", "size": 3, "digest": "sha256:l"}]
+
+
+def test_https_to_a_plain_http_registry_and_refused_connections_are_worded_as_go():
+    """A secure registry answering plain HTTP (here a loopback server with the insecure default turned off)."""
+    import http.server
+    import socket
+    import threading
+
+    from engine.distribution.client import Registry
+    from engine.distribution.errors import TransportError
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        secure = Registry(host, AuthConfig())
+        secure.insecure = False
+        with pytest.raises(TransportError) as tls:
+            secure.settle()
+        assert tls.value.message == f'Get "https://{host}/v2/": http: server gave HTTP response to HTTPS client'
+        insecure = Registry(host, AuthConfig())
+        with insecure.settle() as answer:
+            assert (insecure.scheme, answer.status) == ("http", 200)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(TransportError) as refused:
+        Registry(closed, AuthConfig()).settle()
+    assert refused.value.message == f'Get "http://{closed}/v2/": dial tcp {closed}: connect: connection refused'
