@@ -632,3 +632,14 @@ def test_build_pulls_its_base_image(docker: DockerCLI, busybox_tar: bytes, regis
     made.extend([ref, built])
     docker("build", "-q", "-t", built, str(tmp_path))
     assert docker("run", "--rm", built, "cat", "/copy").out == nonce
+
+
+def test_docker_hub_fails_at_once_without_network(docker: DockerCLI, busybox: str, tmp_path: Path, engine):
+    started = time.monotonic()
+    pushed = docker.fails("push", busybox)
+    assert "The push refers to repository [docker.io/library/busybox]" in pushed.stdout
+    assert "lookup registry-1.docker.io: no such host" in pushed.stderr + pushed.stdout
+    cli = DockerCLI(engine.host, config_dir=tmp_path / "docker-config")
+    login = cli.fails("login", "-u", "someone", "--password-stdin", input="secret")
+    assert "lookup registry-1.docker.io: no such host" in login.stderr
+    assert time.monotonic() - started < 10
