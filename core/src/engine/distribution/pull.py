@@ -75,6 +75,7 @@ class LayerJob:
     chain: str
     short: str
     exists: bool
+    media_type: str = ""
     path: Path | None = None
 
 
@@ -225,6 +226,7 @@ class Puller:
                 chain,
                 str(d["digest"]).partition(":")[2][:12],
                 self.service.layers.exists(chain),
+                str(d.get("mediaType") or ""),
             )
             for d, diff, chain in zip(descriptors, diff_ids, chains, strict=True)
         ]
@@ -331,7 +333,8 @@ class Puller:
             self.service.layers.release(layer.chain_id)
             raise InvalidParameter(f"layer {job.digest}: diff ID {layer.diff_id} does not match {job.diff_id}")
         self.service._layer_created(layer.chain_id)  # register() took the reference the caller holds
-        self.metadata.add(job.diff_id, BlobSource(job.digest, repo.registry.host + "/" + repo.path))
+        if job.media_type.endswith("gzip"):  # push names every reused blob a gzip layer
+            self.metadata.add(job.diff_id, BlobSource(job.digest, repo.registry.host + "/" + repo.path))
         self.progress.update(job.short, "Pull complete")
 
 
