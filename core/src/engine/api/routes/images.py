@@ -17,6 +17,7 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON
 from engine.api.router import Router
+from engine.api.streams import body_reader
 from engine.api.util import json_response, query_bool
 from engine.distribution.auth import AuthConfig
 from engine.errors import EngineError, InvalidParameter, SystemError
@@ -27,28 +28,6 @@ from engine.images.service import ImageService
 
 def _images(request: web.Request) -> ImageService:
     return request.app[DAEMON].images
-
-
-class BodyReader(io.RawIOBase):
-    """A blocking reader of the request body, for worker threads."""
-
-    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self._content = request.content
-        self._loop = loop
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = asyncio.run_coroutine_threadsafe(self._content.read(len(view)), self._loop).result()
-        view[: len(data)] = data
-        return len(data)
-
-
-def body_reader(request: web.Request) -> io.BufferedReader:
-    return io.BufferedReader(BodyReader(request, asyncio.get_running_loop()), buffer_size=1 << 20)
 
 
 class ProgressStream:
