@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import platform
 from datetime import UTC
@@ -137,20 +138,7 @@ def info(daemon: Daemon) -> dict[str, Any]:
         "OSType": "linux",
         "Architecture": uname.machine,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {
-            "AllowNondistributableArtifactsCIDRs": [],
-            "AllowNondistributableArtifactsHostnames": [],
-            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-            "IndexConfigs": {
-                "docker.io": {
-                    "Name": "docker.io",
-                    "Mirrors": list(config["registry-mirrors"]),
-                    "Secure": True,
-                    "Official": True,
-                }
-            },
-            "Mirrors": list(config["registry-mirrors"]),
-        },
+        "RegistryConfig": registry_config(config),
         "NCPU": os.cpu_count() or 1,
         "MemTotal": mem_total(),
         "GenericResources": None,
@@ -187,6 +175,31 @@ def info(daemon: Daemon) -> dict[str, Any]:
         if contribute is not None:
             data.update(contribute())
     return data
+
+
+def registry_config(config: Any) -> dict[str, Any]:
+    """dockerd's registry ServiceConfig: ``insecure-registries`` entries that are CIDRs join
+    127.0.0.0/8, any other (``host[:port]``) gets an insecure index of its own."""
+    cidrs = ["127.0.0.0/8"]
+    mirrors = list(config["registry-mirrors"])
+    index = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}}
+    for entry in config["insecure-registries"]:
+        try:
+            network = str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else None
+        except ValueError:
+            network = None
+        if network is not None:
+            if network not in cidrs:
+                cidrs.append(network)
+        else:
+            index[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
+    return {
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": index,
+        "Mirrors": mirrors,
+    }
 
 
 def _now_rfc3339() -> str:
