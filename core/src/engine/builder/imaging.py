@@ -15,8 +15,7 @@ from typing import IO, Any
 
 from engine import DOCKER_VERSION
 from engine.images import gojson
-from engine.images.layers import EMPTY_LAYER_DIFF_ID
-from engine.images.service import ARCH, ImageService
+from engine.images.service import ARCH, ImageService, child_image_config
 from engine.images.store import Image
 
 #: the container.Config fields the cache compares (dockerd's compare() and a few more, to be safe)
@@ -61,37 +60,15 @@ def create_image(
     try:
         if layer is not None:
             images._layer_created(layer.chain_id)  # the storage hook, as commit/load fire it
-        empty = layer is None or layer.diff_id == EMPTY_LAYER_DIFF_ID
-        created = gojson.now()
-        parent_cfg = parent.config_json if parent else {}
-        diff_ids = list(parent.diff_ids) if parent else []
-        if not empty:
-            assert layer is not None
-            diff_ids.append(layer.diff_id)
-        history = [
-            *(parent_cfg.get("history") or []),
-            gojson.history_entry(
-                created,
-                author=author,
-                created_by=" ".join(container_config.get("Cmd") or []),
-                empty_layer=empty,
-            ),
-        ]
-        fields: dict[str, Any] = {
-            "architecture": parent_cfg.get("architecture") or ARCH,
-            "author": author,
-            "config": gojson.config(config),
-            "container": container_id,
-            "container_config": gojson.config(container_config),
-            "created": created,
-            "docker_version": DOCKER_VERSION,
-            "history": history,
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }
-        if parent_cfg.get("variant"):
-            fields["variant"] = parent_cfg["variant"]
-        image, _ = images.store.create(gojson.image_config_bytes(fields))
+        image_config = child_image_config(
+            parent,
+            layer.diff_id if layer is not None else None,
+            config=config,
+            container_config=container_config,
+            container_id=container_id,
+            author=author,
+        )
+        image, _ = images.store.create(image_config)
     finally:
         if layer is not None:
             for chain in images.layers.release(layer.chain_id):

@@ -63,6 +63,53 @@ def no_such_image(ref: Reference | str) -> NotFound:
     return NotFound(f"No such image: {ref}")
 
 
+def child_image_config(
+    parent: Image | None,
+    diff_id: str | None,
+    *,
+    config: dict[str, Any],
+    container_config: dict[str, Any],
+    container_id: str = "",
+    author: str = "",
+    comment: str = "",
+) -> bytes:
+    """The config of ``parent`` plus one step (dockerd's image.NewChildImage), for commit and the
+    builder: the step's layer ``diff_id`` (None or the empty layer: an ``empty_layer`` history entry),
+    the new ``config``, and ``container_config`` whose Cmd is the history's ``created_by``."""
+    empty = diff_id is None or diff_id == EMPTY_LAYER_DIFF_ID
+    created = gojson.now()
+    parent_cfg = parent.config_json if parent else {}
+    diff_ids = list(parent.diff_ids) if parent else []
+    if not empty:
+        diff_ids.append(diff_id)
+    history = [
+        *(parent_cfg.get("history") or []),
+        gojson.history_entry(
+            created,
+            author=author,
+            created_by=" ".join(container_config.get("Cmd") or []),
+            comment=comment,
+            empty_layer=empty,
+        ),
+    ]
+    fields: dict[str, Any] = {
+        "architecture": parent_cfg.get("architecture") or ARCH,
+        "author": author,
+        "config": gojson.config(config),
+        "container": container_id,
+        "container_config": gojson.config(container_config),
+        "created": created,
+        "docker_version": DOCKER_VERSION,
+        "history": history,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    for key in ("variant", "os.version", "os.features"):
+        if parent_cfg.get(key):
+            fields[key] = parent_cfg[key]
+    return gojson.image_config_bytes(fields)
+
+
 class ImageService:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -762,40 +809,16 @@ class ImageService:
             reader.close()
         try:
             self._layer_created(layer.chain_id)
-            empty = layer.diff_id == EMPTY_LAYER_DIFF_ID
-            created = gojson.now()
-            parent_cfg = parent.config_json if parent else {}
-            diff_ids = list(parent.diff_ids) if parent else []
-            if not empty:
-                diff_ids.append(layer.diff_id)
-            history = [
-                *(parent_cfg.get("history") or []),
-                gojson.history_entry(
-                    created,
-                    author=author,
-                    created_by=" ".join(container_config.get("Cmd") or []),
-                    comment=comment,
-                    empty_layer=empty,
-                ),
-            ]
-            fields: dict[str, Any] = {
-                "architecture": parent_cfg.get("architecture") or ARCH,
-                "author": author,
-                "config": gojson.config(new_config),
-                "container": container_id,
-                "container_config": gojson.config(container_config),
-                "created": created,
-                "docker_version": DOCKER_VERSION,
-                "history": history,
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            }
-            if parent_cfg.get("variant"):
-                fields["variant"] = parent_cfg["variant"]
-            for key in ("os.version", "os.features"):
-                if parent_cfg.get(key):
-                    fields[key] = parent_cfg[key]
-            image, _ = self.store.create(gojson.image_config_bytes(fields))
+            image_config = child_image_config(
+                parent,
+                layer.diff_id,
+                config=new_config,
+                container_config=container_config,
+                container_id=container_id,
+                author=author,
+                comment=comment,
+            )
+            image, _ = self.store.create(image_config)
         finally:
             for chain in self.layers.release(layer.chain_id):
                 self._layer_removed(chain)
