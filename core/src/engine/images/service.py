@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from engine import DOCKER_VERSION
 from engine.distribution.auth import AuthConfig
+from engine.distribution.progress import progress_bar
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
 from engine.filters import Filters
 from engine.images import changes as change_rules
@@ -1040,7 +1041,7 @@ class _ProgressReader:
             message: dict[str, Any] = {
                 "status": self.action,
                 "progressDetail": {"current": self.current, **({"total": self.total} if self.total > 0 else {})},
-                "progress": _progress_bar(self.current, self.total),
+                "progress": progress_bar(self.current, self.total),
             }
             if self.id:
                 message["id"] = self.id
@@ -1049,23 +1050,6 @@ class _ProgressReader:
 
     def readable(self) -> bool:
         return True
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.4g}{unit}"
-        size /= 1000
-    return f"{size}B"
-
-
-def _progress_bar(current: int, total: int) -> str:
-    if total <= 0:
-        return _human(current)
-    width = 50
-    filled = min(width, int(width * current / total))
-    bar = "=" * filled + (">" if filled < width else "") + " " * max(0, width - filled - 1)
-    return f"[{bar}] {_human(current)}/{_human(total)}"
 
 
 class _PipeFromWriter:
