@@ -9,6 +9,7 @@ a nonce file, so no other test's layers are shared and a pull really downloads.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -267,7 +269,22 @@ def test_login_push_and_pull_with_htpasswd(
         private.stop()
 
 
-class TokenServer:
+class LoopbackHTTPServer:
+    """A threaded HTTP server of the test's own on 127.0.0.1 (a free port), stopped by stop()."""
+
+    def serve(self, handler: type[http.server.BaseHTTPRequestHandler]) -> int:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+class TokenServer(LoopbackHTTPServer):
     """A token server for distribution's token auth (RS256 JWTs whose x5c is a self-signed certificate
     the registry trusts): Basic credentials ``regtest:t0ken`` get the scopes they ask for, anyone else
     a token with no access."""
@@ -275,8 +292,6 @@ class TokenServer:
     def __init__(self, root: Path) -> None:
         import base64
         import datetime
-        import http.server
-        import threading
         import urllib.parse
 
         from cryptography import x509
@@ -346,15 +361,7 @@ class TokenServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.realm = f"http://127.0.0.1:{self.serve(Handler)}/token"
 
 
 def test_bearer_token_auth(docker: DockerCLI, base: tuple[str, str], tmp_path: Path, made: list[str], engine):
@@ -538,14 +545,12 @@ def test_push_and_pull_all_tags(docker: DockerCLI, base: tuple[str, str], regist
     assert {f"{repo}:a", f"{repo}:b"} <= set(inspect(docker, base[1])["RepoTags"])
 
 
-class FlakyProxy:
+class FlakyProxy(LoopbackHTTPServer):
     """An HTTP proxy to the registry that answers the first GET of each blob, and the first blob upload's
     PUT, with a 503."""
 
     def __init__(self, upstream: str) -> None:
         import http.client
-        import http.server
-        import threading
 
         failed: set[str] = set()
 
@@ -591,15 +596,7 @@ class FlakyProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.host = f"127.0.0.1:{self.serve(Handler)}"
 
 
 def test_failed_uploads_and_downloads_are_retried(
