@@ -75,6 +75,17 @@ def new_net(ctl: Any, **kwargs: Any) -> Any:
     return ctl.create_network(f"t-{secrets.token_hex(3)}", "bridge", ipam=ipam, **kwargs)
 
 
+def restarted(ctl: Any) -> Any:
+    """A new controller on ``ctl``'s directories (a daemon restart with live-restore); ``ctl`` forgets
+    what it had, so the fixture's teardown leaves the adopted objects to the new one."""
+    again = make_controller(Path(ctl.daemon.data_root).parent, ctl.test_config)
+    again.start()
+    ctl.sandboxes.clear()
+    ctl.endpoints.clear()
+    ctl.networks.clear()
+    return again
+
+
 # ---- default bridge -------------------------------------------------------------------------------
 
 
@@ -285,11 +296,7 @@ def test_proxies_survive_restart(make: Callable[..., Any], tmp_path: Path) -> No
             assert tcp_get(None, "127.0.0.1", port) == "while-down\n"
         finally:
             server.stop()
-        again = make_controller(Path(ctl.daemon.data_root).parent, ctl.test_config)
-        again.start()
-        ctl.sandboxes.clear()
-        ctl.endpoints.clear()
-        ctl.networks.clear()
+        again = restarted(ctl)
         try:
             assert again.sandbox_of(sb.container_id) is not None
             server = TCPEcho(sb.netns_path, 80, "after")
@@ -413,11 +420,7 @@ def test_legacy_link_rules_come_back_after_a_live_restore_restart(make: Callable
     ]
     try:
         ctl.stop()
-        again = make_controller(Path(ctl.daemon.data_root).parent, ctl.test_config)
-        again.start()
-        ctl.sandboxes.clear()
-        ctl.endpoints.clear()
-        ctl.networks.clear()
+        again = restarted(ctl)
         try:
             server = TCPEcho(child.netns_path, 7000, "still linked")
             try:
