@@ -6,7 +6,6 @@ temp dirs may remain afterwards.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -174,11 +173,17 @@ class EngineDaemon:
     def _remove_host_objects(self) -> list[str]:
         """The host-global objects named after this daemon's exec-root (engine.networks.controller's
         instance name): its default bridge and its nftables table."""
-        exec_root = str(self.config.get("exec-root", self.exec_root))
-        instance = "engine-" + hashlib.sha256(exec_root.encode()).hexdigest()[:8]
-        bridge = "eng-" + instance[-8:]
+        from engine.networks.controller import instance_name
+
+        instance = instance_name(Path(self.config.get("exec-root", self.exec_root)))
+        try:
+            from engine_plugin_bridge.driver import default_bridge_name
+        except ImportError:  # no bridge driver installed: no default bridge either
+            bridge = ""
+        else:
+            bridge = default_bridge_name(instance)
         found = []
-        if Path(f"/sys/class/net/{bridge}").exists():
+        if bridge and Path(f"/sys/class/net/{bridge}").exists():
             subprocess.run(["ip", "link", "delete", bridge], check=False)
             found.append(f"bridge {bridge}")
         nft = shutil.which("nft")
