@@ -123,7 +123,6 @@ def _options(request: web.Request) -> BuildOptions:
     )
 
 
-
 class _Output:
     """The builder's output (called from its worker thread) as messages on the loop's queue."""
 

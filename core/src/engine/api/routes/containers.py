@@ -289,7 +289,6 @@ async def archive_put(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-
 class _ThreadWriter:
     """A blocking file-like sink for a worker thread that feeds an async response."""
 
