@@ -15,7 +15,9 @@ from typing import IO, Any
 
 from engine import DOCKER_VERSION
 from engine.images import gojson
-from engine.images.service import ARCH, ImageService, child_image_config
+from engine.images.commit import create_child_image
+from engine.images.configs import ARCH
+from engine.images.local import LocalImages
 from engine.images.store import Image
 
 #: the container.Config fields the cache compares (dockerd's compare() and a few more, to be safe)
@@ -40,7 +42,7 @@ CACHE_FIELDS = (
 
 
 def create_image(
-    images: ImageService,
+    images: LocalImages,
     parent: Image | None,
     config: dict[str, Any],
     container_config: dict[str, Any],
@@ -50,32 +52,28 @@ def create_image(
     container_id: str = "",
 ) -> str:
     """Store a step's image: ``diff(out)`` writes the layer tar (None: no layer change)."""
-    parent_chain = parent.top_layer if parent else None
-    layer = None
-    if diff is not None:
-        with tempfile.TemporaryFile(dir=images.tmp) as spool:
-            diff(spool)
-            spool.seek(0)
-            layer = images.layers.register(spool, parent_chain)
-    try:
-        if layer is not None:
-            images._layer_created(layer.chain_id)  # the storage hook, as commit/load fire it
-        image_config = child_image_config(
+    if diff is None:
+        return create_child_image(
+            images,
             parent,
-            layer.diff_id if layer is not None else None,
+            None,
             config=config,
             container_config=container_config,
             container_id=container_id,
             author=author,
         )
-        image, _ = images.store.create(image_config)
-    finally:
-        if layer is not None:
-            for chain in images.layers.release(layer.chain_id):
-                images._layer_removed(chain)
-    if parent is not None:
-        images.store.set_parent(image.id, parent.id)
-    return image.id
+    with tempfile.TemporaryFile(dir=images.tmp) as spool:
+        diff(spool)
+        spool.seek(0)
+        return create_child_image(
+            images,
+            parent,
+            spool,
+            config=config,
+            container_config=container_config,
+            container_id=container_id,
+            author=author,
+        )
 
 
 def _cache_key(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +81,7 @@ def _cache_key(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: normalized.get(k) for k in CACHE_FIELDS}
 
 
-def find_cached(images: ImageService, parent_id: str, container_config: dict[str, Any]) -> str | None:
+def find_cached(images: LocalImages, parent_id: str, container_config: dict[str, Any]) -> str | None:
     """dockerd's getLocalCachedImage: the newest child of ``parent_id`` (for ``FROM scratch``: of no
     image) whose container config matches."""
     want = _cache_key(container_config)
@@ -99,7 +97,7 @@ def find_cached(images: ImageService, parent_id: str, container_config: dict[str
     return best.id if best is not None else None
 
 
-def _orphans(images: ImageService) -> list[str]:
+def _orphans(images: LocalImages) -> list[str]:
     return [image_id for image_id, image in images.store.all().items() if not image.parent]
 
 
@@ -111,7 +109,7 @@ class SourceCache:
     the current image's with this step's command (images loaded with ``docker load`` have no parent
     links, so their history is what matches). Local cache hits count only inside a source's chain."""
 
-    def __init__(self, images: ImageService, sources: list[Image]) -> None:
+    def __init__(self, images: LocalImages, sources: list[Image]) -> None:
         self.images = images
         self.sources = sources
 

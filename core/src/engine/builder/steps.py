@@ -27,6 +27,7 @@ from engine.builder import dockerfile, healthcheck, imaging
 from engine.builder.context import BuildError
 from engine.builder.shell import Lexer, env_map
 from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.images.local import LocalImages
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -83,7 +84,9 @@ class Stage:
 class Builder:
     def __init__(self, daemon: Any, options: BuildOptions, context_dir: Path, out: Output) -> None:
         self.daemon = daemon
-        self.images = daemon.images
+        self.images = daemon.images  # resolve and pull
+        #: the stores step images go to (the image subsystem's public surface)
+        self.local: LocalImages = daemon.images.local
         self.containers = daemon.containers
         self.options = options
         self.context = context_dir
@@ -118,7 +121,7 @@ class Builder:
                     sources.append(self.images.resolve(ref))
                 except (NotFound, InvalidParameter):
                     continue  # dockerd only logs a warning for a cache source it does not have
-            self.source_cache = imaging.SourceCache(self.images, sources)
+            self.source_cache = imaging.SourceCache(self.local, sources)
         return parsed
 
     def build(self, parsed: dockerfile.Dockerfile) -> str:
@@ -244,7 +247,7 @@ class Builder:
             raise BuildError("base name (" + (words[0] if words else "") + ") should not be blank")
         previous = next((s for s in self.stages if s.name and s.name == ref.lower()), None)
         if previous is not None:
-            image = self.images.store.get(previous.image_id) if previous.image_id else None
+            image = self.local.store.get(previous.image_id) if previous.image_id else None
         elif ref.lower() == "scratch":
             image = None
         else:
@@ -303,7 +306,7 @@ class Builder:
                 for container_id, bare in self.step_containers:
                     if bare:
                         with contextlib.suppress(Exception):
-                            self.images.layers.remove_rw_layer(container_id)
+                            self.local.layers.remove_rw_layer(container_id)
                 self.step_containers.clear()
         stage.config["Image"] = stage.image_id
 
@@ -312,7 +315,7 @@ class Builder:
             self.out.stdout(f"Removing intermediate container {container_id[:12]}\n")
             try:
                 if bare:
-                    self.images.layers.remove_rw_layer(container_id)
+                    self.local.layers.remove_rw_layer(container_id)
                 else:
                     self.containers.remove(container_id, force=True, volumes=True)
             except Exception as exc:  # dockerd reports and goes on
@@ -330,13 +333,13 @@ class Builder:
         if self.source_cache is not None:
             cached = self.source_cache.lookup(stage.image_id, container_config)
         else:
-            cached = imaging.find_cached(self.images, stage.image_id, container_config)
+            cached = imaging.find_cached(self.local, stage.image_id, container_config)
         if cached is None:
             self.cache_busted = True
             return False
         self.out.stdout(" ---> Using cache\n")
         stage.image_id = cached
-        stage.image = self.images.store.get(cached)
+        stage.image = self.local.store.get(cached)
         return True
 
     def _create(self, stage: Stage, config: dict[str, Any]) -> str:
@@ -344,7 +347,7 @@ class Builder:
         for ``FROM scratch``, which has no image to create a container from."""
         if stage.image is None:
             container_id = secrets.token_hex(32)
-            self.images.layers.create_rw_layer(container_id, None)
+            self.local.layers.create_rw_layer(container_id, None)
             self.step_containers.append((container_id, True))
         else:
             body = copy.deepcopy(config)
@@ -360,16 +363,16 @@ class Builder:
     def _commit_container(self, stage: Stage, container_id: str, container_config: dict[str, Any]) -> None:
         bare = any(cid == container_id and is_bare for cid, is_bare in self.step_containers)
         image_id = imaging.create_image(
-            self.images,
+            self.local,
             stage.image,
             copy.deepcopy(stage.config),
             container_config,
-            diff=lambda out: self.images.layers.rw_diff(container_id, out),
+            diff=lambda out: self.local.layers.rw_diff(container_id, out),
             author=stage.maintainer,
             container_id="" if bare else container_id,
         )
         stage.image_id = image_id
-        stage.image = self.images.store.get(image_id)
+        stage.image = self.local.store.get(image_id)
 
     def _commit(self, stage: Stage, comment: str, *, joined: bool = False) -> None:
         """dockerd's commit of a metadata step: Cmd ``<shell> "#(nop) " <comment>`` (``joined``:
@@ -580,7 +583,7 @@ class Builder:
             return
         container_id = self._create(stage, container_config)
         # dockerd's ContainerCreateWorkdir: the directory exists in the image from this step on
-        layers = self.images.layers
+        layers = self.local.layers
         root = Path(layers.mount_rw(container_id))
         try:
             ctx.mkdir_in_root(root, workdir, (0, 0))
@@ -687,15 +690,15 @@ class Builder:
                 raise BuildError(f"invalid from flag value {ref}: refers to current build stage")
             stage = self.stages[index]
         if stage is not None:
-            image = self.images.store.get(stage.image_id) if stage.image_id else None
+            image = self.local.store.get(stage.image_id) if stage.image_id else None
         else:
             image = self._base_image(ref)
         if image is None or not image.top_layer:
-            with tempfile.TemporaryDirectory(dir=self.images.tmp) as empty:
+            with tempfile.TemporaryDirectory(dir=self.local.tmp) as empty:
                 yield Path(empty), False
             return
         layer_id = secrets.token_hex(32)
-        layers = self.images.layers
+        layers = self.local.layers
         layers.create_rw_layer(layer_id, image.top_layer)
         try:
             yield Path(layers.mount_rw(layer_id)), False
@@ -711,7 +714,7 @@ class Builder:
         container_config: dict[str, Any],
         extract: bool,
     ) -> None:
-        layers = self.images.layers
+        layers = self.local.layers
         layer_id = secrets.token_hex(32)
         layers.create_rw_layer(layer_id, stage.image.top_layer if stage.image is not None else None)
         try:
@@ -727,7 +730,7 @@ class Builder:
             finally:
                 layers.unmount_rw(layer_id)
             image_id = imaging.create_image(
-                self.images,
+                self.local,
                 stage.image,
                 copy.deepcopy(stage.config),
                 container_config,
@@ -737,7 +740,7 @@ class Builder:
         finally:
             layers.remove_rw_layer(layer_id)
         stage.image_id = image_id
-        stage.image = self.images.store.get(image_id)
+        stage.image = self.local.store.get(image_id)
 
     def _chown(self, root: Path, spec: str) -> tuple[int, int]:
         from engine.runtime.users import resolve_user

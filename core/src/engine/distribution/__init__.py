@@ -6,6 +6,7 @@
 - :mod:`.errors`: registry error bodies and transport failures, worded as dockerd shows them.
 - :mod:`.metadata`: which compressed blob digests a layer's diff ID is known under (dockerd's v2 metadata).
 - :mod:`.pull`, :mod:`.push`, :mod:`.login`: the operations, with dockerd's progress messages.
+- :mod:`.target`: the Protocol of the local image store pull writes to and push reads from.
 
 Everything here blocks: the image service calls it from worker threads.
 """

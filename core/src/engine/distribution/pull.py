@@ -20,8 +20,9 @@ import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine.chainid import chain_ids
 from engine.distribution import errors
 from engine.distribution.auth import AuthConfig
 from engine.distribution.client import (
@@ -34,12 +35,9 @@ from engine.distribution.client import (
 )
 from engine.distribution.metadata import BlobSource, V2Metadata
 from engine.distribution.progress import Emit, MeteredReader, Progress
+from engine.distribution.target import ImageTarget
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
-from engine.images.layers import chain_ids
-from engine.images.references import Reference
-
-if TYPE_CHECKING:
-    from engine.images.service import ImageService
+from engine.reference import Reference
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +94,8 @@ def translate(exc: errors.RegistryError, ref: Reference) -> EngineError:
 class Puller:
     def __init__(
         self,
-        service: ImageService,
+        images: ImageTarget,
+        metadata_dir: Path,
         auth: AuthConfig,
         platform: Platform,
         emit: Emit | None,
@@ -105,14 +104,14 @@ class Puller:
         concurrency: int,
         attempts: int,
     ) -> None:
-        self.service = service
+        self.images = images
         self.auth = auth
         self.platform = platform
         self.progress = Progress(emit)
         self.insecure_registries = insecure_registries
         self.concurrency = max(1, concurrency)
         self.attempts = max(1, attempts)
-        self.metadata = V2Metadata(service.root / "distribution")
+        self.metadata = V2Metadata(metadata_dir)
         self.cancelled = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -162,11 +161,11 @@ class Puller:
         self.progress.message(target, f"Pulling from {ref.path}")
         config_digest = str(body["config"]["digest"])
         image_id = config_digest
-        if not self.service.store.exists(image_id):
+        if not self.images.has_image(image_id):
             self._fetch_image(repo, body, config_digest)
         changed = self._reference(ref, digest, image_id)
         self.progress.message("", f"Digest: {digest}")
-        self.service._event("pull", ref.familiar, ref.familiar)
+        self.images.event("pull", ref)
         return changed
 
     def _select(self, index: dict[str, Any]) -> str:
@@ -183,23 +182,15 @@ class Puller:
 
     def _reference(self, ref: Reference, manifest_digest: str, image_id: str) -> bool:
         """Tag (when pulled by tag) and record ``name@digest``; True when a reference moved."""
-        tags = self.service.tags
         changed = False
         if ref.tag is not None and ref.digest is None:
-            try:
-                changed = tags.get(ref) != image_id
-            except NotFound:
-                changed = True
+            changed = self.images.image_of(ref) != image_id
             if changed:
-                tags.add(ref, image_id)  # as dockerd's pull: no tag event, no LastTagTime
+                self.images.add_reference(ref, image_id)  # as dockerd's pull: no tag event, no LastTagTime
         digest_ref = Reference(ref.domain, ref.path, None, manifest_digest)
-        try:
-            previous = tags.get(digest_ref)
-        except NotFound:
-            previous = None
-        if previous != image_id:
+        if self.images.image_of(digest_ref) != image_id:
             try:
-                tags.add(digest_ref, image_id)
+                self.images.add_reference(digest_ref, image_id)
             except Conflict:
                 pass
             changed = changed or ref.digest is not None
@@ -225,35 +216,34 @@ class Puller:
                 diff,
                 chain,
                 str(d["digest"]).partition(":")[2][:12],
-                self.service.layers.exists(chain),
+                self.images.has_layer(chain),
                 str(d.get("mediaType") or ""),
             )
             for d, diff, chain in zip(descriptors, diff_ids, chains, strict=True)
         ]
         self.cancelled.clear()
-        work = self.service.tmp / f"pull-{secrets.token_hex(8)}"
+        work = self.images.work_dir / f"pull-{secrets.token_hex(8)}"
         work.mkdir(mode=0o700)
         held: list[str] = []
         try:
             futures = self._start_downloads(repo, jobs, work)
             parent: str | None = None
             for job in jobs:
-                if job.exists or self.service.layers.exists(job.chain):
-                    self.service.layers.acquire(job.chain)
+                if job.exists or self.images.has_layer(job.chain):
+                    self.images.hold_layer(job.chain)
                 else:
                     futures[job.chain].result()
                     self._register(repo, job, parent)
                 held.append(job.chain)
                 parent = job.chain
-            self.service.store.create(config)
+            self.images.create_image(config)
         finally:
             self.cancelled.set()
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
             for chain in held:
-                for removed in self.service.layers.release(chain):
-                    self.service._layer_removed(removed)
+                self.images.release_layer(chain)
             shutil.rmtree(work, ignore_errors=True)
 
     def _small_blob(self, repo: Repository, digest: str) -> bytes:
@@ -328,11 +318,11 @@ class Puller:
         size = job.path.stat().st_size
         with open(job.path, "rb") as blob:
             reader = MeteredReader(blob, self.progress.meter(job.short, "Extracting", size))
-            layer = self.service.layers.register(reader, parent)  # type: ignore[arg-type]
+            layer = self.images.register_layer(reader, parent)  # type: ignore[arg-type]
         if layer.diff_id != job.diff_id:
-            self.service.layers.release(layer.chain_id)
+            self.images.discard_layer(layer.chain_id)
             raise InvalidParameter(f"layer {job.digest}: diff ID {layer.diff_id} does not match {job.diff_id}")
-        self.service._layer_created(layer.chain_id)  # register() took the reference the caller holds
+        self.images.announce_layer(layer.chain_id)  # register_layer() took the reference the caller holds
         if job.media_type.endswith("gzip"):  # push names every reused blob a gzip layer
             self.metadata.add(job.diff_id, BlobSource(job.digest, repo.registry.host + "/" + repo.path))
         self.progress.update(job.short, "Pull complete")

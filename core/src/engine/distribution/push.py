@@ -22,19 +22,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from engine.distribution import errors
 from engine.distribution.auth import AuthConfig
 from engine.distribution.client import MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_SCHEMA2, Registry, Repository
 from engine.distribution.metadata import BlobSource, V2Metadata
 from engine.distribution.progress import Emit, MeteredReader, Progress
+from engine.distribution.target import ImageTarget, StoredImage
 from engine.errors import Conflict
-from engine.images.references import Reference
-from engine.images.store import Image
-
-if TYPE_CHECKING:
-    from engine.images.service import ImageService
+from engine.reference import Reference
 
 GZIP_LEVEL = 6
 UPLOAD_ATTEMPTS = 5
@@ -83,19 +80,20 @@ def manifest_bytes(config: Descriptor, layers: list[Descriptor]) -> bytes:
 class Pusher:
     def __init__(
         self,
-        service: ImageService,
+        images: ImageTarget,
+        metadata_dir: Path,
         auth: AuthConfig,
         emit: Emit | None,
         *,
         insecure_registries: list[str],
         concurrency: int,
     ) -> None:
-        self.service = service
+        self.images = images
         self.auth = auth
         self.progress = Progress(emit)
         self.insecure_registries = insecure_registries
         self.concurrency = max(1, concurrency)
-        self.metadata = V2Metadata(service.root / "distribution")
+        self.metadata = V2Metadata(metadata_dir)
 
     def push(self, name: Reference, tags: list[tuple[Reference, str]]) -> None:
         """Push each ``(tagged reference, image id)`` of one repository."""
@@ -103,9 +101,9 @@ class Pusher:
         registry = Registry(name.domain, self.auth, self.insecure_registries)
         repo = Repository(registry, name.path, "pull,push")
         for ref, image_id in tags:
-            self._push_one(repo, ref, self.service.store.get(image_id))
+            self._push_one(repo, ref, self.images.image(image_id))
 
-    def _push_one(self, repo: Repository, ref: Reference, image: Image) -> None:
+    def _push_one(self, repo: Repository, ref: Reference, image: StoredImage) -> None:
         diff_ids, chains = list(image.diff_ids), list(image.chain_ids)
         shorts = [d.partition(":")[2][:12] for d in diff_ids]
         for short in shorts:
@@ -113,7 +111,7 @@ class Pusher:
         for i, short in enumerate(shorts):
             if i >= self.concurrency:
                 self.progress.update(short, "Waiting")
-        work = self.service.tmp / f"push-{secrets.token_hex(8)}"
+        work = self.images.work_dir / f"push-{secrets.token_hex(8)}"
         work.mkdir(mode=0o700)
         try:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="push") as pool:
@@ -132,12 +130,12 @@ class Pusher:
         tag = ref.tag or "latest"
         repo.put_manifest(tag, manifest, MEDIA_SCHEMA2)
         try:
-            self.service.tags.add(Reference(ref.domain, ref.path, None, digest), image.id)
+            self.images.add_reference(Reference(ref.domain, ref.path, None, digest), image.id)
         except Conflict:
             pass
         self.progress.message("", f"{tag}: digest: {digest} size: {len(manifest)}")
         self.progress.send({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": len(manifest)}})
-        self.service._event("push", ref.familiar, ref.familiar)
+        self.images.event("push", ref)
 
     # -- one layer ------------------------------------------------------------------------------------------
 
@@ -207,5 +205,5 @@ class Pusher:
         with open(path, "wb") as out:
             hashing = _HashingWriter(out)
             with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, compresslevel=GZIP_LEVEL, mtime=0) as gz:  # type: ignore[arg-type]
-                self.service.layers.export(chain, gz)  # type: ignore[arg-type]
+                self.images.export_layer(chain, gz)  # type: ignore[arg-type]
         return path, "sha256:" + hashing.sha.hexdigest(), hashing.size

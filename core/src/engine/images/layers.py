@@ -20,7 +20,6 @@ chain ID / container ID; the maps themselves are guarded by one short-held lock.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from engine.archive import decompress
+from engine.chainid import chain_id
 from engine.drivers.storage import Change, CreateOpts, StorageDriver
 from engine.errors import Conflict, NotFound
 from engine.fsutil import write_atomic
@@ -39,20 +39,6 @@ from engine.images import tarsplit
 TAR_SPLIT = "tar-split.json.gz"
 #: sha256 of an empty tar (two zero blocks): a layer with no changes (commit of an untouched container)
 EMPTY_LAYER_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
-
-
-def chain_id(parent_chain: str | None, diff_id: str) -> str:
-    """ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n)); the bottom layer's chain ID is its diff ID."""
-    if not parent_chain:
-        return diff_id
-    return "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
-
-
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    out: list[str] = []
-    for diff in diff_ids:
-        out.append(chain_id(out[-1] if out else None, diff))
-    return out
 
 
 # -- locks --------------------------------------------------------------------------------------------

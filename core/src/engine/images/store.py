@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.chainid import chain_ids
 from engine.errors import InvalidParameter, NotFound
 from engine.fsutil import write_atomic
 from engine.images import gojson
-from engine.images.layers import LayerStore, chain_ids
+from engine.images.layers import LayerStore
 
 
 @dataclass
