@@ -14,20 +14,21 @@ under ``<exec-root>/netns/`` (one bind-mounted namespace file per sandbox).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import hashlib
 import ipaddress
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.drivers.network import (
     IPAMData,
     NetworkDriver,
     NetworkDriverContext,
     NetworkSpec,
-    SandboxInfo,
 )
 from engine.errors import (
     Conflict,
@@ -38,10 +39,9 @@ from engine.errors import (
     NotFound,
 )
 from engine.filters import Filters
-from engine.networks import netns
 from engine.networks.ipam import DefaultIPAM, IPAMDriver
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id, rfc3339_nano
-from engine.networks.sandboxes import SandboxOps, _iface, _netns_in_use, _ports
+from engine.networks.sandboxes import Sandbox, Sandboxes
 from engine.networks.settings import network_resource
 from engine.networks.store import KeyedLocks, RecordDir
 
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from engine.daemon import Daemon
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_EXEC_ROOT = Path("/run/engine")
 PREDEFINED = ("bridge", "host", "none")
@@ -66,7 +68,25 @@ def instance_name(exec_root: Path) -> str:
     return "engine-" + hashlib.sha256(str(exec_root).encode()).hexdigest()[:8]
 
 
-class NetworkController(SandboxOps):
+def off_event_loop(fn: Callable[..., T]) -> Callable[..., T]:
+    """The controller's blocking entry points must run in a worker thread (``asyncio.to_thread``);
+    called on an event loop's thread by mistake, they still work (netlink clients refuse to run
+    there) by running in a helper thread, with a warning naming the caller's mistake."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return fn(*args, **kwargs)
+        log.warning("networks.%s called on the event loop; use asyncio.to_thread", fn.__name__)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(fn, *args, **kwargs).result()
+
+    return wrapper
+
+
+class NetworkController:
     """``daemon.networks``. The container-facing contract is in the package docstring."""
 
     def __init__(self, daemon: Daemon) -> None:
@@ -75,15 +95,18 @@ class NetworkController(SandboxOps):
         self.netns_dir = daemon.exec_root / "netns"
         self.instance = instance_name(daemon.exec_root)
         self._networks_dir = RecordDir(self.root / "networks")
-        self._sandboxes_dir = RecordDir(self.root / "sandboxes")
-        self._containers_dir = RecordDir(self.root / "containers")
         self.ipam: IPAMDriver = DefaultIPAM(self.root / "ipam", self._default_pools())
         self.networks: dict[str, Network] = {}
         self.endpoints: dict[str, Endpoint] = {}
-        self.sandboxes: dict[str, SandboxRecord] = {}
         self._drivers: dict[str, NetworkDriver] = {}
-        self._lock = KeyedLocks()
-        self.dns: Any = None  # the embedded DNS server (engine.networks.dns), started lazily
+        #: per-key locks shared with the sandboxes: a network ID, or ``c:<container ID>``
+        self.locks = KeyedLocks()
+        self._sandboxes = Sandboxes(self, self.root, self.netns_dir)
+
+    @property
+    def sandboxes(self) -> dict[str, SandboxRecord]:
+        """The sandbox records of running containers by container ID (the :class:`Sandboxes`' own)."""
+        return self._sandboxes.records
 
     # ---- configuration ---------------------------------------------------------------------------
 
@@ -140,12 +163,7 @@ class NetworkController(SandboxOps):
         for data in self._networks_dir.load_all().values():
             net = Network.from_json(data)
             self.networks[net.id] = net
-        for data in self._sandboxes_dir.load_all().values():
-            sb = SandboxRecord.from_json(data)
-            self.sandboxes[sb.container_id] = sb
-            for record in sb.endpoint_records.values():
-                ep = Endpoint.from_json(record)
-                self.endpoints[ep.id] = ep
+        self._sandboxes.load()
         self._ensure_predefined()
         for net in sorted(self.networks.values(), key=lambda n: (not n.predefined, n.created)):
             try:
@@ -156,8 +174,7 @@ class NetworkController(SandboxOps):
         self._reconcile_ipam()
 
     def stop_blocking(self) -> None:
-        if self.dns is not None:
-            self.dns.stop()
+        self._sandboxes.stop()
         live = {nid for ep in self.endpoints.values() for nid in [ep.network_id]}
         for net in list(self.networks.values()):
             if net.id in live:
@@ -192,28 +209,8 @@ class NetworkController(SandboxOps):
             self.networks[net.id] = net
 
     def _restore_sandboxes(self) -> None:
-        """Adopt the sandboxes of containers that kept running; drop the ones nobody lives in."""
-        for sb in list(self.sandboxes.values()):
-            if sb.key and not (Path(sb.key).exists() and _netns_in_use(Path(sb.key))):
-                log.info("removing stale network sandbox of container %s", sb.container_id[:12])
-                try:
-                    self._teardown(sb)
-                except Exception:
-                    log.exception("removing stale sandbox %s failed", sb.container_id[:12])
-                continue
-            for net_id in sb.endpoints:
-                ep = self.endpoints.get(sb.endpoint_ids.get(net_id, ""))
-                net = self.networks.get(net_id)
-                if ep is None or net is None:
-                    continue
-                try:
-                    self.driver(net.driver).restore_endpoint(
-                        net.id, ep.id, _iface(ep), SandboxInfo(sb.key or "", sb.container_id, ep.ifname), _ports(ep)
-                    )
-                except Exception:
-                    log.exception("restoring endpoint %s failed", ep.id[:12])
-            if sb.embedded_dns and sb.key:
-                self._dns_attach(sb)
+        """Adopt the sandboxes of containers that kept running, let the drivers drop the rest."""
+        self._sandboxes.restore()
         # drivers drop what they hold for endpoints nobody knows (e.g. proxies of a start cut by a crash)
         known = set(self.endpoints)
         for state_dir in sorted((self.root / "drivers").glob("*")):
@@ -228,11 +225,7 @@ class NetworkController(SandboxOps):
                 drv.reconcile(known)
             except Exception:
                 log.exception("reconciling network driver %s failed", drv.name)
-        # namespace files nobody knows about
-        keys = {sb.key for sb in self.sandboxes.values() if sb.key}
-        for file in self.netns_dir.iterdir() if self.netns_dir.exists() else []:
-            if str(file) not in keys:
-                netns.delete(file)
+        self._sandboxes.sweep_namespaces()
 
     def _reconcile_ipam(self) -> None:
         if not isinstance(self.ipam, DefaultIPAM):
@@ -388,7 +381,7 @@ class NetworkController(SandboxOps):
         )
         configs = list(ipam.get("Config") or [])
         _validate_ipam_configs(configs)
-        with self._lock(net.id):
+        with self.locks(net.id):
             if drv.uses_ipam:
                 self._allocate_pools(net, configs)
             try:
@@ -484,7 +477,7 @@ class NetworkController(SandboxOps):
         net = self.get(ref)
         if net.predefined:
             raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
-        with self._lock(net.id):
+        with self.locks(net.id):
             if self._containers_of(net.id):
                 raise Forbidden(f"error while removing network: network {net.name} id {net.id} has active endpoints")
             self.driver(net.driver).delete_network(net.id)
@@ -515,6 +508,69 @@ class NetworkController(SandboxOps):
                 continue
             removed.append(net.name)
         return removed
+
+    # ---- containers (the work is :class:`Sandboxes`'; these are the blocking entry points) -------------
+
+    @off_event_loop
+    def validate_container(
+        self, config: Mapping[str, Any], host_config: Mapping[str, Any], networking_config: Mapping[str, Any] | None
+    ) -> list[str]:
+        """Checks dockerd runs at ``POST /containers/create``; returns its warnings (see :meth:`Sandboxes.validate`)."""
+        return self._sandboxes.validate(config, host_config, networking_config)
+
+    def host_gateway_ip(self) -> str:
+        """``host-gateway`` in --add-host: daemon.json's host-gateway-ip, else the default bridge's gateway."""
+        return self._sandboxes.host_gateway_ip()
+
+    def sandbox_of(self, container_id: str) -> Sandbox | None:
+        """The running container's sandbox (for ``--network container:<id>``), or None."""
+        return self._sandboxes.sandbox_of(container_id)
+
+    @off_event_loop
+    def setup_sandbox(
+        self,
+        container_id: str,
+        name: str,
+        config: Mapping[str, Any],
+        host_config: Mapping[str, Any],
+        networking_config: Mapping[str, Any] | None = None,
+    ) -> Sandbox:
+        """Create the container's network namespace and join its networks (container start); idempotent,
+        undone on error."""
+        return self._sandboxes.setup(container_id, name, config, host_config, networking_config)
+
+    @off_event_loop
+    def teardown_sandbox(self, container_id: str) -> None:
+        """Leave every network and delete the namespace (container stop). Idempotent."""
+        self._sandboxes.teardown(container_id)
+
+    @off_event_loop
+    def container_renamed(self, container_id: str, new_name: str) -> None:
+        """``docker rename``: endpoints (and so the embedded DNS) answer to the new name."""
+        self._sandboxes.rename(container_id, new_name)
+
+    @off_event_loop
+    def release_container(self, container_id: str) -> None:
+        """Forget a removed container (its pending connections); tears down a leftover sandbox."""
+        self._sandboxes.release(container_id)
+
+    @off_event_loop
+    def connect(
+        self,
+        ref: str,
+        container_id: str,
+        endpoint_config: Mapping[str, Any] | None = None,
+        *,
+        name: str = "",
+        config: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """``docker network connect``; returns the new ``NetworkSettings`` when the container runs."""
+        return self._sandboxes.connect(ref, container_id, endpoint_config, name=name, config=config)
+
+    @off_event_loop
+    def disconnect(self, ref: str, container_id: str, force: bool = False) -> dict[str, Any] | None:
+        """``docker network disconnect``; returns the new ``NetworkSettings`` when the container runs."""
+        return self._sandboxes.disconnect(ref, container_id, force)
 
     # ---- diagnostics ------------------------------------------------------------------------------
 

@@ -1,24 +1,23 @@
 """The container side of the NetworkController: sandboxes (a container's network namespace and
 endpoints), connect/disconnect, and the /etc/hosts, /etc/resolv.conf and hostname contents.
 
-:class:`SandboxOps` is mixed into :class:`engine.networks.controller.NetworkController`; it uses
-the controller's state (``networks``, ``endpoints``, ``sandboxes``, ``ipam``, locks, drivers).
+:class:`Sandboxes` is an object the :class:`engine.networks.controller.NetworkController` holds and
+calls (its container-facing methods delegate here); it asks the controller for the networks,
+endpoints, IPAM, drivers and locks.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import functools
 import ipaddress
 import logging
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from engine.drivers.network import EndpointInterface, LinkRule, PortBinding, SandboxInfo
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError
@@ -26,10 +25,13 @@ from engine.networks import etcfiles, netns
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
 from engine.networks.settings import network_settings, ports_map
 from engine.networks.settings import normalize_port as normalize
+from engine.networks.store import RecordDir
+
+if TYPE_CHECKING:
+    from engine.networks.controller import NetworkController
+    from engine.networks.dns import EmbeddedDNS
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 HOST_HOSTS = Path("/etc/hosts")
@@ -38,24 +40,6 @@ HOST_HOSTS = Path("/etc/hosts")
 def host_resolv_conf_path() -> Path:
     """The resolv.conf containers' files are derived from; ``ENGINE_RESOLV_CONF`` overrides it (tests)."""
     return Path(os.environ.get("ENGINE_RESOLV_CONF") or HOST_RESOLV_CONF)
-
-
-def off_event_loop(fn: Callable[..., T]) -> Callable[..., T]:
-    """The controller's blocking entry points must run in a worker thread (``asyncio.to_thread``);
-    called on an event loop's thread by mistake, they still work (netlink clients refuse to run
-    there) by running in a helper thread, with a warning naming the caller's mistake."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return fn(*args, **kwargs)
-        log.warning("networks.%s called on the event loop; use asyncio.to_thread", fn.__name__)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(fn, *args, **kwargs).result()
-
-    return wrapper
 
 
 @dataclass
@@ -71,13 +55,70 @@ class Sandbox:
     warnings: list[str] = field(default_factory=list)
 
 
-class SandboxOps:
-    """The container side of NetworkController (mixed into it): sandboxes, endpoints, etc files."""
+class Sandboxes:
+    """The container side of the NetworkController (held by it as ``_sandboxes``): each running
+    container's sandbox record, network namespace, endpoints and etc files, the connections of
+    stopped containers, and the embedded DNS. Networks, endpoints, IPAM, drivers and the per-key
+    locks stay the controller's; this asks it for them."""
+
+    def __init__(self, controller: NetworkController, root: Path, netns_dir: Path) -> None:
+        self.ctl = controller
+        self.netns_dir = netns_dir
+        #: the sandboxes of running containers, by container ID
+        self.records: dict[str, SandboxRecord] = {}
+        self._records_dir = RecordDir(root / "sandboxes")
+        self._pending_dir = RecordDir(root / "containers")  # connections of stopped containers
+        self.dns: EmbeddedDNS | None = None  # started with the first sandbox that needs it
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the sandbox records, and the endpoints saved with them, back into memory."""
+        for data in self._records_dir.load_all().values():
+            sb = SandboxRecord.from_json(data)
+            self.records[sb.container_id] = sb
+            for record in sb.endpoint_records.values():
+                ep = Endpoint.from_json(record)
+                self.ctl.endpoints[ep.id] = ep
+
+    def restore(self) -> None:
+        """Adopt the sandboxes of containers that kept running; drop the ones nobody lives in."""
+        for sb in list(self.records.values()):
+            if sb.key and not (Path(sb.key).exists() and _netns_in_use(Path(sb.key))):
+                log.info("removing stale network sandbox of container %s", sb.container_id[:12])
+                try:
+                    self._teardown(sb)
+                except Exception:
+                    log.exception("removing stale sandbox %s failed", sb.container_id[:12])
+                continue
+            for net_id in sb.endpoints:
+                ep = self.ctl.endpoints.get(sb.endpoint_ids.get(net_id, ""))
+                net = self.ctl.networks.get(net_id)
+                if ep is None or net is None:
+                    continue
+                try:
+                    self.ctl.driver(net.driver).restore_endpoint(
+                        net.id, ep.id, _iface(ep), SandboxInfo(sb.key or "", sb.container_id, ep.ifname), _ports(ep)
+                    )
+                except Exception:
+                    log.exception("restoring endpoint %s failed", ep.id[:12])
+            if sb.embedded_dns and sb.key:
+                self._dns_attach(sb)
+
+    def sweep_namespaces(self) -> None:
+        """Delete namespace files no sandbox knows about (left by a crash)."""
+        keys = {sb.key for sb in self.records.values() if sb.key}
+        for file in self.netns_dir.iterdir() if self.netns_dir.exists() else []:
+            if str(file) not in keys:
+                netns.delete(file)
+
+    def stop(self) -> None:
+        if self.dns is not None:
+            self.dns.stop()
 
     # ---- containers: validation at create ---------------------------------------------------------
 
-    @off_event_loop
-    def validate_container(
+    def validate(
         self, config: Mapping[str, Any], host_config: Mapping[str, Any], networking_config: Mapping[str, Any] | None
     ) -> list[str]:
         """Checks dockerd runs at ``POST /containers/create``; returns its warnings.
@@ -91,7 +132,7 @@ class SandboxOps:
         warnings: list[str] = []
         mode = _mode(host_config)
         if mode == "default":
-            mode = "none" if self.bridge_disabled() else "bridge"
+            mode = "none" if self.ctl.bridge_disabled() else "bridge"
         endpoints = dict((networking_config or {}).get("EndpointsConfig") or {})
         if mode.startswith("container:"):
             if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
@@ -104,7 +145,7 @@ class SandboxOps:
                 raise InvalidParameter("conflicting options: hostname and the network mode")
             return warnings
         try:
-            net: Network | None = self.get(mode)
+            net: Network | None = self.ctl.get(mode)
         except NotFound:
             net = None
         if mode == "host" or (net is not None and net.driver == "host"):
@@ -117,7 +158,7 @@ class SandboxOps:
                 warnings.append("Published ports are discarded when using host network mode")
         for key, cfg in endpoints.items():
             try:
-                other = self.get(key)
+                other = self.ctl.get(key)
             except NotFound:
                 continue  # reported at start, as dockerd
             ipam = (cfg or {}).get("IPAMConfig") or {}
@@ -135,7 +176,7 @@ class SandboxOps:
         return warnings
 
     def _check_static_ip(self, net: Network) -> None:
-        if net.predefined or not self.driver(net.driver).uses_ipam:
+        if net.predefined or not self.ctl.driver(net.driver).uses_ipam:
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
         if not net.user_subnet:
             raise InvalidParameter(
@@ -144,9 +185,9 @@ class SandboxOps:
 
     def host_gateway_ip(self) -> str:
         """``host-gateway`` in --add-host: daemon.json's host-gateway-ip, else the default bridge's gateway."""
-        if self.config.get("host-gateway-ip"):
-            return str(self.config.get("host-gateway-ip"))
-        for net in self.networks.values():
+        if self.ctl.config.get("host-gateway-ip"):
+            return str(self.ctl.config.get("host-gateway-ip"))
+        for net in self.ctl.networks.values():
             if net.predefined and net.name == "bridge":
                 for cfg in net.pools():
                     if cfg.gateway and ":" not in cfg.gateway:
@@ -157,13 +198,12 @@ class SandboxOps:
 
     def sandbox_of(self, container_id: str) -> Sandbox | None:
         """The running container's sandbox (for ``--network container:<id>``), or None."""
-        sb = self.sandboxes.get(container_id)
+        sb = self.records.get(container_id)
         if sb is None:
             return None
         return self._public(sb)
 
-    @off_event_loop
-    def setup_sandbox(
+    def setup(
         self,
         container_id: str,
         name: str,
@@ -177,12 +217,12 @@ class SandboxOps:
         everything made so far is undone (the container does not start half-wired).
         """
         name = name.lstrip("/")
-        with self._lock("c:" + container_id):
-            if container_id in self.sandboxes:
-                return self._public(self.sandboxes[container_id])
+        with self.ctl.locks("c:" + container_id):
+            if container_id in self.records:
+                return self._public(self.records[container_id])
             mode = _mode(host_config)
             if mode == "default":
-                mode = "none" if self.bridge_disabled() else "bridge"
+                mode = "none" if self.ctl.bridge_disabled() else "bridge"
             sb = SandboxRecord(
                 container_id=container_id,
                 id=new_id(),
@@ -192,30 +232,30 @@ class SandboxOps:
                 hostname=config.get("Hostname") or container_id[:12],
                 domainname=config.get("Domainname") or "",
                 extra_hosts=list(host_config.get("ExtraHosts") or []),
-                dns_servers=list(host_config.get("Dns") or self.config.get("dns") or []),
-                dns_search=list(host_config.get("DnsSearch") or self.config.get("dns-search") or []),
-                dns_options=list(host_config.get("DnsOptions") or self.config.get("dns-opts") or []),
+                dns_servers=list(host_config.get("Dns") or self.ctl.config.get("dns") or []),
+                dns_search=list(host_config.get("DnsSearch") or self.ctl.config.get("dns-search") or []),
+                dns_options=list(host_config.get("DnsOptions") or self.ctl.config.get("dns-opts") or []),
                 port_bindings=dict(host_config.get("PortBindings") or {}),
                 exposed_ports=list((config.get("ExposedPorts") or {}).keys()),
                 publish_all=bool(host_config.get("PublishAllPorts")),
             )
             if mode.startswith("container:"):
                 return self._join_other(sb, mode.split(":", 1)[1])
-            primary = self.get(mode)
+            primary = self.ctl.get(mode)
             endpoints_cfg = self._endpoint_configs(networking_config, primary)
             endpoints_cfg.update(self._pending_connections(container_id, exclude=primary))
-            drv = self.driver(primary.driver)
+            drv = self.ctl.driver(primary.driver)
             if primary.driver == "host":
                 sb.hostname = config.get("Hostname") or socket.gethostname()
             try:
                 if drv.needs_sandbox:
                     sb.key = str(self.netns_dir / sb.id[:12])
                     netns.create(Path(sb.key))
-                self.sandboxes[container_id] = sb
+                self.records[container_id] = sb
                 self._join(sb, primary, endpoints_cfg.pop(primary.id, {}), config)
                 if not drv.exclusive:
                     for net_id, cfg in endpoints_cfg.items():
-                        self._join(sb, self.networks[net_id], cfg, config)
+                        self._join(sb, self.ctl.networks[net_id], cfg, config)
                 self._links(sb, host_config.get("Links") or [])
                 self._write_dns(sb)
                 # one write per start: a crash before it leaves only things the next start sweeps
@@ -237,21 +277,21 @@ class SandboxOps:
         networks besides the primary (API >= 1.44 clients send several) are joined too; unknown ones fail."""
         out: dict[str, dict[str, Any]] = {primary.id: {}}
         for key, cfg in dict((networking_config or {}).get("EndpointsConfig") or {}).items():
-            net = primary if key in (primary.name, primary.id) else self.get(key)
+            net = primary if key in (primary.name, primary.id) else self.ctl.get(key)
             out[net.id] = dict(cfg or {})
         return out
 
     def _join_other(self, sb: SandboxRecord, other_id: str) -> Sandbox:
-        other = self.sandboxes.get(other_id)
+        other = self.records.get(other_id)
         if other is None:
-            matches = [c for c in self.sandboxes if c.startswith(other_id)]
-            other = self.sandboxes.get(matches[0]) if len(matches) == 1 else None
+            matches = [c for c in self.records if c.startswith(other_id)]
+            other = self.records.get(matches[0]) if len(matches) == 1 else None
         if other is None:
             raise Conflict(f"cannot join network of a non running container: {other_id}")
         sb.key = other.key
         sb.joined_to = other.container_id
         sb.hostname = other.hostname
-        self.sandboxes[sb.container_id] = sb
+        self.records[sb.container_id] = sb
         self._save_sandbox(sb)
         pub = self._public(other)
         return Sandbox(
@@ -267,9 +307,9 @@ class SandboxOps:
         """Create an endpoint of ``net`` for the sandbox's container and join it to the sandbox."""
         if net.id in sb.endpoint_ids:
             raise Forbidden(f"endpoint with name {sb.name} already exists in network {net.name}")
-        drv = self.driver(net.driver)
-        with self._lock(net.id):
-            if net.id not in self.networks:
+        drv = self.ctl.driver(net.driver)
+        with self.ctl.locks(net.id):
+            if net.id not in self.ctl.networks:
                 raise NotFound(f"network {net.name} not found")
             ep = Endpoint(
                 id=new_id(),
@@ -298,7 +338,7 @@ class SandboxOps:
                 }
                 drv.create_endpoint(net.id, ep.id, iface, opts)
                 ep.mac_address = iface.mac_address
-                self.endpoints[ep.id] = ep
+                self.ctl.endpoints[ep.id] = ep
                 sb.endpoints.append(net.id)
                 sb.endpoint_ids[net.id] = ep.id
                 default_route = not net.internal and not any(
@@ -323,10 +363,10 @@ class SandboxOps:
                 raise
         if not net.predefined and not sb.embedded_dns and sb.key:
             sb.embedded_dns = True
-        self.daemon.events.publish(
+        self.ctl.daemon.events.publish(
             "network", "connect", net.id, {"container": sb.container_id, "name": net.name, "type": net.driver}
         )
-        self.daemon.pm.hook.engine_network_endpoint_joined(
+        self.ctl.daemon.pm.hook.engine_network_endpoint_joined(
             network_id=net.id, container_id=sb.container_id, endpoint=self._settings(sb)["Networks"].get(net.name, {})
         )
         return ep
@@ -343,13 +383,13 @@ class SandboxOps:
             if subnet.version == 4 and not ep.ipv4:
                 if want_v4 and ipaddress.ip_address(want_v4) not in subnet:
                     continue
-                ip = self.ipam.request_address(pool_id, want_v4, owner=ep.id, persist=False)
+                ip = self.ctl.ipam.request_address(pool_id, want_v4, owner=ep.id, persist=False)
                 ep.ipv4, ep.pool_id = f"{ip}/{subnet.prefixlen}", pool_id
                 iface.address = ipaddress.IPv4Interface(ep.ipv4)
             elif subnet.version == 6 and net.enable_ipv6 and not ep.ipv6:
                 if want_v6 and ipaddress.ip_address(want_v6) not in subnet:
                     continue
-                ip = self.ipam.request_address(pool_id, want_v6, owner=ep.id, persist=False)
+                ip = self.ctl.ipam.request_address(pool_id, want_v6, owner=ep.id, persist=False)
                 ep.ipv6, ep.pool_id_v6 = f"{ip}/{subnet.prefixlen}", pool_id
                 iface.address_v6 = ipaddress.IPv6Interface(ep.ipv6)
         if want_v4 and not ep.ipv4:
@@ -357,26 +397,26 @@ class SandboxOps:
 
     def _drop_endpoint(self, ep: Endpoint, sb: SandboxRecord | None = None) -> None:
         """Undo an endpoint completely; every step tolerates what was never done."""
-        net = self.networks.get(ep.network_id)
+        net = self.ctl.networks.get(ep.network_id)
         if net is not None:
-            drv = self.driver(net.driver)
+            drv = self.ctl.driver(net.driver)
             for step in (drv.revoke_links, drv.revoke_external_connectivity, drv.leave, drv.delete_endpoint):
                 try:
                     step(net.id, ep.id)
                 except Exception:
                     log.exception("%s of endpoint %s failed", step.__name__, ep.id[:12])
         if ep.ipv4 and ep.pool_id:
-            self.ipam.release_address(ep.pool_id, str(ipaddress.ip_interface(ep.ipv4).ip), persist=False)
+            self.ctl.ipam.release_address(ep.pool_id, str(ipaddress.ip_interface(ep.ipv4).ip), persist=False)
         if ep.ipv6 and ep.pool_id_v6:
-            self.ipam.release_address(ep.pool_id_v6, str(ipaddress.ip_interface(ep.ipv6).ip), persist=False)
-        self.endpoints.pop(ep.id, None)
+            self.ctl.ipam.release_address(ep.pool_id_v6, str(ipaddress.ip_interface(ep.ipv6).ip), persist=False)
+        self.ctl.endpoints.pop(ep.id, None)
         if sb is not None and sb.endpoint_ids.get(ep.network_id) == ep.id:
             del sb.endpoint_ids[ep.network_id]
             if ep.network_id in sb.endpoints:
                 sb.endpoints.remove(ep.network_id)
 
     def _sandbox_endpoints(self, sb: SandboxRecord) -> list[Endpoint]:
-        return [self.endpoints[e] for n in sb.endpoints if (e := sb.endpoint_ids.get(n)) in self.endpoints]
+        return [self.ctl.endpoints[e] for n in sb.endpoints if (e := sb.endpoint_ids.get(n)) in self.ctl.endpoints]
 
     def _wanted_ports(self, sb: SandboxRecord) -> list[PortBinding]:
         out = []
@@ -403,7 +443,7 @@ class SandboxOps:
             target, _, alias = link.partition(":")
             target = target.lstrip("/")
             alias = alias.rsplit("/", 1)[-1] or target
-            other = next((s for s in self.sandboxes.values() if s.name == target or s.container_id == target), None)
+            other = next((s for s in self.records.values() if s.name == target or s.container_id == target), None)
             if other is None:
                 continue
             ip = ""
@@ -423,7 +463,7 @@ class SandboxOps:
         if not mine or not mine[0].ipv4:
             return
         ep = mine[0]
-        net = self.networks.get(ep.network_id)
+        net = self.ctl.networks.get(ep.network_id)
         if net is None:
             return
         ports = {normalize(p) for p in [*other.exposed_ports, *other.port_bindings]}
@@ -432,7 +472,7 @@ class SandboxOps:
             number, _, proto = port.partition("/")
             rules.append(LinkRule(str(ipaddress.ip_interface(ep.ipv4).ip), child_ip, proto, int(number)))
         if rules:
-            self.driver(net.driver).program_links(net.id, ep.id, rules)
+            self.ctl.driver(net.driver).program_links(net.id, ep.id, rules)
 
     def _write_dns(self, sb: SandboxRecord) -> None:
         sb.upstream_dns = self._resolv_conf(sb)[1]
@@ -445,16 +485,15 @@ class SandboxOps:
             if self.dns is None:
                 from engine.networks.dns import EmbeddedDNS
 
-                self.dns = EmbeddedDNS(self)
+                self.dns = EmbeddedDNS(self.ctl)
             self.dns.attach(sb)
         except ImportError:
             log.warning("embedded DNS not available")
 
-    @off_event_loop
-    def teardown_sandbox(self, container_id: str) -> None:
+    def teardown(self, container_id: str) -> None:
         """Leave every network and delete the namespace (container stop). Idempotent."""
-        with self._lock("c:" + container_id):
-            sb = self.sandboxes.get(container_id)
+        with self.ctl.locks("c:" + container_id):
+            sb = self.records.get(container_id)
             if sb is None:
                 return
             self._teardown(sb)
@@ -466,31 +505,30 @@ class SandboxOps:
             except Exception:
                 log.exception("detaching the embedded DNS of %s failed", sb.container_id[:12])
         for net_id in list(reversed(sb.endpoints)):
-            ep = self.endpoints.get(sb.endpoint_ids.get(net_id, ""))
+            ep = self.ctl.endpoints.get(sb.endpoint_ids.get(net_id, ""))
             if ep is None:
                 continue
-            net = self.networks.get(net_id)
-            with self._lock(net_id):
+            net = self.ctl.networks.get(net_id)
+            with self.ctl.locks(net_id):
                 self._drop_endpoint(ep, sb)
             if net is not None:
-                self.daemon.events.publish(
+                self.ctl.daemon.events.publish(
                     "network",
                     "disconnect",
                     net.id,
                     {"container": sb.container_id, "name": net.name, "type": net.driver},
                 )
-                self.daemon.pm.hook.engine_network_endpoint_left(network_id=net.id, container_id=sb.container_id)
+                self.ctl.daemon.pm.hook.engine_network_endpoint_left(network_id=net.id, container_id=sb.container_id)
         if sb.key and not sb.joined_to:
             netns.delete(Path(sb.key))
-        self.sandboxes.pop(sb.container_id, None)
-        self._sandboxes_dir.delete(sb.container_id)
+        self.records.pop(sb.container_id, None)
+        self._records_dir.delete(sb.container_id)
 
-    @off_event_loop
-    def container_renamed(self, container_id: str, new_name: str) -> None:
+    def rename(self, container_id: str, new_name: str) -> None:
         """``docker rename``: endpoints (and so the embedded DNS) answer to the new name."""
         new_name = new_name.lstrip("/")
-        with self._lock("c:" + container_id):
-            sb = self.sandboxes.get(container_id)
+        with self.ctl.locks("c:" + container_id):
+            sb = self.records.get(container_id)
             if sb is None:
                 return
             sb.name = new_name
@@ -498,37 +536,36 @@ class SandboxOps:
                 ep.name = new_name
             self._save_sandbox(sb)
 
-    @off_event_loop
-    def release_container(self, container_id: str) -> None:
+    def release(self, container_id: str) -> None:
         """Forget a removed container (its pending connections); tears down a leftover sandbox."""
-        self.teardown_sandbox(container_id)
-        self._containers_dir.delete(container_id)
+        self.teardown(container_id)
+        self._pending_dir.delete(container_id)
 
     def _save_sandbox(self, sb: SandboxRecord) -> None:
         """The sandbox and its endpoints, in one atomic write."""
         sb.endpoint_records = {
-            net_id: self.endpoints[ep_id].to_json()
+            net_id: self.ctl.endpoints[ep_id].to_json()
             for net_id, ep_id in sb.endpoint_ids.items()
-            if ep_id in self.endpoints
+            if ep_id in self.ctl.endpoints
         }
-        self._sandboxes_dir.save(sb.container_id, sb.to_json())
+        self._records_dir.save(sb.container_id, sb.to_json())
 
     # ---- connect / disconnect ---------------------------------------------------------------------
 
     def _pending_connections(self, container_id: str, exclude: Network) -> dict[str, dict[str, Any]]:
-        path = self._containers_dir.path / f"{container_id}.json"
+        path = self._pending_dir.path / f"{container_id}.json"
         if not path.exists():
             return {}
         from engine.fsutil import read_json
 
         out = {}
         for net_id, cfg in (read_json(path).get("networks") or {}).items():
-            if net_id in self.networks and net_id != exclude.id:
+            if net_id in self.ctl.networks and net_id != exclude.id:
                 out[net_id] = cfg
         return out
 
     def _set_pending(self, container_id: str, net: Network, cfg: Mapping[str, Any] | None) -> None:
-        path = self._containers_dir.path / f"{container_id}.json"
+        path = self._pending_dir.path / f"{container_id}.json"
         from engine.fsutil import read_json
 
         data = read_json(path) if path.exists() else {"networks": {}}
@@ -536,9 +573,8 @@ class SandboxOps:
             data["networks"].pop(net.id, None)
         else:
             data["networks"][net.id] = dict(cfg)
-        self._containers_dir.save(container_id, data)
+        self._pending_dir.save(container_id, data)
 
-    @off_event_loop
     def connect(
         self,
         ref: str,
@@ -550,7 +586,7 @@ class SandboxOps:
     ) -> dict[str, Any] | None:
         """``docker network connect``: join a running container now; for a stopped one, remember the
         connection for its next start. Returns the new ``NetworkSettings`` when the container runs."""
-        net = self.get(ref)
+        net = self.ctl.get(ref)
         cfg = dict(endpoint_config or {})
         if net.driver == "host":
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
@@ -561,8 +597,8 @@ class SandboxOps:
         ipam = cfg.get("IPAMConfig") or {}
         if ipam.get("IPv4Address") or ipam.get("IPv6Address"):
             self._check_static_ip(net)
-        with self._lock("c:" + container_id):
-            sb = self.sandboxes.get(container_id)
+        with self.ctl.locks("c:" + container_id):
+            sb = self.records.get(container_id)
             if sb is None:
                 self._set_pending(container_id, net, cfg)
                 return None
@@ -571,8 +607,12 @@ class SandboxOps:
                     "container sharing network namespace with another container or host cannot be "
                     "connected to any other network"
                 )
-            primary = self.networks.get(sb.endpoints[0]) if sb.endpoints else None
-            if sb.key is None or (primary is not None and self.driver(primary.driver).exclusive) or sb.mode == "none":
+            primary = self.ctl.networks.get(sb.endpoints[0]) if sb.endpoints else None
+            if (
+                sb.key is None
+                or (primary is not None and self.ctl.driver(primary.driver).exclusive)
+                or sb.mode == "none"
+            ):
                 if sb.key is None:
                     raise Forbidden("container cannot be disconnected from host network or connected to host network")
                 raise Forbidden(
@@ -588,31 +628,30 @@ class SandboxOps:
             self._refresh_files(sb)
             return self._settings(sb)
 
-    @off_event_loop
     def disconnect(self, ref: str, container_id: str, force: bool = False) -> dict[str, Any] | None:
         """``docker network disconnect``; returns the new ``NetworkSettings`` when the container runs."""
         try:
-            net = self.get(ref)
+            net = self.ctl.get(ref)
         except NotFound:
             if not force:
                 raise
             return None
         if net.driver == "host":
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
-        with self._lock("c:" + container_id):
+        with self.ctl.locks("c:" + container_id):
             self._set_pending(container_id, net, None)
-            sb = self.sandboxes.get(container_id)
+            sb = self.records.get(container_id)
             if sb is None:
                 return None
-            ep = self.endpoints.get(sb.endpoint_ids.get(net.id, ""))
+            ep = self.ctl.endpoints.get(sb.endpoint_ids.get(net.id, ""))
             if ep is None:
                 raise InvalidParameter(f"container {container_id} is not connected to network {net.name}")
-            with self._lock(net.id):
+            with self.ctl.locks(net.id):
                 self._drop_endpoint(ep, sb)
-            self.daemon.events.publish(
+            self.ctl.daemon.events.publish(
                 "network", "disconnect", net.id, {"container": container_id, "name": net.name, "type": net.driver}
             )
-            self.daemon.pm.hook.engine_network_endpoint_left(network_id=net.id, container_id=container_id)
+            self.ctl.daemon.pm.hook.engine_network_endpoint_left(network_id=net.id, container_id=container_id)
             if ep.default_route:
                 self._reelect_default_route(sb)
             self._save_sandbox(sb)
@@ -634,7 +673,7 @@ class SandboxOps:
 
     def _refresh_files(self, sb: SandboxRecord) -> None:
         """Rewrite the running container's /etc/hosts in place (a bind-mounted file keeps its inode)."""
-        hosts_path = self.daemon.data_root / "containers" / sb.container_id / "hosts"
+        hosts_path = self.ctl.daemon.data_root / "containers" / sb.container_id / "hosts"
         if not hosts_path.exists():
             return
         content = self._hosts(sb)
@@ -666,8 +705,8 @@ class SandboxOps:
         nets = []
         bindings: list[dict[str, Any]] = []
         for net_id in sb.endpoints:
-            net = self.networks.get(net_id)
-            ep = self.endpoints.get(sb.endpoint_ids.get(net_id, ""))
+            net = self.ctl.networks.get(net_id)
+            ep = self.ctl.endpoints.get(sb.endpoint_ids.get(net_id, ""))
             if net is None:
                 continue
             nets.append((net.name, net, ep, None))
@@ -701,7 +740,7 @@ class SandboxOps:
         if sb.key is None and not (sb.dns_servers or sb.dns_search or sb.dns_options):
             return host.text, []
         dns = etcfiles.DNSSettings(sb.dns_servers, sb.dns_search, sb.dns_options)
-        ipv6 = any(self.networks[n].enable_ipv6 for n in sb.endpoints if n in self.networks)
+        ipv6 = any(self.ctl.networks[n].enable_ipv6 for n in sb.endpoints if n in self.ctl.networks)
         return etcfiles.container_resolv_conf(host, dns, embedded=sb.embedded_dns, ipv6=ipv6)
 
 
