@@ -118,3 +118,18 @@ def test_https_to_a_plain_http_registry_and_refused_connections_are_worded_as_go
     with pytest.raises(TransportError) as refused:
         Registry(closed, AuthConfig()).settle()
     assert refused.value.message == f'Get "http://{closed}/v2/": dial tcp {closed}: connect: connection refused'
+
+
+def test_the_registry_client_imports_nothing_of_the_image_service():
+    """distribution sits below images: it writes pulls through its own ImageTarget Protocol."""
+    import ast
+    from pathlib import Path
+
+    import engine.distribution
+
+    for path in Path(engine.distribution.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            assert not any(n == "engine.images" or n.startswith("engine.images.") for n in names), path.name

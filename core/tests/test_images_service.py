@@ -27,11 +27,24 @@ def rootfs(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def make_service(root: Path) -> ImageService:
+def make_service(root: Path, hook: object = None) -> ImageService:
     driver = VfsStorageDriver.init(root / "vfs", {})
     # the smallest host an ImageService needs: the driver, the data-root, an event bus, a hook relay
-    daemon = SimpleNamespace(storage=driver, data_root=root, events=EventBus(), pm=SimpleNamespace(hook=None))
+    daemon = SimpleNamespace(storage=driver, data_root=root, events=EventBus(), pm=SimpleNamespace(hook=hook))
     return ImageService(daemon)  # type: ignore[arg-type]
+
+
+class RecordingHooks:
+    """A stand-in for pluggy's hook relay that records the storage hooks (no plugin needed)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def engine_storage_layer_created(self, *, driver_name: str, chain_id: str, diff_id: str, size: int) -> None:
+        self.calls.append(("created", chain_id))
+
+    def engine_storage_layer_removed(self, *, driver_name: str, chain_id: str) -> None:
+        self.calls.append(("removed", chain_id))
 
 
 @pytest.fixture
@@ -149,3 +162,45 @@ def test_id_prefixes(images: ImageService) -> None:
     shared = next(c for c in first if first.count(c) > 1)
     with pytest.raises(NotFound, match=f"No such image: {shared}:latest"):
         images.resolve(shared)
+
+
+def test_child_images_and_storage_hooks_through_the_public_surface(tmp_path: Path) -> None:
+    """What the builder uses (LocalImages, create_child_image) fires the storage hooks as commit does."""
+    from engine.images.commit import create_child_image
+
+    hooks = RecordingHooks()
+    images = make_service(tmp_path, hooks)
+    base = images.resolve(images.import_image("-", io.BytesIO(rootfs({"a": b"1"})), repo="base"))
+    assert hooks.calls == [("created", base.top_layer)]
+    local = images.local
+    # no layer change: an empty_layer history entry, the same layers, no hook
+    meta = create_child_image(local, base, None, config={"Env": ["A=1"]}, container_config={"Cmd": ["#(nop) ENV"]})
+    child = images.resolve(meta)
+    assert child.parent == base.id and child.diff_ids == base.diff_ids
+    assert child.history[-1]["empty_layer"] is True and child.history[-1]["created_by"] == "#(nop) ENV"
+    assert len(hooks.calls) == 1
+    # a layer: registered on the parent's top layer and announced
+    layered = images.resolve(
+        create_child_image(local, child, io.BytesIO(rootfs({"b": b"2"})), config={}, container_config={"Cmd": ["x"]})
+    )
+    assert layered.parent == child.id and len(layered.diff_ids) == 2
+    assert hooks.calls[-1] == ("created", layered.top_layer)
+    # rmi of the chain tells the hooks of every layer that went
+    images.delete(layered.id)
+    images.delete("base")
+    assert ("removed", layered.top_layer) in hooks.calls and ("removed", base.top_layer) in hooks.calls
+
+
+def test_registry_view_is_the_distribution_target(images: ImageService) -> None:
+    from engine.distribution.target import ImageTarget
+    from engine.images.registry import RegistryImages
+    from engine.reference import parse_normalized_named
+
+    view = RegistryImages(images.local)
+    assert isinstance(view, ImageTarget)
+    image_id = images.import_image("-", io.BytesIO(rootfs({"f": b"1"})))
+    ref = parse_normalized_named("localhost:5000/x:1")
+    assert view.image_of(ref) is None
+    view.add_reference(ref, image_id)  # as a pull does: no tag event
+    assert view.image_of(ref) == image_id and images.resolve("localhost:5000/x:1").id == image_id
+    assert view.has_image(image_id) and view.has_layer(view.image(image_id).chain_ids[-1])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol, runtime_checkable
 
 from engine.reference import Reference
 
@@ -30,6 +30,7 @@ class StoredImage(Protocol):
     def chain_ids(self) -> Sequence[str]: ...
 
 
+@runtime_checkable
 class ImageTarget(Protocol):
     """The local image store as pull writes to it and push reads from it. Blocking, thread-safe."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engine.errors import InvalidParameter, NotFound
@@ -19,7 +20,8 @@ from engine.images.references import Reference, TagStore, parse_any
 from engine.images.store import Image, ImageStore
 
 if TYPE_CHECKING:
-    from engine.daemon import Daemon
+    from engine.drivers.storage import StorageDriver
+    from engine.events import EventBus
 
 #: container ids using an image; entries may be ``(id, running)`` for dockerd's running/stopped wording
 UsageCheck = Callable[[str], list[Any]]
@@ -36,11 +38,11 @@ class LocalImages:
     """The stores (``layers``, ``store``, ``tags``), a scratch directory (``tmp``) and their side effects.
     Blocking and thread-safe, as the stores are."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        driver = daemon.storage
-        assert driver is not None, "the storage driver starts before the image service"
-        self.root = daemon.data_root / "image" / driver.name
+    def __init__(self, root: Path, driver: StorageDriver, events: EventBus, hooks: Any) -> None:
+        """``root`` is ``<data-root>/image/<driver>``; ``hooks`` is the plugin manager's hook relay."""
+        self.events = events
+        self.hooks = hooks
+        self.root = root
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         #: scratch space for loads, pulls, pushes and builds; emptied at start and stop
         self.tmp = self.root / "tmp"
@@ -138,17 +140,17 @@ class LocalImages:
         attributes.update(extra or {})
         if name:
             attributes["name"] = name
-        self.daemon.events.publish("image", action, image_id, attributes)
+        self.events.publish("image", action, image_id, attributes)
 
     def layer_created(self, chain: str) -> None:
         """The ``engine_storage_layer_created`` hook; a failing hook does not fail the operation."""
         with contextlib.suppress(Exception):
             layer = self.layers.get(chain)
-            self.daemon.pm.hook.engine_storage_layer_created(
+            self.hooks.engine_storage_layer_created(
                 driver_name=self.layers.driver.name, chain_id=chain, diff_id=layer.diff_id, size=layer.size
             )
 
     def layer_removed(self, chain: str) -> None:
         """The ``engine_storage_layer_removed`` hook; a failing hook does not fail the operation."""
         with contextlib.suppress(Exception):
-            self.daemon.pm.hook.engine_storage_layer_removed(driver_name=self.layers.driver.name, chain_id=chain)
+            self.hooks.engine_storage_layer_removed(driver_name=self.layers.driver.name, chain_id=chain)
