@@ -44,6 +44,7 @@ from engine.networks.model import Endpoint, Network, SandboxRecord, new_id, rfc3
 from engine.networks.sandboxes import Sandbox, Sandboxes
 from engine.networks.settings import network_resource
 from engine.networks.store import KeyedLocks, RecordDir
+from engine.networks.validation import validate_container
 
 if TYPE_CHECKING:
     from engine.daemon import Daemon
@@ -515,12 +516,20 @@ class NetworkController:
     def validate_container(
         self, config: Mapping[str, Any], host_config: Mapping[str, Any], networking_config: Mapping[str, Any] | None
     ) -> list[str]:
-        """Checks dockerd runs at ``POST /containers/create``; returns its warnings (see :meth:`Sandboxes.validate`)."""
-        return self._sandboxes.validate(config, host_config, networking_config)
+        """Checks dockerd runs at ``POST /containers/create``; returns its warnings (see
+        :func:`engine.networks.validation.validate_container`)."""
+        return validate_container(self, config, host_config, networking_config)
 
     def host_gateway_ip(self) -> str:
         """``host-gateway`` in --add-host: daemon.json's host-gateway-ip, else the default bridge's gateway."""
-        return self._sandboxes.host_gateway_ip()
+        if self.config.get("host-gateway-ip"):
+            return str(self.config.get("host-gateway-ip"))
+        for net in self.networks.values():
+            if net.predefined and net.name == "bridge":
+                for cfg in net.pools():
+                    if cfg.gateway and ":" not in cfg.gateway:
+                        return cfg.gateway
+        return ""
 
     def sandbox_of(self, container_id: str) -> Sandbox | None:
         """The running container's sandbox (for ``--network container:<id>``), or None."""

@@ -12,20 +12,21 @@ import functools
 import ipaddress
 import logging
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.drivers.network import EndpointInterface, LinkRule, PortBinding, SandboxInfo
+from engine.drivers.network import EndpointInterface, LinkRule, SandboxInfo
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError
 from engine.networks import etcfiles, netns
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
+from engine.networks.ports import binding_json, stored_bindings, wanted_ports
 from engine.networks.settings import network_settings, ports_map
 from engine.networks.settings import normalize_port as normalize
 from engine.networks.store import RecordDir
+from engine.networks.validation import check_static_ip, network_mode
 
 if TYPE_CHECKING:
     from engine.networks.controller import NetworkController
@@ -98,7 +99,11 @@ class Sandboxes:
                     continue
                 try:
                     self.ctl.driver(net.driver).restore_endpoint(
-                        net.id, ep.id, _iface(ep), SandboxInfo(sb.key or "", sb.container_id, ep.ifname), _ports(ep)
+                        net.id,
+                        ep.id,
+                        _iface(ep),
+                        SandboxInfo(sb.key or "", sb.container_id, ep.ifname),
+                        stored_bindings(ep),
                     )
                 except Exception:
                     log.exception("restoring endpoint %s failed", ep.id[:12])
@@ -115,84 +120,6 @@ class Sandboxes:
     def stop(self) -> None:
         if self.dns is not None:
             self.dns.stop()
-
-    # ---- containers: validation at create ---------------------------------------------------------
-
-    def validate(
-        self, config: Mapping[str, Any], host_config: Mapping[str, Any], networking_config: Mapping[str, Any] | None
-    ) -> list[str]:
-        """Checks dockerd runs at ``POST /containers/create``; returns its warnings.
-
-        A network that does not exist is *not* an error here: dockerd creates the container and fails
-        its start with "network x not found" (a 404 at create would make the docker CLI try to pull
-        the image).
-
-        :raises InvalidParameter: conflicting options, with dockerd's messages.
-        """
-        warnings: list[str] = []
-        mode = _mode(host_config)
-        if mode == "default":
-            mode = "none" if self.ctl.bridge_disabled() else "bridge"
-        endpoints = dict((networking_config or {}).get("EndpointsConfig") or {})
-        if mode.startswith("container:"):
-            if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
-                raise InvalidParameter("conflicting options: port publishing and the container type network mode")
-            if host_config.get("Dns") or host_config.get("DnsSearch") or host_config.get("DnsOptions"):
-                raise InvalidParameter("conflicting options: dns and the network mode")
-            if host_config.get("ExtraHosts"):
-                raise InvalidParameter("conflicting options: custom host-to-IP mapping and the network mode")
-            if config.get("Hostname"):
-                raise InvalidParameter("conflicting options: hostname and the network mode")
-            return warnings
-        try:
-            net: Network | None = self.ctl.get(mode)
-        except NotFound:
-            net = None
-        if mode == "host" or (net is not None and net.driver == "host"):
-            if host_config.get("Links"):
-                raise InvalidParameter(
-                    "conflicting options: host type networking can't be used with links. "
-                    "This would result in undefined behavior"
-                )
-            if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
-                warnings.append("Published ports are discarded when using host network mode")
-        for key, cfg in endpoints.items():
-            try:
-                other = self.ctl.get(key)
-            except NotFound:
-                continue  # reported at start, as dockerd
-            ipam = (cfg or {}).get("IPAMConfig") or {}
-            if ipam.get("IPv4Address") or ipam.get("IPv6Address"):
-                self._check_static_ip(other)
-            if (cfg or {}).get("Aliases") and (other.predefined):
-                raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
-        mac = config.get("MacAddress") or ""
-        if mac and not re.fullmatch(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", mac):
-            raise InvalidParameter(f"invalid MAC address: {mac}")
-        try:
-            etcfiles.validate_extra_hosts(host_config.get("ExtraHosts") or [], self.host_gateway_ip() or "?")
-        except ValueError as exc:
-            raise InvalidParameter(str(exc)) from None
-        return warnings
-
-    def _check_static_ip(self, net: Network) -> None:
-        if net.predefined or not self.ctl.driver(net.driver).uses_ipam:
-            raise InvalidParameter("user specified IP address is supported on user defined networks only")
-        if not net.user_subnet:
-            raise InvalidParameter(
-                "user specified IP address is supported only when connecting to networks with user configured subnets"
-            )
-
-    def host_gateway_ip(self) -> str:
-        """``host-gateway`` in --add-host: daemon.json's host-gateway-ip, else the default bridge's gateway."""
-        if self.ctl.config.get("host-gateway-ip"):
-            return str(self.ctl.config.get("host-gateway-ip"))
-        for net in self.ctl.networks.values():
-            if net.predefined and net.name == "bridge":
-                for cfg in net.pools():
-                    if cfg.gateway and ":" not in cfg.gateway:
-                        return cfg.gateway
-        return ""
 
     # ---- containers: sandboxes ------------------------------------------------------------------
 
@@ -220,7 +147,7 @@ class Sandboxes:
         with self.ctl.locks("c:" + container_id):
             if container_id in self.records:
                 return self._public(self.records[container_id])
-            mode = _mode(host_config)
+            mode = network_mode(host_config)
             if mode == "default":
                 mode = "none" if self.ctl.bridge_disabled() else "bridge"
             sb = SandboxRecord(
@@ -351,13 +278,13 @@ class Sandboxes:
                     ep.default_route = default_route and bool(info.gateway or info.gateway_v6)
                 if default_route and (sb.port_bindings or sb.publish_all):
                     try:
-                        bound = drv.program_external_connectivity(net.id, ep.id, self._wanted_ports(sb))
+                        bound = drv.program_external_connectivity(net.id, ep.id, wanted_ports(sb))
                     except EngineError as exc:
                         raise SystemError(
                             f"driver failed programming external connectivity on endpoint {sb.name} "
                             f"({ep.id}): {exc.message}"
                         ) from None
-                    ep.ports = [_binding_json(b) for b in bound]
+                    ep.ports = [binding_json(b) for b in bound]
             except BaseException:
                 self._drop_endpoint(ep, sb)
                 raise
@@ -376,7 +303,7 @@ class Sandboxes:
         want_v4 = requested.get("IPv4Address") or ""
         want_v6 = requested.get("IPv6Address") or ""
         if want_v4 or want_v6:
-            self._check_static_ip(net)
+            check_static_ip(self.ctl, net)
         for index, cfg in enumerate(net.pools()):
             subnet = ipaddress.ip_network(cfg.subnet)
             pool_id = net.pool_id(index)
@@ -417,25 +344,6 @@ class Sandboxes:
 
     def _sandbox_endpoints(self, sb: SandboxRecord) -> list[Endpoint]:
         return [self.ctl.endpoints[e] for n in sb.endpoints if (e := sb.endpoint_ids.get(n)) in self.ctl.endpoints]
-
-    def _wanted_ports(self, sb: SandboxRecord) -> list[PortBinding]:
-        out = []
-        seen = set()
-        for port, bindings in sb.port_bindings.items():
-            cport, _, proto = port.partition("/")
-            for b in bindings or [{}]:
-                host_ip = (b or {}).get("HostIp") or ""
-                start, end = _port_range((b or {}).get("HostPort") or "")
-                out.append(PortBinding(proto or "tcp", int(cport), host_ip, start, end))
-                seen.add(port if "/" in port else f"{port}/tcp")
-        if sb.publish_all:
-            for port in sb.exposed_ports:
-                key = port if "/" in port else f"{port}/tcp"
-                if key in seen:
-                    continue
-                cport, _, proto = key.partition("/")
-                out.append(PortBinding(proto, int(cport)))
-        return out
 
     def _links(self, sb: SandboxRecord, links: list[str]) -> None:
         """Legacy ``--link name:alias``: hosts records of the linked containers (default bridge)."""
@@ -596,7 +504,7 @@ class Sandboxes:
             )
         ipam = cfg.get("IPAMConfig") or {}
         if ipam.get("IPv4Address") or ipam.get("IPv6Address"):
-            self._check_static_ip(net)
+            check_static_ip(self.ctl, net)
         with self.ctl.locks("c:" + container_id):
             sb = self.records.get(container_id)
             if sb is None:
@@ -717,7 +625,7 @@ class Sandboxes:
         return network_settings(sandbox_id=sb.id, sandbox_key=key, networks=nets, ports=ports)
 
     def _hosts(self, sb: SandboxRecord) -> str:
-        extra = etcfiles.parse_extra_hosts(sb.extra_hosts, self.host_gateway_ip())
+        extra = etcfiles.parse_extra_hosts(sb.extra_hosts, self.ctl.host_gateway_ip())
         extra += [(ip, names) for ip, names in sb.links]
         if sb.key is None:  # host network: the host's file plus --add-host
             try:
@@ -759,10 +667,6 @@ def _set_default_route(ifname: str, gateway: str, gateway_v6: str) -> None:
             ipr.route("replace", dst="::/0", gateway=gateway_v6, oif=index, family=10)
 
 
-def _mode(host_config: Mapping[str, Any]) -> str:
-    return str(host_config.get("NetworkMode") or "default")
-
-
 def _next_ifname(endpoints: list[Endpoint]) -> str:
     used = {ep.ifname for ep in endpoints}
     index = 0
@@ -777,28 +681,6 @@ def _iface(ep: Endpoint) -> EndpointInterface:
         address_v6=ipaddress.IPv6Interface(ep.ipv6) if ep.ipv6 else None,
         mac_address=ep.mac_address,
     )
-
-
-def _ports(ep: Endpoint) -> list[PortBinding]:
-    return [PortBinding(p["proto"], p["container_port"], p["host_ip"], p["host_port"]) for p in ep.ports]
-
-
-def _binding_json(b: PortBinding) -> dict[str, Any]:
-    return {"proto": b.proto, "container_port": b.container_port, "host_ip": b.host_ip, "host_port": b.host_port}
-
-
-def _port_range(raw: str) -> tuple[int, int]:
-    if not raw:
-        return 0, 0
-    start, _, end = raw.partition("-")
-    try:
-        s = int(start)
-        e = int(end) if end else 0
-    except ValueError:
-        raise InvalidParameter(f"invalid port specification: {raw!r}") from None
-    if not (0 <= s <= 65535) or (e and not (s <= e <= 65535)):
-        raise InvalidParameter(f"invalid port specification: {raw!r}")
-    return s, (e if e != s else 0)
 
 
 def _netns_in_use(path: Path) -> bool:
