@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from engine import hosts
 from engine.config_schema import BOOL, INT, LIST, MAP, OBJECT, STR, ConfigSchema, Option, type_error
-from engine.strconv import parse_int
-from engine.units import ram_in_bytes
+from engine.drivers.strconv import parse_int
+from engine.drivers.units import ram_in_bytes
 
 # ---- value checks (the messages are dockerd's) -------------------------------------------------------
 

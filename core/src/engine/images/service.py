@@ -22,11 +22,12 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 from engine import DOCKER_VERSION
 from engine.distribution.auth import AuthConfig
 from engine.distribution.progress import progress_bar
+from engine.drivers.locks import KeyedLocks
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
 from engine.filters import Filters
 from engine.images import changes as change_rules
 from engine.images import gojson, tarball
-from engine.images.layers import EMPTY_LAYER_DIFF_ID, KeyedLocks, LayerStore
+from engine.images.layers import EMPTY_LAYER_DIFF_ID, LayerStore
 from engine.images.references import Reference, TagStore, parse_any, parse_normalized_named, short_id
 from engine.images.store import Image, ImageStore
 
