@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import parse_size
 from engine.containers import create as createmod
 from engine.containers import initlayer, listing, logcopy, names, trace, views
 from engine.containers.model import BIND, TMPFS, VOLUME, Container, MountPoint
@@ -24,6 +23,7 @@ from engine.containers.mounts import parse_all
 from engine.containers.state import WAIT_CONDITIONS, WaitResult
 from engine.containers.store import ContainerStore
 from engine.containers.timefmt import now_ns, parse_rfc3339
+from engine.drivers.units import parse_size
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.filters import Filters
 

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.config_options import parse_size
 from engine.drivers.records import write_json
+from engine.drivers.units import parse_size
 from engine.errors import EngineError, InvalidParameter, SystemError
 from engine.volumes import mounts
 

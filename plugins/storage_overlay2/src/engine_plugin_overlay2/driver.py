@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from engine.config_options import parse_size
 from engine.drivers import DRIVER_API_VERSION, layers
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, Change, CreateOpts, IdMap, StorageDriver, SupportsQuota
+from engine.drivers.units import parse_size
 from engine.errors import ConfigError, Conflict, InvalidParameter, NotFound, SystemError
 from engine_plugin_overlay2 import checks, mounts
 from engine_plugin_overlay2.native import dir_size, overlay_changes
