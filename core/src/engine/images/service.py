@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 from engine import DOCKER_VERSION
 from engine.distribution.auth import AuthConfig
 from engine.distribution.progress import progress_bar
+from engine.drivers.duration import parse_duration
 from engine.drivers.locks import KeyedLocks
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
 from engine.filters import Filters
@@ -987,9 +988,10 @@ def _parse_until(value: str) -> int:
     now_ns = time.time_ns()
     m = re.fullmatch(r"((?:[0-9.]+(?:ns|us|µs|ms|s|m|h))+)", value)
     if m:
-        from engine.images.changes import _duration_ns
-
-        return now_ns - _duration_ns(value)
+        try:
+            return now_ns - parse_duration(value)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
     if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
         seconds, _, frac = value.partition(".")
         return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
