@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from engine.drivers.layers import Extractor, NotADirectory, TarWriter, resolve_in_root, walk_tree
 from engine.drivers.storage import IDENTITY, IdMap
+from engine.drivers.timefmt import rfc3339nano
 
 # -- docker cp ----------------------------------------------------------------------------------------
 
@@ -60,21 +60,6 @@ def go_file_mode(st_mode: int) -> int:
     return mode
 
 
-def go_time(ns: int) -> str:
-    """A time as Go's ``time.Time`` marshals to JSON (RFC 3339, nanoseconds without trailing zeros)."""
-    sec, frac = divmod(ns, 1_000_000_000)
-    local = datetime.fromtimestamp(sec, UTC).astimezone()
-    offset = local.utcoffset() or timedelta(0)
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    if not offset:
-        return text + "Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
 @dataclass(frozen=True)
 class PathStat:
     """``types.ContainerPathStat``: what ``docker cp`` learns about a path."""
@@ -90,7 +75,7 @@ class PathStat:
             "name": self.name,
             "size": self.size,
             "mode": self.mode,
-            "mtime": go_time(self.mtime_ns),
+            "mtime": rfc3339nano(self.mtime_ns, local=True),
             "linkTarget": self.link_target,
         }
 

@@ -24,6 +24,7 @@ from engine.distribution.auth import AuthConfig
 from engine.distribution.progress import progress_bar
 from engine.drivers.duration import parse_duration
 from engine.drivers.locks import KeyedLocks
+from engine.drivers.timefmt import ZERO_NS, ZERO_TIME
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
 from engine.filters import Filters
 from engine.images import changes as change_rules
@@ -423,7 +424,7 @@ class ImageService:
         if image.diff_ids:
             rootfs["Layers"] = list(image.diff_ids)
         out["RootFS"] = rootfs
-        out["Metadata"] = {"LastTagTime": image.last_updated or gojson.ZERO_TIME}
+        out["Metadata"] = {"LastTagTime": image.last_updated or ZERO_TIME}
         return out
 
     def history(self, name: str) -> list[dict[str, Any]]:
@@ -997,7 +998,7 @@ def _parse_until(value: str) -> int:
         return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
     for candidate in (value, value + "Z", value + "T00:00:00Z"):
         ns = gojson.parse_time(candidate)
-        if ns != gojson.ZERO_NS:
+        if ns != ZERO_NS:
             return ns
     raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
 
