@@ -1,16 +1,17 @@
 """``docker cp``: stat, tar and extract container paths, resolved inside the container's root.
 
-:func:`resolve_in_root(root, path, follow_final=True)` (symlinks resolved
-  as if ``root`` were ``/``); :func:`resolve_container_path(root, path)` (moby's ``ResolvePath``: the
-  directory part resolved, the last element kept unless the path ends in ``/`` or ``/.``);
-  :func:`stat_path(root, path) -> PathStat` (``X-Docker-Container-Path-Stat``: ``PathStat.to_json()``);
-  :func:`tar_path(root, path, out) -> PathStat` (``GET /containers/{id}/archive``: entries rebased to the
-  requested name); :func:`extract_to(root, path, stream, no_overwrite_dir_non_dir=False, chown=None)`
-  (``PUT /containers/{id}/archive``; ``chown=(uid, gid)`` for ``copyUIDGID``). A missing path raises
-  ``FileNotFoundError`` (the containers subsystem answers 404 "Could not find the file ..."); extracting onto a non-directory
-  raises :class:`NotADirectory` ("extraction point is not a directory").
+* :func:`resolve_container_path(root, path)` (moby's ``ResolvePath``: the directory part resolved, the
+  last element kept unless the path ends in ``/`` or ``/.``);
+* :func:`stat_path(root, path) -> PathStat` (``X-Docker-Container-Path-Stat``: ``PathStat.to_json()``);
+* :func:`tar_path(root, path, out) -> PathStat` (``GET /containers/{id}/archive``: entries rebased to the
+  requested name);
+* :func:`extract_to(root, path, stream, no_overwrite_dir_non_dir=False, chown=None)`
+  (``PUT /containers/{id}/archive``; ``chown=(uid, gid)`` for ``copyUIDGID``).
 
-The tar machinery (safe paths, extraction, writing) is the driver SDK's :mod:`engine.drivers.layers`.
+A missing path raises ``FileNotFoundError`` (the containers subsystem answers 404 "Could not find the
+file ..."); extracting onto a non-directory raises ``NotADirectory`` ("extraction point is not a
+directory"). The tar machinery underneath (safe paths, extraction, writing, compression, whiteouts)
+is the driver SDK's :mod:`engine.drivers.layers`, which storage drivers use for their layers.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from typing import BinaryIO
 from engine.drivers.layers import Extractor, NotADirectory, TarWriter, resolve_in_root, walk_tree
 from engine.drivers.storage import IDENTITY, IdMap
 from engine.drivers.timefmt import rfc3339nano
-
-# -- docker cp ----------------------------------------------------------------------------------------
 
 # Go's os.FileMode type bits, as the X-Docker-Container-Path-Stat header carries them
 GO_MODE_DIR = 1 << 31
