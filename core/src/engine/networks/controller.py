@@ -42,7 +42,7 @@ from engine.errors import (
     InvalidParameter,
     NotFound,
 )
-from engine.filters import Filters
+from engine.filters import Filters, timestamp_ns
 from engine.networks.ipam import DefaultIPAM, IPAMDriver
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
 from engine.networks.sandboxes import SandboxOps, _iface, _netns_in_use, _ports
@@ -584,17 +584,7 @@ def _until(filters: Filters) -> float | None:
     vals = filters.get("until")
     if not vals:
         return None
-    raw = sorted(vals)[0]
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise InvalidParameter(f"invalid until filter: {raw}") from None
+    return timestamp_ns(sorted(vals)[0]) / 1e9
 
 
 def _created_ts(created: str) -> float:
