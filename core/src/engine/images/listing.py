@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.drivers.timefmt import ZERO_TIME
 from engine.errors import InvalidParameter, NotFound
 from engine.filters import Filters
 from engine.images import gojson
@@ -140,7 +141,7 @@ def inspect(images: LocalImages, name: str) -> dict[str, Any]:
     if image.diff_ids:
         rootfs["Layers"] = list(image.diff_ids)
     out["RootFS"] = rootfs
-    out["Metadata"] = {"LastTagTime": image.last_updated or gojson.ZERO_TIME}
+    out["Metadata"] = {"LastTagTime": image.last_updated or ZERO_TIME}
     return out
 
 
