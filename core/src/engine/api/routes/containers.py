@@ -177,7 +177,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
 
 async def attach_ws(request: web.Request) -> web.StreamResponse:
     """The websocket form of attach: raw output frames, stdin from the client's messages."""
-    from engine.containers.attach import WebSocketConn
+    from engine.api.websocket import WebSocketConn
 
     service = _service(request)
     container = await asyncio.to_thread(service.get, _id(request))

@@ -19,12 +19,12 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON, OPEN_STREAMS
 from engine.api.router import Router
-from engine.api.streams import STDERR, STDOUT, SYSTEMERR, frame
 from engine.api.util import query_bool
 from engine.drivers.log import LogMessage, ReadConfig
 from engine.errors import InvalidParameter, NotFound
 from engine.logs import open_reader
 from engine.logs.timefmt import parse_unix_timestamp, rfc3339nano_fixed
+from engine.streams.stdcopy import STDERR, STDOUT, SYSTEMERR, frame
 
 log = logging.getLogger(__name__)
 
