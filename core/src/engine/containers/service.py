@@ -105,6 +105,28 @@ class ContainerService:
             except OSError as exc:
                 log.warning("saving the network settings of %s: %s", container.short_id, exc)
 
+    def connect_network(self, network: str, ref: str, endpoint_config: dict[str, Any]) -> None:
+        """``POST /networks/{id}/connect``: join the container to the network (at once when it runs,
+        at its next start otherwise) and keep the NetworkSettings it ends up with."""
+        container = self._network_member(ref)
+        settings = self.daemon.networks.connect(
+            network, container.id, endpoint_config, name=container.name, config=container.config or {}
+        )
+        if settings is not None:
+            self.network_settings_changed(container.id, settings)
+
+    def disconnect_network(self, network: str, ref: str, *, force: bool = False) -> None:
+        """``POST /networks/{id}/disconnect``."""
+        container = self._network_member(ref)
+        settings = self.daemon.networks.disconnect(network, container.id, force=force)
+        if settings is not None:
+            self.network_settings_changed(container.id, settings)
+
+    def _network_member(self, ref: str) -> Container:
+        if not ref:
+            raise InvalidParameter("container is required")
+        return self.get(ref)
+
     def publish(self, container: Container, action: str, **extra: str) -> None:
         self.daemon.events.publish("container", action, container.id, container.event_attributes(**extra))
 
@@ -415,6 +437,17 @@ class ContainerService:
             if networks is not None and hasattr(networks, "container_renamed"):
                 _quietly(networks.container_renamed, container.id, new_name.lstrip("/"))
         self.publish(container, "rename", oldName=old_name)
+
+    async def remove_container(
+        self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False
+    ) -> None:
+        """``DELETE /containers/{id}``: with ``force`` a running container is killed first, on the loop
+        (see ``Lifecycle.kill_for_removal``), then removed in a worker thread."""
+        if force:
+            container = await asyncio.to_thread(self.get, ref)
+            if container.state.running:
+                await self.lifecycle.kill_for_removal(container)
+        await asyncio.to_thread(self.remove, ref, force=force, volumes=volumes, link=link)
 
     def remove(self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False) -> None:
         container = self.get(ref)

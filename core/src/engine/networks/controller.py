@@ -514,6 +514,7 @@ class NetworkController(SandboxOps):
                 log.warning("prune: cannot remove network %s: %s", net.name, exc.message)
                 continue
             removed.append(net.name)
+        self.daemon.events.publish("network", "prune", "", {"reclaimed": "0"})
         return removed
 
     # ---- diagnostics ------------------------------------------------------------------------------

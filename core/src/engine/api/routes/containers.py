@@ -60,16 +60,9 @@ async def rename(request: web.Request) -> web.Response:
 
 
 async def remove(request: web.Request) -> web.Response:
-    service = _service(request)
-    force = query_bool(request, "force")
-    if force:
-        container = await asyncio.to_thread(service.get, _id(request))
-        if container.state.running:
-            await service.lifecycle.kill_for_removal(container)
-    await asyncio.to_thread(
-        service.remove,
+    await _service(request).remove_container(
         _id(request),
-        force=force,
+        force=query_bool(request, "force"),
         volumes=query_bool(request, "v"),
         link=query_bool(request, "link"),
     )
