@@ -16,6 +16,7 @@ from engine import DOCKER_VERSION, __version__
 from engine.config import ConfigSchema, DaemonConfig, core_schema, load, parse_command_line
 from engine.config_cmdline import usage
 from engine.errors import ConfigError, DriverError, EngineError
+from engine.hooks import Hooks
 from engine.lazy_packages import defer_heavy_packages
 from engine.logsetup import setup_logging
 from engine.plugins import make_plugin_manager
@@ -29,7 +30,7 @@ API_THREADS = 64
 
 def build_schema(pm: pluggy.PluginManager) -> ConfigSchema:
     schema = core_schema()
-    pm.hook.engine_add_config.call_historic(kwargs={"schema": schema})
+    Hooks(pm).add_config(schema)
     return schema
 
 

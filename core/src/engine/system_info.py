@@ -170,10 +170,13 @@ def info(daemon: Daemon) -> dict[str, Any]:
         "Warnings": [],
         "EnginePlugins": plugin_names(daemon.pm),
     }
-    for subsystem in daemon.subsystems:
-        contribute = getattr(subsystem, "info_fields", None)
-        if contribute is not None:
-            data.update(contribute())
+    for contribute in (
+        daemon.images.info_fields,
+        daemon.networks.info_fields,
+        daemon.runtime.info_fields,
+        daemon.containers.info_fields,
+    ):
+        data.update(contribute())
     return data
 
 

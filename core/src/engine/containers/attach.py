@@ -303,10 +303,9 @@ async def _replay_logs(
 ) -> None:
     """``logs=1``: what the log driver has, before the live stream (docker-py's attach(logs=True))."""
     from engine.drivers.log import ReadConfig
-    from engine.logs import open_reader
 
     try:
-        source = await asyncio.to_thread(open_reader, service.daemon, container)
+        source = await asyncio.to_thread(service.log_reader, container)
     except Exception as exc:
         log.debug("attach logs of %s: %s", container.short_id, exc)
         return

@@ -194,7 +194,7 @@ class ExecManager:
             privileged=instance.privileged,
             rootfs=Path(rootfs) if rootfs else None,
         )
-        return self.service.daemon.runtime.exec(container.id, instance.id, process, open_stdin=instance.open_stdin)
+        return self.service.runtime.exec(container.id, instance.id, process, open_stdin=instance.open_stdin)
 
     def begin(self, exec_id: str) -> tuple[ExecInstance, Container]:
         """Checks before the (possibly hijacked) start: 404/409 as dockerd."""

@@ -399,7 +399,7 @@ class NetworkController(SandboxOps):
             self._save_network(net)
             self.networks[net.id] = net
         self.daemon.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
-        self.daemon.pm.hook.engine_network_created(network=self.inspect(net))
+        self.daemon.hooks.network_created(self.inspect(net))
         return net
 
     def _release_pools(self, net: Network) -> None:

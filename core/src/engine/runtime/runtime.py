@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import Conflict, NotFound
 from engine.runtime import cgroups, control, shimbin
@@ -38,6 +38,9 @@ from engine.runtime.task import (
     shim_running,
 )
 
+if TYPE_CHECKING:
+    from engine.hooks import Hooks
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CGROUP_PARENT = "/engine"
@@ -53,7 +56,7 @@ class Runtime:
         self,
         exec_root: Path,
         config: Any = None,
-        pm: Any = None,
+        hooks: Hooks | None = None,
         *,
         shim: Path | None = None,
         use_run: bool = True,
@@ -62,17 +65,13 @@ class Runtime:
         self.exec_root = Path(exec_root)
         # daemon.json is reloadable (runtimes, default-runtime): read it through a callable
         self._config: Callable[[], Any] = config if callable(config) else (lambda: config)
-        self.pm = pm
+        self.hooks = hooks
         self._shim = shim
         self.use_run = use_run
         self.segment_bytes = segment_bytes
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._info: dict[str, Any] | None = None
-
-    @classmethod
-    def from_daemon(cls, daemon: Any) -> Runtime:
-        return cls(daemon.exec_root, lambda: daemon.config, daemon.pm)
 
     @property
     def config(self) -> Any:
@@ -142,8 +141,8 @@ class Runtime:
         if not inputs.cgroups_path:
             inputs.cgroups_path = self.cgroups_path(inputs.container_id, host_config.get("CgroupParent") or "")
         result = specmod.build_spec(config, host_config, inputs, self.config)
-        if self.pm is not None:
-            self.pm.hook.engine_security_container_spec(container=container, spec=result)
+        if self.hooks is not None:
+            self.hooks.security_container_spec(container, result)
         return result
 
     # -- containers -------------------------------------------------------------------------------
