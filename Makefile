@@ -46,7 +46,9 @@ $(STAMP): $(addsuffix /pyproject.toml,$(DISTRIBUTIONS)) requirements-dev.txt
 run: install
 	$(VENV)/bin/engined
 
+# the import contracts (pyproject.toml [tool.importlinter]) first: a broken layer fails fast
 test: install
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 lint: install
