@@ -30,10 +30,12 @@ from engine.filters import Filters
 
 if TYPE_CHECKING:
     from engine.config import DaemonConfig
+    from engine.containers.attach import AttachPlan
     from engine.containers.collaborators import ImageSource, LogSetup
     from engine.events import EventBus
     from engine.networks import NetworkController
     from engine.runtime import Runtime
+    from engine.streams.conn import Conn
     from engine.volumes import VolumeService
 
 log = logging.getLogger(__name__)
@@ -605,14 +607,15 @@ class ContainerService:
 
     # -- attach ---------------------------------------------------------------------------------------
 
-    def prepare_attach(self, container: Container, detach_keys: str) -> Any:
+    def prepare_attach(self, container: Container, detach_keys: str) -> AttachPlan:
         """Checks and the output position, fixed *before* the 101 answer so that nothing the
         container writes after the client's next request (start) is missed."""
         from engine.containers import attach
 
         return attach.prepare(self, container, detach_keys)
 
-    async def attach(self, container: Container, conn: Any, plan: Any, **options: Any) -> None:
+    async def attach(self, container: Container, conn: Conn, plan: AttachPlan, **options: Any) -> None:
+        """Wire ``conn`` (the API's hijacked socket or WebSocket) to the container's stdio."""
         from engine.containers import attach
 
         await attach.run(self, container, conn, plan, **options)
