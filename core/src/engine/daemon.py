@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from engine.images.service import ImageService
     from engine.networks import NetworkController
     from engine.runtime import Runtime
+    from engine.subsystems import Stage
     from engine.volumes import VolumeService
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,8 @@ class Daemon:
         self.id = ""
         self.name = socket.gethostname()
         self.storage: StorageDriver | None = None
-        # the same subsystems as a list, in start order (stopped in reverse)
-        self.subsystems: list[Any] = []
+        # the subsystems' start/stop steps, in start order (stopped in reverse)
+        self.subsystems: list[Stage] = []
         self.api: APIServer | None = None
         self._stopped = asyncio.Event()
 
@@ -114,9 +115,9 @@ class Daemon:
             app = _make_app(self)
         finally:
             self.storage = await storage
-        for subsystem in self._make_subsystems():
-            self.subsystems.append(subsystem)
-            await _call_maybe_async(getattr(subsystem, "start", None))
+        for stage in self._make_subsystems():
+            self.subsystems.append(stage)
+            await _call_maybe_async(stage.start)
         self.events.add_observer(self._events_to_hooks)
         await self.api.serve(app)
         self.hooks.daemon_started(self.context())
@@ -124,7 +125,7 @@ class Daemon:
         # a moment later, off the start-up path (a full collection takes ~50 ms here)
         asyncio.get_running_loop().call_later(FREEZE_DELAY, _freeze_startup_objects)
 
-    def _make_subsystems(self) -> list[Any]:
+    def _make_subsystems(self) -> list[Stage]:
         """Construct the subsystems in start order, each with the collaborators it names."""
         from engine.subsystems import make_subsystems
 
@@ -151,11 +152,11 @@ class Daemon:
         self.hooks.daemon_stopping(self.context())
         if self.api is not None:
             await self.api.stop()
-        for subsystem in reversed(self.subsystems):
+        for stage in reversed(self.subsystems):
             try:
-                await _call_maybe_async(getattr(subsystem, "stop", None))
+                await _call_maybe_async(stage.stop)
             except Exception:
-                log.exception("stopping %s failed", type(subsystem).__name__)
+                log.exception("stopping the %s subsystem failed", stage.name)
         if self.storage is not None:
             await asyncio.to_thread(self.storage.cleanup)
         self._stopped.set()

@@ -3,8 +3,9 @@ collaborators its constructor names. Part of the composition root (with engine.d
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.containers.service import ContainerService
@@ -15,6 +16,19 @@ if TYPE_CHECKING:
     from engine.volumes import VolumeService
 
 
+#: a subsystem's start or stop: sync or async
+Step = Callable[[], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One subsystem as the daemon starts and stops it (``None``: nothing to do at that step)."""
+
+    name: str
+    start: Step | None
+    stop: Step | None
+
+
 @dataclass(frozen=True)
 class Subsystems:
     images: ImageService
@@ -23,8 +37,14 @@ class Subsystems:
     runtime: Runtime
     containers: ContainerService
 
-    def in_start_order(self) -> list[Any]:
-        return [self.images, self.volumes, self.networks, self.runtime, self.containers]
+    def in_start_order(self) -> list[Stage]:
+        return [
+            Stage("images", None, self.images.stop),  # ready once constructed
+            Stage("volumes", self.volumes.start, self.volumes.stop),
+            Stage("networks", self.networks.start, self.networks.stop),
+            Stage("runtime", self.runtime.start, self.runtime.stop),
+            Stage("containers", self.containers.start, self.containers.stop),
+        ]
 
 
 def make_subsystems(daemon: Daemon) -> Subsystems:
