@@ -30,7 +30,17 @@ class ImageSource(Protocol):
     def resolve(self, ref_or_id: str) -> Any: ...
 
     def commit(
-        self, container_id: str, parent_image_id: str, container_config: dict[str, Any], **kwargs: Any
+        self,
+        container_id: str,
+        parent_image_id: str,
+        container_config: dict[str, Any],
+        *,
+        repo: str = "",
+        tag: str = "",
+        comment: str = "",
+        author: str = "",
+        changes: list[str] | None = None,
+        config: dict[str, Any] | None = None,
     ) -> str: ...
 
     def set_usage_check(self, fn: UsageCheck) -> None: ...

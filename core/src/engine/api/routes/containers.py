@@ -9,7 +9,7 @@ import asyncio
 import base64
 import contextlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -19,8 +19,11 @@ from engine.api.streams import body_reader, hijack
 from engine.api.util import dumps, json_response, no_content, query_bool, query_int, read_json
 from engine.errors import InvalidParameter, NotFound
 
+if TYPE_CHECKING:
+    from engine.containers.service import ContainerService
 
-def _service(request: web.Request) -> Any:
+
+def _service(request: web.Request) -> ContainerService:
     return request.app[DAEMON].containers
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -14,10 +14,12 @@ from engine.errors import InvalidParameter, NotFound
 from engine.filters import Filters
 from engine.networks.controller import NETWORK_FILTERS
 
+if TYPE_CHECKING:
+    from engine.networks import NetworkController
 
-def _controller(request: web.Request) -> Any:
-    daemon = request.app[DAEMON]
-    return daemon.networks
+
+def _controller(request: web.Request) -> NetworkController:
+    return request.app[DAEMON].networks
 
 
 async def list_networks(request: web.Request) -> web.Response:
