@@ -52,3 +52,31 @@ def test_core_calls_hooks_only_through_the_facade():
         if path != "hooks.py" and re.search(r"\.hook\.engine_\w+", text) and path not in NOT_YET_ON_THE_FACADE
     )
     assert direct == []
+
+
+def test_the_spec_hook_sees_a_container_context_and_shapes_the_spec(tmp_path: Path) -> None:
+    import pluggy
+
+    from engine import hookimpl
+    from engine.hooks import ContainerContext
+    from engine.runtime import Runtime, SpecInputs
+
+    seen: list[ContainerContext] = []
+
+    class NoNewPrivileges:
+        @hookimpl
+        def engine_security_container_spec(self, container: ContainerContext, spec: dict) -> None:
+            seen.append(container)
+            spec["process"]["noNewPrivileges"] = True
+
+    pm = pluggy.PluginManager("engine")
+    pm.add_hookspecs(hookspecs)
+    pm.register(NoNewPrivileges())
+    runtime = Runtime(tmp_path / "exec", config={}, hooks=Hooks(pm))
+    (tmp_path / "rootfs").mkdir()
+    context = ContainerContext("c" * 64, "/web", "sha256:" + "1" * 64, {"Cmd": ["true"]}, {})
+    spec = runtime.build_spec(
+        context, context.config, context.host_config, SpecInputs(container_id=context.id, rootfs=tmp_path / "rootfs")
+    )
+    assert seen == [context]
+    assert spec["process"]["noNewPrivileges"] is True

@@ -3,7 +3,8 @@
 One method per hookspec in :mod:`engine.hookspecs`, with the spec's parameters as typed keywords,
 so a call site cannot misspell a hook or pass a wrong argument name, and a reader finds every
 caller of a hook by its method. Lifecycle hooks get a ``DaemonContext`` (what a plugin may know of
-the daemon), never the Daemon object itself (neutron's ML2 drivers see a context, not the manager).
+the daemon) and the spec hook a ``ContainerContext``, never the Daemon or the container model
+themselves (neutron's ML2 drivers see a context, not the manager).
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ class DaemonContext:
     exec_root: Path
     config: DaemonConfig  #: the configuration in effect
     storage_driver: str  #: the storage driver's name
+
+
+@dataclass(frozen=True)
+class ContainerContext:
+    """What ``engine_security_container_spec`` sees of the container whose spec it shapes (the
+    names are the container model's; ``config`` and ``host_config`` are Docker's, to read only)."""
+
+    id: str
+    name: str  #: with the leading "/"
+    image_id: str
+    config: dict[str, Any]
+    host_config: dict[str, Any]
 
 
 class Hooks:
@@ -91,7 +104,7 @@ class Hooks:
 
     # ---- security ------------------------------------------------------------------------------
 
-    def security_container_spec(self, container: Any, spec: dict[str, Any]) -> None:
+    def security_container_spec(self, container: ContainerContext, spec: dict[str, Any]) -> None:
         self._relay.engine_security_container_spec(container=container, spec=spec)
 
     def wants_authorization(self) -> bool:

@@ -21,7 +21,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from engine.config import ConfigSchema, DaemonConfig
-    from engine.hooks import DaemonContext
+    from engine.hooks import ContainerContext, DaemonContext
 
 hookspec = pluggy.HookspecMarker("engine")
 
@@ -179,13 +179,14 @@ def engine_log_message(container_id: str, source: str, line: bytes, timestamp: f
 
 
 @hookspec
-def engine_security_container_spec(container: Any, spec: dict[str, Any]) -> None:
+def engine_security_container_spec(container: ContainerContext, spec: dict[str, Any]) -> None:
     """Shape the OCI runtime spec of a container before it is created.
 
     Seccomp, capabilities, user namespaces and no-new-privileges are applied here by
     security plugins; each implementation edits ``spec`` in place.
 
-    :param container: the container (``engine.containers.model.Container``).
+    :param container: the container as a :class:`engine.hooks.ContainerContext` (id, name,
+        image_id, config, host_config).
     :param spec: the OCI runtime spec (``config.json`` as a dict).
     :returns: nothing; the return value is ignored.
     """

@@ -20,6 +20,7 @@ from engine.containers import logcopy, netadapter, signals, trace
 from engine.containers.restart import RestartManager
 from engine.containers.state import NOT_RUNNING
 from engine.errors import Conflict, EngineError, NotFound, NotModified
+from engine.hooks import ContainerContext
 
 if TYPE_CHECKING:
     from engine.containers.model import Container
@@ -135,7 +136,14 @@ class Lifecycle:
             netadapter.write_files(container, net)
             timing.mark("network")
             inputs = spec_inputs(self.service, container, net)
-            spec = self.runtime.build_spec(container, container.config, container.host_config, inputs)
+            spec = self.runtime.build_spec(
+                ContainerContext(
+                    container.id, container.name, container.image_id, container.config, container.host_config
+                ),
+                container.config,
+                container.host_config,
+                inputs,
+            )
             timing.mark("spec")
             task = self.runtime.start_task(
                 container.id,

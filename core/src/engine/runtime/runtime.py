@@ -39,7 +39,7 @@ from engine.runtime.task import (
 )
 
 if TYPE_CHECKING:
-    from engine.hooks import Hooks
+    from engine.hooks import ContainerContext, Hooks
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Runtime:
     # -- spec -------------------------------------------------------------------------------------
 
     def build_spec(
-        self, container: Any, config: dict[str, Any], host_config: dict[str, Any], inputs: Any
+        self, container: ContainerContext, config: dict[str, Any], host_config: dict[str, Any], inputs: Any
     ) -> dict[str, Any]:
         """The OCI spec for a container (see ``engine.runtime.spec.build_spec``), shaped at the end by
         the ``engine_security_container_spec`` hook. ``container`` is passed to the hook."""
