@@ -91,7 +91,7 @@ class Runtime:
         cgroups.remove_parent(self.cgroup_parent())
 
     def info_fields(self) -> dict[str, Any]:
-        """GET /info: the commits of runc and of the init binary (system_info has the rest)."""
+        """GET /info: the commits of runc and of the init binary (engine.api.info has the rest)."""
         if self._info is None:
             self._info = {
                 "RuncCommit": _commit(["runc", "--version"]),

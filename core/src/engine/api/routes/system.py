@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from engine import system_info
+from engine.api import info as system_info
 from engine.api.keys import DAEMON, OPEN_STREAMS
 from engine.api.router import Router
 from engine.api.util import dumps, json_response
