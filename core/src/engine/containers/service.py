@@ -123,7 +123,7 @@ class ContainerService:
         return [(c.id, c.state.running) for c in self.store.all() if c.image_id == image_id]
 
     def network_settings_changed(self, container_id: str, settings: dict[str, Any]) -> None:
-        """F after ``network connect/disconnect`` of a running container: inspect shows it, disk keeps it."""
+        """After ``network connect/disconnect`` of a running container: inspect shows it, disk keeps it."""
         container = self.store.find(container_id)
         if container is None:
             return
