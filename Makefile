@@ -46,7 +46,7 @@ $(STAMP): $(addsuffix /pyproject.toml,$(DISTRIBUTIONS)) requirements-dev.txt
 run: install
 	$(VENV)/bin/engined
 
-# the import contracts of pyproject.toml first (plugins on the driver SDK only, ...): seconds, not minutes
+# the import contracts (pyproject.toml [tool.importlinter]) first: a broken layer fails fast
 test: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest

@@ -162,6 +162,7 @@ def test_prune_and_events(dk: DockerCLI) -> None:
     ).lines()  # fmt: skip
     assert f"create {gone_id} {gone} bridge" in events
     assert f"destroy {gone_id} {gone} bridge" in events
+    assert any(line.split()[0] == "prune" for line in events)  # the network service's own prune event
 
 
 def test_docker_py_networks(netd: EngineDaemon) -> None:

@@ -60,10 +60,17 @@ def make_container(
 
 
 class ContainersStandIn:
-    """``daemon.containers.get(name_or_id)`` as the containers subsystem provides it."""
+    """``daemon.containers.get(name_or_id)`` and ``log_reader(container)`` as the containers
+    subsystem provides them (``logging``: the daemon, as engine.subsystems hands it in)."""
 
-    def __init__(self, *containers: ContainerStandIn) -> None:
+    def __init__(self, *containers: ContainerStandIn, logging: Any) -> None:
         self.containers = list(containers)
+        self.logging = logging
+
+    def log_reader(self, container: ContainerStandIn) -> Any:
+        from engine.logs import open_reader
+
+        return open_reader(self.logging, container)
 
     def get(self, name_or_id: str) -> ContainerStandIn:
         for c in self.containers:

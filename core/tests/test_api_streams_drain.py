@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from engine.api import streams
+from engine.streams.conn import WRITE_HIGH_WATER
 
 CHUNK = b"x" * 65536
 CHUNKS = 256  # 16 MiB: far more than the socket buffers and the high-water mark together
@@ -68,7 +69,7 @@ def test_drain_waits_for_a_slow_client_and_loses_nothing(tmp_path: Path) -> None
 
     stalled_at, data = asyncio.run(asyncio.wait_for(scenario(), 30))
     # the writer stopped after about the high-water mark plus what the socket buffers hold
-    assert stalled_at * len(CHUNK) < streams.WRITE_HIGH_WATER + (8 << 20)
+    assert stalled_at * len(CHUNK) < WRITE_HIGH_WATER + (8 << 20)
     assert stalled_at < CHUNKS
     body = data[data.index(b"\r\n\r\n") + 4 :]
     assert len(body) == CHUNKS * len(CHUNK)

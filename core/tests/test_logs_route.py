@@ -58,7 +58,7 @@ def serve(tmp_path: Path, scenario: Callable[[TestClient, Any, Any], Awaitable[N
     async def main() -> None:
         daemon = make_daemon(tmp_path)
         container = make_container(daemon, "app", **container_kw)
-        daemon.containers = ContainersStandIn(container)  # type: ignore[attr-defined]
+        daemon.containers = ContainersStandIn(container, logging=daemon)  # type: ignore[assignment]
         logger = start_logging(daemon, container, source(ITEMS))
         await logger.close()
         app = web.Application(middlewares=[middlewares.errors])

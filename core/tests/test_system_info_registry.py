@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.system_info import registry_config
+from engine.api.info import registry_config
 
 
 def test_insecure_registries_split_into_cidrs_and_indexes() -> None:

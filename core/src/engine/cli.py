@@ -16,56 +16,21 @@ from engine import DOCKER_VERSION, __version__
 from engine.config import ConfigSchema, DaemonConfig, core_schema, load, parse_command_line
 from engine.config_cmdline import usage
 from engine.errors import ConfigError, DriverError, EngineError
+from engine.hooks import Hooks
 from engine.lazy_packages import defer_heavy_packages
+from engine.logsetup import setup_logging
 from engine.plugins import make_plugin_manager
 
 log = logging.getLogger("engined")
 
 
-class _LogfmtFormatter(logging.Formatter):
-    """dockerd's text log format: time="..." level=info msg="..."."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage().replace('"', '\\"')
-        if record.exc_info:
-            msg += "\\n" + self.formatException(record.exc_info).replace("\n", "\\n")
-        level = {"WARNING": "warning", "CRITICAL": "fatal"}.get(record.levelname, record.levelname.lower())
-        return f'time="{self.formatTime(record, "%Y-%m-%dT%H:%M:%S")}" level={level} msg="{msg}"'
-
-
 #: threads for the API's blocking work (asyncio's default is cpus + 4)
 API_THREADS = 64
-
-#: logrus level names -> logging levels
-LOG_LEVELS = {
-    "panic": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-    "error": logging.ERROR,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-    "trace": logging.DEBUG,
-}
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LogfmtFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    set_log_level(level)
-    # aiohttp's access log is noise at info level
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-def set_log_level(level: str) -> None:
-    logging.getLogger().setLevel(LOG_LEVELS.get(level.lower(), logging.INFO))
 
 
 def build_schema(pm: pluggy.PluginManager) -> ConfigSchema:
     schema = core_schema()
-    pm.hook.engine_add_config.call_historic(kwargs={"schema": schema})
+    Hooks(pm).add_config(schema)
     return schema
 
 

@@ -1,8 +1,10 @@
 """The Daemon: owns the configuration, the plugin manager, the driver registries and the subsystems.
 
-Start-up is ordered (storage, images, volumes, networks, containers, then the API) and
+Start-up is ordered (storage, images, volumes, networks, runtime, containers, then the API) and
 shutdown runs in reverse. Each subsystem is a plain object with optional ``start``/``stop``
-methods (sync or async).
+methods (sync or async), built by engine.subsystems with the collaborators it names; the Daemon
+holds each one in a typed field. The daemon and engine.cli are the composition root: nothing
+below them imports either.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import secrets
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -27,6 +29,16 @@ from engine.drivers.records import write_atomic
 from engine.drivers.storage import StorageDriver
 from engine.errors import ConfigError
 from engine.events import EventBus
+from engine.hooks import DaemonContext, Hooks
+
+if TYPE_CHECKING:
+    from engine.api.server import APIServer
+    from engine.containers.service import ContainerService
+    from engine.images.service import ImageService
+    from engine.networks import NetworkController
+    from engine.runtime import Runtime
+    from engine.subsystems import Stage
+    from engine.volumes import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +46,17 @@ FREEZE_DELAY = 1.0  # seconds after start-up until its objects leave the cyclic 
 
 
 class Daemon:
+    # the subsystems, in start order: built by start() (engine.subsystems) once the storage driver runs
+    images: ImageService
+    volumes: VolumeService
+    networks: NetworkController
+    runtime: Runtime
+    containers: ContainerService
+
     def __init__(self, config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSchema) -> None:
         self.config = config
         self.pm = pm
+        self.hooks = Hooks(pm)
         self.schema = schema
         self.events = EventBus()
         self.storage_drivers: registry.DriverRegistry[StorageDriver] = registry.DriverRegistry(registry.STORAGE)
@@ -45,9 +65,9 @@ class Daemon:
         self.id = ""
         self.name = socket.gethostname()
         self.storage: StorageDriver | None = None
-        # subsystems, in start order; each is set up in start()
-        self.subsystems: list[Any] = []
-        self.api: Any = None
+        # the subsystems' start/stop steps, in start order (stopped in reverse)
+        self.subsystems: list[Stage] = []
+        self.api: APIServer | None = None
         self._stopped = asyncio.Event()
 
     # -- paths -------------------------------------------------------------------------------------
@@ -95,31 +115,48 @@ class Daemon:
             app = _make_app(self)
         finally:
             self.storage = await storage
-        for subsystem in self._make_subsystems():
-            self.subsystems.append(subsystem)
-            await _call_maybe_async(getattr(subsystem, "start", None))
+        for stage in self._make_subsystems():
+            self.subsystems.append(stage)
+            await _call_maybe_async(stage.start)
         self.events.add_observer(self._events_to_hooks)
         await self.api.serve(app)
-        self.pm.hook.engine_daemon_started(daemon=self)
+        self.hooks.daemon_started(self.context())
         log.info("engine %s started (storage driver %s, data-root %s)", self.id, self.storage.name, self.data_root)
         # a moment later, off the start-up path (a full collection takes ~50 ms here)
         asyncio.get_running_loop().call_later(FREEZE_DELAY, _freeze_startup_objects)
 
-    def _make_subsystems(self) -> list[Any]:
-        """Construct the subsystems in start order; each module owns its own construction."""
+    def _make_subsystems(self) -> list[Stage]:
+        """Construct the subsystems in start order, each with the collaborators it names."""
         from engine.subsystems import make_subsystems
 
-        return make_subsystems(self)
+        subsystems = make_subsystems(self)
+        self.images = subsystems.images
+        self.volumes = subsystems.volumes
+        self.networks = subsystems.networks
+        self.runtime = subsystems.runtime
+        self.containers = subsystems.containers
+        return subsystems.in_start_order()
+
+    def context(self) -> DaemonContext:
+        """What lifecycle hooks see of the daemon."""
+        return DaemonContext(
+            id=self.id,
+            name=self.name,
+            data_root=self.data_root,
+            exec_root=self.exec_root,
+            config=self.config,
+            storage_driver=self.storage.name if self.storage is not None else "",
+        )
 
     async def stop(self) -> None:
-        self.pm.hook.engine_daemon_stopping(daemon=self)
+        self.hooks.daemon_stopping(self.context())
         if self.api is not None:
             await self.api.stop()
-        for subsystem in reversed(self.subsystems):
+        for stage in reversed(self.subsystems):
             try:
-                await _call_maybe_async(getattr(subsystem, "stop", None))
+                await _call_maybe_async(stage.stop)
             except Exception:
-                log.exception("stopping %s failed", type(subsystem).__name__)
+                log.exception("stopping the %s subsystem failed", stage.name)
         if self.storage is not None:
             await asyncio.to_thread(self.storage.cleanup)
         self._stopped.set()
@@ -131,7 +168,7 @@ class Daemon:
         """SIGHUP: re-read daemon.json; a bad file logs the error and keeps the running config."""
         import json
 
-        from engine.cli import set_log_level
+        from engine.logsetup import set_log_level
 
         log.info("Got signal to reload configuration, reloading from: %s", self.config.config_file)
         try:
@@ -145,20 +182,12 @@ class Daemon:
             set_log_level("debug" if new["debug"] else new["log-level"])
         attributes = {**result.attributes, "name": self.name}
         log.info("Reloaded configuration: %s", json.dumps(new.as_json(), separators=(",", ":")))
-        self.pm.hook.engine_daemon_reloaded(daemon=self, config=new, changed=result.changed)
+        self.hooks.daemon_reloaded(self.context(), new, result.changed)
         self.events.publish("daemon", "reload", self.id, attributes)
 
     def _events_to_hooks(self, event: dict[str, Any]) -> None:
         if event["Type"] == "container":
-            self.pm.hook.engine_container_event(
-                container_id=event["Actor"]["ID"], action=event["Action"], attributes=event["Actor"]["Attributes"]
-            )
-
-    def subsystem(self, kind: type) -> Any:
-        for sub in self.subsystems:
-            if isinstance(sub, kind):
-                return sub
-        raise LookupError(kind.__name__)
+            self.hooks.container_event(event["Actor"]["ID"], event["Action"], event["Actor"]["Attributes"])
 
 
 def _make_app(daemon: Daemon) -> Any:

@@ -7,6 +7,10 @@ around them: config declarations, observers, policy checks and spec shaping.
 
 Naming: ``engine_<subsystem>_<event>``. ``historic`` is used only for registration and
 configuration hooks, ``firstresult`` only for "resolve X" hooks.
+
+Core calls every hook through the typed facade :class:`engine.hooks.Hooks` (one method per spec
+here); a spec nothing calls is removed. Lifecycle hooks see a :class:`engine.hooks.DaemonContext`,
+not the daemon object.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from engine.config import ConfigSchema, DaemonConfig
-    from engine.daemon import Daemon
+    from engine.hooks import ContainerContext, DaemonContext
 
 hookspec = pluggy.HookspecMarker("engine")
 
@@ -41,28 +45,30 @@ def engine_add_config(schema: ConfigSchema) -> None:
 
 
 @hookspec
-def engine_daemon_started(daemon: Daemon) -> None:
+def engine_daemon_started(daemon: DaemonContext) -> None:
     """The daemon finished start-up and is serving the API.
 
-    :param daemon: the running :class:`engine.daemon.Daemon`.
+    :param daemon: the running daemon as a :class:`engine.hooks.DaemonContext` (id, name,
+        data_root, exec_root, config, storage_driver).
     :returns: nothing; the return value is ignored.
     """
 
 
 @hookspec
-def engine_daemon_stopping(daemon: Daemon) -> None:
+def engine_daemon_stopping(daemon: DaemonContext) -> None:
     """The daemon is about to shut down; called before subsystems stop (in reverse order).
 
-    :param daemon: the running :class:`engine.daemon.Daemon`.
+    :param daemon: the running daemon as a :class:`engine.hooks.DaemonContext`.
     :returns: nothing; the return value is ignored.
     """
 
 
 @hookspec
-def engine_daemon_reloaded(daemon: Daemon, config: DaemonConfig, changed: dict[str, Any]) -> None:
+def engine_daemon_reloaded(daemon: DaemonContext, config: DaemonConfig, changed: dict[str, Any]) -> None:
     """SIGHUP applied a new configuration.
 
-    :param daemon: the running daemon.
+    :param daemon: the running daemon as a :class:`engine.hooks.DaemonContext` (its ``config`` is
+        the new one too).
     :param config: the configuration now in effect.
     :param changed: the reloadable keys whose value changed, with their new values.
     :returns: nothing; the return value is ignored.
@@ -173,13 +179,14 @@ def engine_log_message(container_id: str, source: str, line: bytes, timestamp: f
 
 
 @hookspec
-def engine_security_container_spec(container: Any, spec: dict[str, Any]) -> None:
+def engine_security_container_spec(container: ContainerContext, spec: dict[str, Any]) -> None:
     """Shape the OCI runtime spec of a container before it is created.
 
     Seccomp, capabilities, user namespaces and no-new-privileges are applied here by
     security plugins; each implementation edits ``spec`` in place.
 
-    :param container: the container (``engine.containers.model.Container``).
+    :param container: the container as a :class:`engine.hooks.ContainerContext` (id, name,
+        image_id, config, host_config).
     :param spec: the OCI runtime spec (``config.json`` as a dict).
     :returns: nothing; the return value is ignored.
     """
@@ -195,17 +202,6 @@ def engine_authorize_request(user: str, method: str, uri: str, headers: dict[str
     :param headers: the request headers.
     :param body: the request body when it is JSON and small, else ``b""``.
     :returns: ``None`` to allow, or a message that denies the request (HTTP 403).
-    """
-
-
-@hookspec(firstresult=True)
-def engine_security_resolve_user(username: str) -> tuple[int, int] | None:
-    """Resolve a user name for user-namespace remapping to its (uid, gid).
-
-    Stops at the first non-None result.
-
-    :param username: the name from ``userns-remap``.
-    :returns: ``(uid, gid)`` or ``None`` if this plugin does not know the name.
     """
 
 

@@ -1,38 +1,78 @@
-"""The subsystems a daemon runs, in start order (stopped in reverse)."""
+"""The subsystems a daemon runs, built in start order (stopped in reverse), each with the
+collaborators its constructor names. Part of the composition root (with engine.daemon and engine.cli)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from engine.containers.service import ContainerService
     from engine.daemon import Daemon
-
-
-def make_subsystems(daemon: Daemon) -> list[Any]:
-    subsystems: list[Any] = []
-    # images: first (containers need image configs and layers)
     from engine.images.service import ImageService
-
-    daemon.images = ImageService(daemon)
-    subsystems.append(daemon.images)
-    # volumes: before containers (containers reference and mount volumes)
+    from engine.networks import NetworkController
+    from engine.runtime import Runtime
     from engine.volumes import VolumeService
 
-    daemon.volumes = VolumeService.from_daemon(daemon)
-    subsystems.append(daemon.volumes)
-    # networks: before containers (containers join networks at start, leave them at stop)
-    from engine.networks import NetworkController
 
-    daemon.networks = NetworkController(daemon)
-    subsystems.append(daemon.networks)
-    # runtime: before containers (OCI specs, one shim per container; containers outlive the daemon)
-    from engine.runtime import Runtime
+#: a subsystem's start or stop: sync or async
+Step = Callable[[], Awaitable[None] | None]
 
-    daemon.runtime = Runtime.from_daemon(daemon)
-    subsystems.append(daemon.runtime)
-    # containers: last (they use images, volumes, networks and the runtime; stopped first)
+
+@dataclass(frozen=True)
+class Stage:
+    """One subsystem as the daemon starts and stops it (``None``: nothing to do at that step)."""
+
+    name: str
+    start: Step | None
+    stop: Step | None
+
+
+@dataclass(frozen=True)
+class Subsystems:
+    images: ImageService
+    volumes: VolumeService
+    networks: NetworkController
+    runtime: Runtime
+    containers: ContainerService
+
+    def in_start_order(self) -> list[Stage]:
+        return [
+            Stage("images", None, self.images.stop),  # ready once constructed
+            Stage("volumes", self.volumes.start, self.volumes.stop),
+            Stage("networks", self.networks.start, self.networks.stop),
+            Stage("runtime", self.runtime.start, self.runtime.stop),
+            Stage("containers", self.containers.start, self.containers.stop),
+        ]
+
+
+def make_subsystems(daemon: Daemon) -> Subsystems:
+    # imported here: the daemon builds the API application meanwhile, and these pull in a lot
     from engine.containers.service import ContainerService
+    from engine.images.service import ImageService
+    from engine.networks import NetworkController
+    from engine.runtime import Runtime
+    from engine.volumes import VolumeService
 
-    daemon.containers = ContainerService(daemon)
-    subsystems.append(daemon.containers)
-    return subsystems
+    # images: first (containers need image configs and layers)
+    images = ImageService(daemon)
+    # volumes: before containers (containers reference and mount volumes)
+    volumes = VolumeService(daemon.data_root / "volumes", daemon.events, daemon.hooks)
+    # networks: before containers (containers join networks at start, leave them at stop)
+    networks = NetworkController(daemon)
+    # runtime: before containers (OCI specs, one shim per container; containers outlive the daemon)
+    runtime = Runtime(daemon.exec_root, lambda: daemon.config, daemon.hooks)
+    # containers: last (they use images, volumes, networks and the runtime; stopped first)
+    containers = ContainerService(
+        daemon.data_root / "containers",
+        config=lambda: daemon.config,
+        events=daemon.events,
+        images=images,
+        volumes=volumes,
+        networks=networks,
+        runtime=runtime,
+        storage_driver=daemon.storage.name if daemon.storage is not None else "",
+        logging=daemon,  # the daemon's config, log driver registry, data root and hooks (LogSetup)
+    )
+    return Subsystems(images, volumes, networks, runtime, containers)

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    pass
+    from engine.daemon import Daemon
 
-DAEMON = web.AppKey("daemon", "Daemon")
+#: the daemon whose typed subsystem fields the routes call (the app is made by the daemon)
+DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
 #: open streaming responses (events, logs -f, attach) closed at shutdown
 OPEN_STREAMS = web.AppKey("open_streams", weakref.WeakSet)

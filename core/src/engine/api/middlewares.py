@@ -89,21 +89,15 @@ def tls_user(request: web.Request) -> str:
 async def authorization(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Ask every ``engine_authorize_request`` implementation in turn; the first deny is a 403 naming the
     plugin, as moby's authorization chain answers ("authorization denied by plugin <name>: <msg>")."""
-    daemon = request.app[DAEMON]
-    impls = daemon.pm.hook.engine_authorize_request.get_hookimpls()
-    if impls:
+    hooks = request.app[DAEMON].hooks
+    if hooks.wants_authorization():
         body = b""
         if request.content_type == "application/json" and (request.content_length or 0) < 1 << 20:
             body = await request.read()
-        args = {
-            "user": tls_user(request),
-            "method": request.method,
-            "uri": str(request.rel_url),
-            "headers": dict(request.headers),
-            "body": body,
-        }
-        for impl in reversed(impls):  # pluggy's calling order: last registered first
-            denial = impl.function(**{name: args[name] for name in impl.argnames})
-            if denial:
-                raise Forbidden(f"authorization denied by plugin {impl.plugin_name}: {denial}")
+        denied = hooks.authorize_request(
+            tls_user(request), request.method, str(request.rel_url), dict(request.headers), body
+        )
+        if denied is not None:
+            plugin, message = denied
+            raise Forbidden(f"authorization denied by plugin {plugin}: {message}")
     return await handler(request)

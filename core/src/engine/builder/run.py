@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.api.streams import STDERR
+from engine.streams.stdcopy import STDERR
 
 Emit = Callable[[int, bytes], Awaitable[None]]
 

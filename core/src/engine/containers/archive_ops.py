@@ -62,7 +62,7 @@ class ContainerFS:
         self.mount_destinations: list[str] = []
 
     def __enter__(self) -> ContainerFS:
-        layers = self.service.daemon.images.layers
+        layers = self.service.images.layers
         self.root = Path(layers.mount_rw(self.container.id))
         try:
             if self.with_mounts:
@@ -117,7 +117,7 @@ class ContainerFS:
                 log.warning("unmounting %s: %s", target, error)
         self._mounted.clear()
         if self.root is not None:
-            self.service.daemon.images.layers.unmount_rw(self.container.id)
+            self.service.images.layers.unmount_rw(self.container.id)
             self.root = None
 
     def in_volume(self, path: str) -> bool:

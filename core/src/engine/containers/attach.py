@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.api.streams import STDERR, STDOUT, Hijacked, frame
 from engine.errors import Conflict, InvalidParameter
+from engine.streams.conn import Conn
+from engine.streams.stdcopy import STDERR, STDOUT, frame
 
 if TYPE_CHECKING:
     from engine.containers.model import Container
@@ -89,7 +90,7 @@ class Session:
 
     def __init__(
         self,
-        conn: Hijacked,
+        conn: Conn,
         *,
         tty: bool,
         stdin: bool,
@@ -113,7 +114,7 @@ class Session:
             return
         if stream == STDERR and not self.want_stderr:
             return
-        if self.tty or getattr(self.conn, "raw", False):  # websocket attach: never multiplexed
+        if self.tty or self.conn.raw:  # websocket attach: never multiplexed
             self.conn.write(data)
         else:
             self.conn.write(frame(stream, data))
@@ -249,7 +250,7 @@ def prepare(service: ContainerService, container: Container, detach_keys: str) -
 async def run(
     service: ContainerService,
     container: Container,
-    conn: Hijacked,
+    conn: Conn,
     plan: AttachPlan,
     *,
     stdin: bool,
@@ -297,81 +298,14 @@ async def run(
         conn.close()
 
 
-class WebSocketConn:
-    """``GET /containers/{id}/attach/ws``: the websocket as an attach connection (raw bytes both ways).
-    Output goes through one writer task, so messages keep their order."""
-
-    raw = True
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self.response = ws
-        self.disconnected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._reader = asyncio.ensure_future(self._read_loop())
-        self._writer = asyncio.ensure_future(self._write_loop())
-
-    async def _read_loop(self) -> None:
-        from aiohttp.http import WSMsgType
-
-        try:
-            async for msg in self.ws:
-                if msg.type == WSMsgType.BINARY:
-                    self._incoming.put_nowait(msg.data)
-                elif msg.type == WSMsgType.TEXT:
-                    self._incoming.put_nowait(msg.data.encode())
-        finally:
-            self._incoming.put_nowait(None)
-            if not self.disconnected.done():
-                self.disconnected.set_result(None)
-
-    async def _write_loop(self) -> None:
-        while True:
-            data = await self._outgoing.get()
-            if data is None:
-                break
-            try:
-                await self.ws.send_bytes(data)
-            except (ConnectionError, RuntimeError):
-                break
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-
-    async def read(self) -> bytes:
-        data = await self._incoming.get()
-        return data or b""
-
-    def write(self, data: bytes) -> None:
-        if not self.ws.closed:
-            self._outgoing.put_nowait(bytes(data))
-
-    async def drain(self) -> None:
-        while self._outgoing.qsize() > 64 and not self._writer.done():
-            await asyncio.sleep(0.01)
-
-    @property
-    def is_closed(self) -> bool:
-        return self.ws.closed
-
-    def close(self) -> None:
-        self._outgoing.put_nowait(None)
-
-    async def wait_closed(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._writer
-        self._reader.cancel()
-
-
 async def _replay_logs(
-    service: ContainerService, container: Container, conn: Hijacked, *, stdout: bool, stderr: bool
+    service: ContainerService, container: Container, conn: Conn, *, stdout: bool, stderr: bool
 ) -> None:
     """``logs=1``: what the log driver has, before the live stream (docker-py's attach(logs=True))."""
     from engine.drivers.log import ReadConfig
-    from engine.logs import open_reader
 
     try:
-        source = await asyncio.to_thread(open_reader, service.daemon, container)
+        source = await asyncio.to_thread(service.log_reader, container)
     except Exception as exc:
         log.debug("attach logs of %s: %s", container.short_id, exc)
         return

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.api.streams import STDOUT, frame
 from engine.containers.attach import DEFAULT_DETACH_KEYS, Session, parse_detach_keys
 from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.streams.stdcopy import STDOUT, frame
 
 if TYPE_CHECKING:
-    from engine.api.streams import Hijacked
     from engine.containers.model import Container
     from engine.containers.service import ContainerService
+    from engine.streams.conn import Conn
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class ExecManager:
             privileged=instance.privileged,
             rootfs=Path(rootfs) if rootfs else None,
         )
-        return self.service.daemon.runtime.exec(container.id, instance.id, process, open_stdin=instance.open_stdin)
+        return self.service.runtime.exec(container.id, instance.id, process, open_stdin=instance.open_stdin)
 
     def begin(self, exec_id: str) -> tuple[ExecInstance, Container]:
         """Checks before the (possibly hijacked) start: 404/409 as dockerd."""
@@ -212,7 +212,7 @@ class ExecManager:
         return instance, container
 
     async def start(
-        self, instance: ExecInstance, container: Container, conn: Hijacked | None, console_size: Any = None
+        self, instance: ExecInstance, container: Container, conn: Conn | None, console_size: Any = None
     ) -> None:
         """Run the exec; with ``conn`` wire the client to it until the process ends or detaches."""
         self.service.publish(container, f"exec_start: {instance.command}", execID=instance.id)

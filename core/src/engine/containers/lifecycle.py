@@ -20,10 +20,12 @@ from engine.containers import logcopy, netadapter, signals, trace
 from engine.containers.restart import RestartManager
 from engine.containers.state import NOT_RUNNING
 from engine.errors import Conflict, EngineError, NotFound, NotModified
+from engine.hooks import ContainerContext
 
 if TYPE_CHECKING:
     from engine.containers.model import Container
     from engine.containers.service import ContainerService
+    from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,6 @@ DRAIN_TIMEOUT = 5.0  # seconds to let the log copier and attached clients read t
 class Lifecycle:
     def __init__(self, service: ContainerService) -> None:
         self.service = service
-        self.daemon = service.daemon
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
         self._supervisors: dict[str, asyncio.Future[Any]] = {}
@@ -47,8 +48,8 @@ class Lifecycle:
     # -- helpers --------------------------------------------------------------------------------------
 
     @property
-    def runtime(self) -> Any:
-        return self.daemon.runtime
+    def runtime(self) -> Runtime:
+        return self.service.runtime
 
     def publish(self, container: Container, action: str, **extra: str) -> None:
         self.service.publish(container, action, **extra)
@@ -121,7 +122,7 @@ class Lifecycle:
         """Mount, network, spec, shim: returns the running task (undoes its own steps on error)."""
         from engine.containers.runspec import spec_inputs
 
-        layers = self.daemon.images.layers
+        layers = self.service.images.layers
         undo: list[Any] = []
         timing = trace.Steps("start", container.id)
         try:
@@ -135,7 +136,14 @@ class Lifecycle:
             netadapter.write_files(container, net)
             timing.mark("network")
             inputs = spec_inputs(self.service, container, net)
-            spec = self.runtime.build_spec(container, container.config, container.host_config, inputs)
+            spec = self.runtime.build_spec(
+                ContainerContext(
+                    container.id, container.name, container.image_id, container.config, container.host_config
+                ),
+                container.config,
+                container.host_config,
+                inputs,
+            )
             timing.mark("spec")
             task = self.runtime.start_task(
                 container.id,
@@ -187,7 +195,7 @@ class Lifecycle:
             if not waiter.done():
                 waiter.set_result(task)
         try:
-            await logcopy.start(self.daemon, container, task, resume=resumed)
+            await logcopy.start(self.service.logging, container, task, resume=resumed)
         except Exception:
             log.exception("starting the logging of %s failed", container.short_id)
         timing.mark("logging")
@@ -304,7 +312,7 @@ class Lifecycle:
         if not container.rootfs:
             return
         try:
-            self.daemon.images.layers.unmount_rw(container.id)
+            self.service.images.layers.unmount_rw(container.id)
         except NotFound:
             pass
         except Exception:
@@ -313,9 +321,7 @@ class Lifecycle:
 
     def _unmount_volumes(self, container: Container) -> None:
         """The run no longer needs its volumes (C mounts option volumes at first use)."""
-        volumes = getattr(self.daemon, "volumes", None)
-        if volumes is None:
-            return
+        volumes = self.service.volumes
         for mp in container.mount_points.values():
             if mp.type == "volume":
                 try:
@@ -332,7 +338,7 @@ class Lifecycle:
                 attrs.update(
                     {"destination": mp.destination, "read/write": str(mp.rw).lower(), "propagation": mp.propagation}
                 )
-            self.daemon.events.publish("volume", action, mp.name, attrs)
+            self.service.events.publish("volume", action, mp.name, attrs)
 
     def background(self, fn: Any, *args: Any) -> None:
         """Run ``fn`` in a worker thread, not waited for (tracked for shutdown)."""
@@ -555,7 +561,7 @@ class Lifecycle:
         """At daemon start: reattach running containers (live-restore), settle the others, then
         remove the half-removed and start what the restart policies say."""
         self.loop = asyncio.get_running_loop()
-        live_restore = bool(self.daemon.config["live-restore"])
+        live_restore = bool(self.service.config["live-restore"])
         to_remove: list[Container] = []
         to_start: list[Container] = []
         try:
@@ -611,8 +617,7 @@ class Lifecycle:
             log.info("stopping container %s, which runs without having been recorded as started", container.short_id)
             await self._drain_spool(container)
             await asyncio.to_thread(self._delete_orphan_state, container.id)
-        networks = getattr(self.daemon, "networks", None)
-        if networks is not None and getattr(networks, "sandbox_of", None) and networks.sandbox_of(container.id):
+        if self.service.networks.sandbox_of(container.id):
             await asyncio.to_thread(netadapter.teardown, self.service, container)
 
     def _start_at_boot(self, container: Container) -> None:
@@ -656,7 +661,7 @@ class Lifecycle:
         try:
             from engine.logs import start_logging
 
-            logger = start_logging(self.daemon, container, spool.reader("acked", follow=False), ack=spool.ack)
+            logger = start_logging(self.service.logging, container, spool.reader("acked", follow=False), ack=spool.ack)
             await logger.close(DRAIN_TIMEOUT)
         except Exception:
             log.exception("saving the last output of %s failed", container.short_id)
@@ -684,7 +689,7 @@ class Lifecycle:
             container.task = task
             container.state.pid = task.pid or container.state.pid
             try:
-                container.rootfs = str(self.daemon.images.layers.mount_rw(container.id))
+                container.rootfs = str(self.service.images.layers.mount_rw(container.id))
             except Exception:
                 log.exception("re-mounting the rootfs of %s failed", container.short_id)
             self.restart_manager(container)
@@ -699,9 +704,9 @@ class Lifecycle:
             timer = container.restart_timer
             if timer is not None:
                 timer.cancel()
-        if not self.daemon.config["live-restore"]:
+        if not self.service.config["live-restore"]:
             running = [c for c in self.service.store.all() if c.state.running and c.task is not None]
-            limit = self.daemon.config.get("shutdown-timeout") if hasattr(self.daemon.config, "get") else None
+            limit = self.service.config.get("shutdown-timeout")
             await asyncio.gather(*(self._shutdown_one(c, limit) for c in running), return_exceptions=True)
         for sup in list(self._supervisors.values()):
             sup.cancel()
@@ -726,7 +731,5 @@ class Lifecycle:
     # -- exec bookkeeping hook (rm) -------------------------------------------------------------------
 
     def forget_execs(self, container: Container) -> None:
-        execs = getattr(self.service, "execs", None)
-        if execs is not None:
-            execs.forget_container(container)
+        self.service.execs.forget_container(container)
         self._wake_start_waiters(container)

@@ -10,20 +10,20 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.containers.collaborators import LogSetup
     from engine.containers.model import Container
-    from engine.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
 
-def validate(daemon: Daemon, host_config: dict[str, Any]) -> None:
+def validate(logging: LogSetup, host_config: dict[str, Any]) -> None:
     """dockerd's mergeAndVerifyLogConfig: defaults from daemon.json, then the driver's checks."""
     from engine.logs import validate_log_config
 
-    host_config["LogConfig"] = validate_log_config(daemon, host_config.get("LogConfig"))
+    host_config["LogConfig"] = validate_log_config(logging, host_config.get("LogConfig"))
 
 
-async def start(daemon: Daemon, container: Container, task: Any, *, resume: bool = False) -> Any:
+async def start(logging: LogSetup, container: Container, task: Any, *, resume: bool = False) -> Any:
     """On the loop: the container's ContainerLogger (driver + copier) reading the task's spool.
 
     ``resume`` (a container taken back after a daemon restart): chunks the log already has are
@@ -32,23 +32,23 @@ async def start(daemon: Daemon, container: Container, task: Any, *, resume: bool
 
     source = task.output("acked")
     if resume:
-        last = await last_logged_ns(daemon, container)
+        last = await last_logged_ns(logging, container)
         if last:
             source = _newer_than(source, last)
-    logger = start_logging(daemon, container, source, ack=task.ack)
+    logger = start_logging(logging, container, source, ack=task.ack)
     container.log_copier = logger
     container.log_driver = logger.driver
     container.log_path = str(getattr(logger.driver, "log_path", "") or "")
     return logger
 
 
-async def last_logged_ns(daemon: Daemon, container: Container) -> int:
+async def last_logged_ns(logging: LogSetup, container: Container) -> int:
     """The time of the last message the container's log holds (0 when it cannot be read)."""
     from engine.drivers.log import ReadConfig
     from engine.logs import open_reader
 
     try:
-        source = await asyncio.to_thread(open_reader, daemon, container)
+        source = await asyncio.to_thread(open_reader, logging, container)
     except Exception:
         return 0
     last = 0

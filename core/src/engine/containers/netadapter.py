@@ -8,12 +8,9 @@ namespace from the runtime (no path in the spec), ``host`` the host's, and /etc/
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.containers import views
 from engine.errors import Conflict
 
 if TYPE_CHECKING:
@@ -42,7 +39,7 @@ def mode_of(container: Container) -> str:
 
 
 def setup(service: ContainerService, container: Container) -> NetworkSetup:
-    networks = getattr(service.daemon, "networks", None)
+    networks = service.networks
     mode = mode_of(container)
     host_config = dict(container.host_config)
     if mode.startswith("container:"):
@@ -50,60 +47,27 @@ def setup(service: ContainerService, container: Container) -> NetworkSetup:
         if not other.state.running:
             raise Conflict(f"cannot join network of a non running container: {other.id}")
         host_config["NetworkMode"] = f"container:{other.id}"
-    if networks is not None and hasattr(networks, "setup_sandbox"):
-        sandbox = networks.setup_sandbox(
-            container.id, container.name, container.config, host_config, container.networking_config
-        )
-        netns = sandbox.netns_path
-        if mode.startswith("container:"):
-            other_sb = networks.sandbox_of(host_config["NetworkMode"].partition(":")[2])
-            netns = other_sb.netns_path if other_sb is not None else netns
-        return NetworkSetup(
-            netns_path=netns,
-            new_netns=False,
-            network_settings=sandbox.network_settings,
-            hosts=sandbox.hosts,
-            resolv_conf=sandbox.resolv_conf,
-            hostname=sandbox.hostname,
-            warnings=list(getattr(sandbox, "warnings", []) or []),
-        )
-    return _fallback(container, mode)
-
-
-def _fallback(container: Container, mode: str) -> NetworkSetup:
-    hostname = container.config.get("Hostname") or container.short_id
-    host = mode == "host"
-    try:
-        resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        resolv = ""
-    if host:
-        try:
-            hosts = Path("/etc/hosts").read_text()
-        except OSError:
-            hosts = "127.0.0.1\tlocalhost\n"
-    else:
-        hosts = (
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
-            "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-        )
-    name = "host" if host else ("none" if mode in ("none",) else "bridge")
-    settings = views.network_settings_zero({name: views.endpoint_zero()})
+    sandbox = networks.setup_sandbox(
+        container.id, container.name, container.config, host_config, container.networking_config
+    )
+    netns = sandbox.netns_path
+    if mode.startswith("container:"):
+        other_sb = networks.sandbox_of(host_config["NetworkMode"].partition(":")[2])
+        netns = other_sb.netns_path if other_sb is not None else netns
     return NetworkSetup(
-        netns_path=None,
-        new_netns=not host,
-        network_settings=settings,
-        hosts=hosts,
-        resolv_conf=resolv,
-        hostname=(socket.gethostname() if host else hostname) + "\n",
+        netns_path=netns,
+        new_netns=False,
+        network_settings=sandbox.network_settings,
+        hosts=sandbox.hosts,
+        resolv_conf=sandbox.resolv_conf,
+        hostname=sandbox.hostname,
+        warnings=list(getattr(sandbox, "warnings", []) or []),
     )
 
 
 def teardown(service: ContainerService, container: Container) -> dict[str, Any] | None:
     """Leave the networks; returns the NetworkSettings a stopped container shows (None: unchanged)."""
-    networks = getattr(service.daemon, "networks", None)
-    if networks is None or not hasattr(networks, "teardown_sandbox"):
-        return None
+    networks = service.networks
     try:
         networks.teardown_sandbox(container.id)
     except Exception:

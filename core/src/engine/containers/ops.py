@@ -76,7 +76,7 @@ def changes(service: ContainerService, ref: str) -> list[dict[str, Any]]:
     container = service.get(ref)
     kinds = {"modify": 0, "add": 1, "delete": 2, "C": 0, "A": 1, "D": 2}
     out = []
-    for change in service.daemon.images.layers.rw_changes(container.id):
+    for change in service.images.layers.rw_changes(container.id):
         kind = getattr(change, "kind", None)
         path = getattr(change, "path", None)
         if isinstance(change, dict):
@@ -175,7 +175,7 @@ def commit(
         service.lifecycle.pause(container.id)
         paused_here = True
     try:
-        image_id = service.daemon.images.commit(
+        image_id = service.images.commit(
             container.id,
             container.image_id,
             container.config,

@@ -42,7 +42,7 @@ def mount_specs(service: ContainerService, container: Container) -> list[MountSp
                 os.makedirs(source, mode=0o755, exist_ok=True)  # -v creates it, as dockerd does
             out.append(MountSpec(mp.destination, source, read_only=not mp.rw, propagation=mp.propagation))
         elif mp.type == VOLUME:
-            source = str(service.daemon.volumes.mount(mp.name, container.id))
+            source = str(service.volumes.mount(mp.name, container.id))
             out.append(MountSpec(mp.destination, source, read_only=not mp.rw, propagation=mp.propagation))
         elif mp.type == TMPFS:
             options = [o for o in mp.tmpfs_options.split(",") if o and o != "ro"]

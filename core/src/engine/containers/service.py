@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,14 @@ from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.filters import Filters, timestamp_ns
 
 if TYPE_CHECKING:
-    from engine.daemon import Daemon
+    from engine.config import DaemonConfig
+    from engine.containers.attach import AttachPlan
+    from engine.containers.collaborators import ImageSource, LogSetup
+    from engine.events import EventBus
+    from engine.networks import NetworkController
+    from engine.runtime import Runtime
+    from engine.streams.conn import Conn
+    from engine.volumes import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +44,41 @@ PRUNE_FILTERS = ("until", "label", "label!")
 
 
 class ContainerService:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        config: Callable[[], DaemonConfig],
+        events: EventBus,
+        images: ImageSource,
+        volumes: VolumeService,
+        networks: NetworkController,
+        runtime: Runtime,
+        storage_driver: str,
+        logging: LogSetup,
+    ) -> None:
+        """``root``: ``<data-root>/containers``; ``config``: the daemon's configuration in effect
+        (SIGHUP replaces it); ``storage_driver``: the name recorded as a new container's Driver."""
         from engine.containers.exec import ExecManager
         from engine.containers.lifecycle import Lifecycle
 
-        self.daemon = daemon
-        self.root: Path = daemon.data_root / "containers"
+        self._config = config
+        self.events = events
+        self.images = images
+        self.volumes = volumes
+        self.networks = networks
+        self.runtime = runtime
+        self.storage_driver = storage_driver
+        self.logging = logging
+        self.root: Path = root
         self.store = ContainerStore(self.root)
         self.lifecycle = Lifecycle(self)
         self.execs = ExecManager(self)
         self._create_lock = threading.Lock()  # name generation + reservation only
+
+    @property
+    def config(self) -> DaemonConfig:
+        return self._config()
 
     # -- subsystem lifecycle ------------------------------------------------------------------------
 
@@ -53,18 +86,14 @@ class ContainerService:
         containers, unfinished = await asyncio.to_thread(self.store.load)
         for container_id, journal in unfinished:
             await asyncio.to_thread(self._rollback_unfinished, container_id, journal)
-        images = getattr(self.daemon, "images", None)
-        if images is not None and hasattr(images, "set_usage_check"):
-            images.set_usage_check(self.containers_using_image)
+        self.images.set_usage_check(self.containers_using_image)
         await asyncio.to_thread(self._release_stale_volume_references)
         await self.lifecycle.restore(containers)
 
     def _release_stale_volume_references(self) -> None:
         """Volume references held by containers that do not exist (a create cut short before its
         journal was written): without this the volume could never be removed without force."""
-        volumes = getattr(self.daemon, "volumes", None)
-        if volumes is None or not hasattr(volumes, "references"):
-            return
+        volumes = self.volumes
         existing = {c.id for c in self.store.all()}
         try:
             names = [v.name for v in volumes.list()]
@@ -94,7 +123,7 @@ class ContainerService:
         return [(c.id, c.state.running) for c in self.store.all() if c.image_id == image_id]
 
     def network_settings_changed(self, container_id: str, settings: dict[str, Any]) -> None:
-        """F after ``network connect/disconnect`` of a running container: inspect shows it, disk keeps it."""
+        """After ``network connect/disconnect`` of a running container: inspect shows it, disk keeps it."""
         container = self.store.find(container_id)
         if container is None:
             return
@@ -105,14 +134,42 @@ class ContainerService:
             except OSError as exc:
                 log.warning("saving the network settings of %s: %s", container.short_id, exc)
 
+    def connect_network(self, network: str, ref: str, endpoint_config: dict[str, Any]) -> None:
+        """``POST /networks/{id}/connect``: join the container to the network (at once when it runs,
+        at its next start otherwise) and keep the NetworkSettings it ends up with."""
+        container = self._network_member(ref)
+        settings = self.networks.connect(
+            network, container.id, endpoint_config, name=container.name, config=container.config or {}
+        )
+        if settings is not None:
+            self.network_settings_changed(container.id, settings)
+
+    def disconnect_network(self, network: str, ref: str, *, force: bool = False) -> None:
+        """``POST /networks/{id}/disconnect``."""
+        container = self._network_member(ref)
+        settings = self.networks.disconnect(network, container.id, force=force)
+        if settings is not None:
+            self.network_settings_changed(container.id, settings)
+
+    def _network_member(self, ref: str) -> Container:
+        if not ref:
+            raise InvalidParameter("container is required")
+        return self.get(ref)
+
+    def log_reader(self, container: Container) -> Any:
+        """Blocking: the container's log as its driver (or the local cache) reads it back
+        (``engine.logs.LogSource``; close it when done)."""
+        from engine.logs import open_reader
+
+        return open_reader(self.logging, container)
+
     def publish(self, container: Container, action: str, **extra: str) -> None:
-        self.daemon.events.publish("container", action, container.id, container.event_attributes(**extra))
+        self.events.publish("container", action, container.id, container.event_attributes(**extra))
 
     # -- create ---------------------------------------------------------------------------------------
 
     def create(self, name: str | None, body: dict[str, Any]) -> tuple[str, list[str]]:
         """``POST /containers/create``: returns the new ID and dockerd's warnings."""
-        daemon = self.daemon
         timing = trace.Steps("create", "")
         if not isinstance(body, dict):
             raise InvalidParameter("Config cannot be empty in order to create a container")
@@ -124,26 +181,24 @@ class ContainerService:
         image_ref = request.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("No image specified")
-        image = daemon.images.resolve(image_ref)
+        image = self.images.resolve(image_ref)
         timing.mark("image")
         merged = createmod.merge_image_config(request, image.config or {})
         createmod.validate_config(merged)
         path, args = createmod.command_of(merged)
         hc = createmod.normalize_host_config(
             host_config,
-            default_shm_size=parse_size(daemon.config["default-shm-size"]),
-            default_ipc_mode=daemon.config["default-ipc-mode"],
-            default_cgroupns_mode=daemon.config["default-cgroupns-mode"],
-            default_runtime=daemon.config["default-runtime"],
-            log_driver=daemon.config["log-driver"],
+            default_shm_size=parse_size(self.config["default-shm-size"]),
+            default_ipc_mode=self.config["default-ipc-mode"],
+            default_cgroupns_mode=self.config["default-cgroupns-mode"],
+            default_runtime=self.config["default-runtime"],
+            log_driver=self.config["log-driver"],
         )
-        warnings = createmod.validate_host_config(hc, runtimes={"runc", *daemon.config["runtimes"]})
+        warnings = createmod.validate_host_config(hc, runtimes={"runc", *self.config["runtimes"]})
         createmod.validate_network_mode(merged, hc)
         self._validate_log_config(hc)
         # ("container:<ref>" is resolved at start, as dockerd: a 404 here would send the CLI pulling)
-        networks = getattr(daemon, "networks", None)
-        if networks is not None and hasattr(networks, "validate_container"):
-            warnings += networks.validate_container(merged, hc, networking) or []
+        warnings += self.networks.validate_container(merged, hc, networking) or []
         mount_points = parse_all(merged, hc, {})
         for mp in mount_points:
             if mp.type == BIND and mp.spec and not Path(mp.source).exists():
@@ -176,7 +231,7 @@ class ContainerService:
             config=config,
             host_config=hc,
             image_id=image.id,
-            driver=daemon.storage.name if daemon.storage else "",
+            driver=self.storage_driver,
             root=self.store.dir_of(container_id),
             network_settings=self._initial_network_settings(hc, networking),
             mount_points={mp.destination: mp for mp in mount_points},
@@ -190,7 +245,7 @@ class ContainerService:
             self.store.release_name(name, container_id)
             raise
         try:
-            daemon.images.layers.create_rw_layer(
+            self.images.layers.create_rw_layer(
                 container_id, image.top_layer, initlayer.setup, dict(hc.get("StorageOpt") or {})
             )
             timing.mark("layer")
@@ -237,7 +292,7 @@ class ContainerService:
         return candidate
 
     def _validate_log_config(self, hc: dict[str, Any]) -> None:
-        logcopy.validate(self.daemon, hc)
+        logcopy.validate(self.logging, hc)
 
     def _initial_network_settings(self, hc: dict[str, Any], networking: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -264,9 +319,7 @@ class ContainerService:
         mounts = [mp for mp in container.mount_points.values() if mp.type == VOLUME]
         if not mounts:
             return
-        volumes = getattr(self.daemon, "volumes", None)
-        if volumes is None:
-            raise InvalidParameter("volumes are not available: no volume service is installed")
+        volumes = self.volumes
         for mp in mounts:
             options = (mp.spec.get("VolumeOptions") or {}) if mp.spec else {}
             driver_config = options.get("DriverConfig") or {}
@@ -284,7 +337,7 @@ class ContainerService:
             return
         from engine.containers.archive_ops import copy_image_content
 
-        layers = self.daemon.images.layers
+        layers = self.images.layers
         rootfs = Path(layers.mount_rw(container.id))
         try:
             for mp in to_copy:
@@ -301,43 +354,37 @@ class ContainerService:
     ) -> None:
         """Undo a create that did not finish (at start-up, or after an error)."""
         log.info("rolling back the unfinished creation of container %s", container_id)
-        volumes = getattr(self.daemon, "volumes", None)
+        volumes = self.volumes
         created = set(journal.get("volumes") or [])
-        if container is not None and volumes is not None:
+        if container is not None:
             for mp in container.mount_points.values():
                 if mp.type == VOLUME and mp.name not in created:
                     _quietly(volumes.release, mp.name, container_id)
-        if volumes is not None:
-            for volume in journal.get("volumes") or []:
-                _quietly(volumes.release, volume, container_id)
-                _quietly(volumes.remove, volume, force=True)
-        images = getattr(self.daemon, "images", None)
-        if images is not None:
-            _quietly(images.layers.remove_rw_layer, container_id)
+        for volume in journal.get("volumes") or []:
+            _quietly(volumes.release, volume, container_id)
+            _quietly(volumes.remove, volume, force=True)
+        _quietly(self.images.layers.remove_rw_layer, container_id)
         self.store.delete_dir(container_id)
 
     # -- inspect and list -----------------------------------------------------------------------------
 
     def volume_path(self, mp: MountPoint) -> str:
         try:
-            return str(self.daemon.volumes.get(mp.name).mountpoint)
+            return str(self.volumes.get(mp.name).mountpoint)
         except Exception:
             return ""
 
     def graph_driver(self, container: Container) -> dict[str, Any]:
-        layers = self.daemon.images.layers
-        metadata = getattr(layers, "rw_metadata", None)
         data: dict[str, Any] | None = None
-        if metadata is not None:
-            try:
-                data = metadata(container.id)
-            except Exception as exc:
-                log.debug("no graph driver metadata for %s: %s", container.id, exc)
+        try:
+            data = self.images.layers.rw_metadata(container.id)
+        except Exception as exc:
+            log.debug("no graph driver metadata for %s: %s", container.id, exc)
         return {"Data": data, "Name": container.driver}
 
     def size(self, container: Container) -> tuple[int, int]:
         try:
-            return tuple(self.daemon.images.layers.rw_size(container.id))  # type: ignore[return-value]
+            return tuple(self.images.layers.rw_size(container.id))  # type: ignore[return-value]
         except Exception as exc:
             log.debug("size of %s: %s", container.id, exc)
             return (0, 0)
@@ -371,7 +418,7 @@ class ContainerService:
         if ref == container.image_id:
             return ref
         try:
-            if self.daemon.images.resolve(ref).id == container.image_id:
+            if self.images.resolve(ref).id == container.image_id:
                 return ref
         except Exception:
             pass
@@ -379,17 +426,10 @@ class ContainerService:
 
     def _ancestor_ids(self, ref: str) -> set[str]:
         try:
-            image = self.daemon.images.resolve(ref)
+            image = self.images.resolve(ref)
         except Exception:
             return set()
-        ids = {image.id}
-        children = getattr(self.daemon.images, "descendants", None)
-        if children is not None:
-            try:
-                ids |= set(children(image.id))
-            except Exception:
-                pass
-        return ids
+        return {image.id}
 
     # -- rename, remove, prune --------------------------------------------------------------------------
 
@@ -411,10 +451,19 @@ class ContainerService:
                 self.store.release_name(new_name, container.id)
                 raise
             self.store.release_name(old_name, container.id)
-            networks = getattr(self.daemon, "networks", None)
-            if networks is not None and hasattr(networks, "container_renamed"):
-                _quietly(networks.container_renamed, container.id, new_name.lstrip("/"))
+            _quietly(self.networks.container_renamed, container.id, new_name.lstrip("/"))
         self.publish(container, "rename", oldName=old_name)
+
+    async def remove_container(
+        self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False
+    ) -> None:
+        """``DELETE /containers/{id}``: with ``force`` a running container is killed first, on the loop
+        (see ``Lifecycle.kill_for_removal``), then removed in a worker thread."""
+        if force:
+            container = await asyncio.to_thread(self.get, ref)
+            if container.state.running:
+                await self.lifecycle.kill_for_removal(container)
+        await asyncio.to_thread(self.remove, ref, force=force, volumes=volumes, link=link)
 
     def remove(self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False) -> None:
         container = self.get(ref)
@@ -455,9 +504,7 @@ class ContainerService:
         self.lifecycle.forget_execs(container)
         self.store.discard(container)
         self._release_volumes(container, remove_volumes)
-        networks = getattr(self.daemon, "networks", None)
-        if networks is not None and hasattr(networks, "release_container"):
-            _quietly(networks.release_container, container.id)
+        _quietly(self.networks.release_container, container.id)
         timing.mark("volumes+network")
         self.publish(container, "destroy")
         container.state.set_removed()
@@ -467,7 +514,7 @@ class ContainerService:
     def _remove_files(self, container: Container) -> None:
         timing = trace.Steps("remove-files", container.id)
         try:
-            self.daemon.images.layers.remove_rw_layer(container.id)
+            self.images.layers.remove_rw_layer(container.id)
         except NotFound:
             pass
         except Exception as exc:
@@ -480,9 +527,7 @@ class ContainerService:
         timing.done()
 
     def _release_volumes(self, container: Container, remove: bool) -> None:
-        volumes = getattr(self.daemon, "volumes", None)
-        if volumes is None:
-            return
+        volumes = self.volumes
         for mp in container.mount_points.values():
             if mp.type != VOLUME:
                 continue
@@ -518,7 +563,7 @@ class ContainerService:
                 continue
             deleted.append(container.id)
             reclaimed += size_rw
-        self.daemon.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
+        self.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     # -- wait -------------------------------------------------------------------------------------------
@@ -562,14 +607,15 @@ class ContainerService:
 
     # -- attach ---------------------------------------------------------------------------------------
 
-    def prepare_attach(self, container: Container, detach_keys: str) -> Any:
+    def prepare_attach(self, container: Container, detach_keys: str) -> AttachPlan:
         """Checks and the output position, fixed *before* the 101 answer so that nothing the
         container writes after the client's next request (start) is missed."""
         from engine.containers import attach
 
         return attach.prepare(self, container, detach_keys)
 
-    async def attach(self, container: Container, conn: Any, plan: Any, **options: Any) -> None:
+    async def attach(self, container: Container, conn: Conn, plan: AttachPlan, **options: Any) -> None:
+        """Wire ``conn`` (the API's hijacked socket or WebSocket) to the container's stdio."""
         from engine.containers import attach
 
         await attach.run(self, container, conn, plan, **options)

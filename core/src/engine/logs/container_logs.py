@@ -157,7 +157,7 @@ def start_logging(
         source,
         driver,
         container_id=container.id,
-        hook=daemon.pm.hook.engine_log_message,
+        hook=daemon.hooks.log_message if daemon.hooks.wants_log_messages() else None,
         mode=mode,
         max_buffer_size=max_buffer,
         ack=ack,

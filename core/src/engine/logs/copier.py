@@ -127,7 +127,7 @@ class Copier:
         self.source = source
         self.driver = driver
         self.container_id = container_id
-        self.hook = hook  # daemon.pm.hook.engine_log_message, or None
+        self.hook = hook  # Hooks.log_message when a plugin tees log messages, or None
         self.mode = mode
         self.max_buffer_size = max_buffer_size
         self.ack = ack  # blocking; called from the worker thread
@@ -308,7 +308,7 @@ class Copier:
 
     def _deliver(self, batch: list[LogMessage], size: int) -> None:
         hook = self.hook
-        if hook is not None and hook.get_hookimpls():
+        if hook is not None:
             for message in batch:
                 try:
                     hook(

@@ -398,7 +398,7 @@ class NetworkController:
             self._save_network(net)
             self.networks[net.id] = net
         self.daemon.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
-        self.daemon.pm.hook.engine_network_created(network=self.inspect(net))
+        self.daemon.hooks.network_created(self.inspect(net))
         return net
 
     def _release_pools(self, net: Network) -> None:
@@ -513,6 +513,7 @@ class NetworkController:
                 log.warning("prune: cannot remove network %s: %s", net.name, exc.message)
                 continue
             removed.append(net.name)
+        self.daemon.events.publish("network", "prune", "", {"reclaimed": "0"})
         return removed
 
     # ---- containers (the work is :class:`Sandboxes`'; these are the blocking entry points) -------------

@@ -15,7 +15,7 @@ Protocols, files and measurements: README.md next to this file.
 
 API (everything blocking is marked; call it with ``asyncio.to_thread``)::
 
-    runtime = Runtime(exec_root, config=lambda: daemon.config, pm=daemon.pm)   # or Runtime.from_daemon(daemon)
+    runtime = Runtime(exec_root, config=lambda: daemon.config, hooks=daemon.hooks)
     runtime.start() / runtime.stop()           # subsystem lifecycle: exec-root dirs + shim binary / empty cgroup parent
     runtime.info_fields() -> {"RuncCommit", "InitCommit"}
     runtime.resolve(name | None) -> OCIRuntime  # InvalidParameter "Unknown runtime specified <name>"

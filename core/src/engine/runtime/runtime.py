@@ -13,7 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.drivers.locks import KeyedLocks
 from engine.errors import Conflict, NotFound
@@ -38,6 +38,9 @@ from engine.runtime.task import (
     shim_running,
 )
 
+if TYPE_CHECKING:
+    from engine.hooks import ContainerContext, Hooks
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CGROUP_PARENT = "/engine"
@@ -53,7 +56,7 @@ class Runtime:
         self,
         exec_root: Path,
         config: Any = None,
-        pm: Any = None,
+        hooks: Hooks | None = None,
         *,
         shim: Path | None = None,
         use_run: bool = True,
@@ -62,16 +65,12 @@ class Runtime:
         self.exec_root = Path(exec_root)
         # daemon.json is reloadable (runtimes, default-runtime): read it through a callable
         self._config: Callable[[], Any] = config if callable(config) else (lambda: config)
-        self.pm = pm
+        self.hooks = hooks
         self._shim = shim
         self.use_run = use_run
         self.segment_bytes = segment_bytes
         self._locks = KeyedLocks()  # one per container
         self._info: dict[str, Any] | None = None
-
-    @classmethod
-    def from_daemon(cls, daemon: Any) -> Runtime:
-        return cls(daemon.exec_root, lambda: daemon.config, daemon.pm)
 
     @property
     def config(self) -> Any:
@@ -91,7 +90,7 @@ class Runtime:
         cgroups.remove_parent(self.cgroup_parent())
 
     def info_fields(self) -> dict[str, Any]:
-        """GET /info: the commits of runc and of the init binary (system_info has the rest)."""
+        """GET /info: the commits of runc and of the init binary (engine.api.info has the rest)."""
         if self._info is None:
             self._info = {
                 "RuncCommit": _commit(["runc", "--version"]),
@@ -128,7 +127,7 @@ class Runtime:
     # -- spec -------------------------------------------------------------------------------------
 
     def build_spec(
-        self, container: Any, config: dict[str, Any], host_config: dict[str, Any], inputs: Any
+        self, container: ContainerContext, config: dict[str, Any], host_config: dict[str, Any], inputs: Any
     ) -> dict[str, Any]:
         """The OCI spec for a container (see ``engine.runtime.spec.build_spec``), shaped at the end by
         the ``engine_security_container_spec`` hook. ``container`` is passed to the hook."""
@@ -137,8 +136,8 @@ class Runtime:
         if not inputs.cgroups_path:
             inputs.cgroups_path = self.cgroups_path(inputs.container_id, host_config.get("CgroupParent") or "")
         result = specmod.build_spec(config, host_config, inputs, self.config)
-        if self.pm is not None:
-            self.pm.hook.engine_security_container_spec(container=container, spec=result)
+        if self.hooks is not None:
+            self.hooks.security_container_spec(container, result)
         return result
 
     # -- containers -------------------------------------------------------------------------------

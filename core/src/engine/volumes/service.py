@@ -31,8 +31,8 @@ from engine.filters import Filters
 from engine.volumes.local import DRIVER_NAME, LocalDriver, LocalVolume, directory_size
 
 if TYPE_CHECKING:
-    from engine.daemon import Daemon
     from engine.events import EventBus
+    from engine.hooks import Hooks
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class VolumeService:
         self,
         root: Path,
         events: EventBus | None = None,
-        hooks: Any = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.driver = LocalDriver(root)
         self.events = events
@@ -128,10 +128,6 @@ class VolumeService:
         self._locks = KeyedLocks()  # one per volume name
         self._prune_running = threading.Lock()
         self.started = False
-
-    @classmethod
-    def from_daemon(cls, daemon: Daemon) -> VolumeService:
-        return cls(daemon.data_root / "volumes", daemon.events, daemon.pm.hook)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -181,12 +177,13 @@ class VolumeService:
         if self.events is not None:
             self.events.publish("volume", action, name, attributes)
 
-    def _hook(self, hook_name: str, **kwargs: Any) -> None:
+    def _hook(self, call: Callable[[Hooks], None]) -> None:
+        """A plugin's hook failing must not fail the volume operation."""
         if self.hooks is not None:
             try:
-                getattr(self.hooks, hook_name)(**kwargs)
+                call(self.hooks)
             except Exception:
-                log.exception("hook %s failed", hook_name)
+                log.exception("a volume hook failed")
 
     # -- the API ------------------------------------------------------------------------------------
 
@@ -231,13 +228,8 @@ class VolumeService:
             view = self._view(volume)
         self._publish("create", name, {"driver": DRIVER_NAME})
         if created:
-            self._hook(
-                "engine_volume_created",
-                name=name,
-                driver=DRIVER_NAME,
-                mountpoint=str(view.mountpoint),
-                labels=dict(view.labels or {}),
-            )
+            mountpoint, labels = str(view.mountpoint), dict(view.labels or {})
+            self._hook(lambda hooks: hooks.volume_created(name, DRIVER_NAME, mountpoint, labels))
         return view
 
     def get(self, name: str) -> Volume:
@@ -317,7 +309,7 @@ class VolumeService:
             with self._table_lock:
                 self._volumes.pop(name, None)
         self._publish("destroy", name, {"driver": DRIVER_NAME})
-        self._hook("engine_volume_removed", name=name, driver=DRIVER_NAME)
+        self._hook(lambda hooks: hooks.volume_removed(name, DRIVER_NAME))
 
     def _filtered(self, filters: Filters, predicate: Callable[[LocalVolume], bool] | None = None) -> list[LocalVolume]:
         with self._table_lock:

@@ -20,13 +20,14 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON
 from engine.api.router import Router
-from engine.api.streams import STDERR, JSONStream, body_reader
+from engine.api.streams import JSONStream, body_reader
 from engine.api.util import api_version, query_bool, query_int
 from engine.builder import context as ctx
 from engine.builder import run as runmod
 from engine.builder.steps import Builder, BuildOptions
 from engine.errors import EngineError, InvalidParameter
 from engine.images.references import parse_normalized_named
+from engine.streams.stdcopy import STDERR
 
 _DONE = object()
 #: drains of builds whose handler was cancelled (kept referenced until they finish)

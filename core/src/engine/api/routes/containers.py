@@ -9,7 +9,7 @@ import asyncio
 import base64
 import contextlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -19,8 +19,11 @@ from engine.api.streams import body_reader, hijack
 from engine.api.util import dumps, json_response, no_content, query_bool, query_int, read_json
 from engine.errors import InvalidParameter, NotFound
 
+if TYPE_CHECKING:
+    from engine.containers.service import ContainerService
 
-def _service(request: web.Request) -> Any:
+
+def _service(request: web.Request) -> ContainerService:
     return request.app[DAEMON].containers
 
 
@@ -60,16 +63,9 @@ async def rename(request: web.Request) -> web.Response:
 
 
 async def remove(request: web.Request) -> web.Response:
-    service = _service(request)
-    force = query_bool(request, "force")
-    if force:
-        container = await asyncio.to_thread(service.get, _id(request))
-        if container.state.running:
-            await service.lifecycle.kill_for_removal(container)
-    await asyncio.to_thread(
-        service.remove,
+    await _service(request).remove_container(
         _id(request),
-        force=force,
+        force=query_bool(request, "force"),
         volumes=query_bool(request, "v"),
         link=query_bool(request, "link"),
     )
@@ -177,7 +173,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
 
 async def attach_ws(request: web.Request) -> web.StreamResponse:
     """The websocket form of attach: raw output frames, stdin from the client's messages."""
-    from engine.containers.attach import WebSocketConn
+    from engine.api.websocket import WebSocketConn
 
     service = _service(request)
     container = await asyncio.to_thread(service.get, _id(request))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -12,8 +12,11 @@ from engine.api.router import Router
 from engine.api.streams import hijack
 from engine.api.util import json_response, query_int, read_json
 
+if TYPE_CHECKING:
+    from engine.containers.exec import ExecManager
 
-def _execs(request: web.Request) -> Any:
+
+def _execs(request: web.Request) -> ExecManager:
     return request.app[DAEMON].containers.execs
 
 

@@ -19,12 +19,11 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON, OPEN_STREAMS
 from engine.api.router import Router
-from engine.api.streams import STDERR, STDOUT, SYSTEMERR, frame
 from engine.api.util import query_bool
 from engine.drivers.log import LogMessage, ReadConfig
 from engine.drivers.timefmt import parse_unix_timestamp, rfc3339nano_fixed
-from engine.errors import InvalidParameter, NotFound
-from engine.logs import open_reader
+from engine.errors import InvalidParameter
+from engine.streams.stdcopy import STDERR, STDOUT, SYSTEMERR, frame
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +92,10 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     if not (stdout or stderr):
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
     name = request.match_info["name"]
-    containers = getattr(daemon, "containers", None)
-    if containers is None:
-        raise NotFound(f"No such container: {name}")
+    containers = daemon.containers
     container = await asyncio.to_thread(containers.get, name)
     config = read_config(request)
-    source = await asyncio.to_thread(open_reader, daemon, container)
+    source = await asyncio.to_thread(containers.log_reader, container)
     tty = bool((container.config or {}).get("Tty"))
     render = renderer(
         stdout=stdout,

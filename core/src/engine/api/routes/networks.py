@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -14,10 +14,12 @@ from engine.errors import InvalidParameter, NotFound
 from engine.filters import Filters
 from engine.networks.controller import NETWORK_FILTERS
 
+if TYPE_CHECKING:
+    from engine.networks import NetworkController
 
-def _controller(request: web.Request) -> Any:
-    daemon = request.app[DAEMON]
-    return daemon.networks
+
+def _controller(request: web.Request) -> NetworkController:
+    return request.app[DAEMON].networks
 
 
 async def list_networks(request: web.Request) -> web.Response:
@@ -86,63 +88,25 @@ async def delete_network(request: web.Request) -> web.Response:
     return no_content()
 
 
-def _container(request: web.Request, ref: str) -> Any:
-    """The container named in a connect/disconnect body, through the containers subsystem."""
-    daemon = request.app[DAEMON]
-    containers = getattr(daemon, "containers", None)
-    if not ref:
-        raise InvalidParameter("container is required")
-    if containers is None:
-        raise NotFound(f"No such container: {ref}")
-    return containers.get(ref)
-
-
-def _notify(request: web.Request, container: Any, settings: dict[str, Any] | None) -> None:
-    """Tell the containers subsystem its running container's NetworkSettings changed: through its
-    ``network_settings_changed(container_id, settings)`` when it has one (which persists them), else
-    by updating the container object in memory so inspect shows the change at once."""
-    if settings is None:
-        return
-    containers = getattr(request.app[DAEMON], "containers", None)
-    notify = getattr(containers, "network_settings_changed", None)
-    if notify is not None:
-        notify(container.id, settings)
-    elif hasattr(container, "network_settings"):
-        container.network_settings = settings
-
-
 async def connect(request: web.Request) -> web.Response:
-    ctl = _controller(request)
     body = await read_json(request, required=True)
-    ref = request.match_info["id"]
-
-    def run() -> None:
-        container = _container(request, body.get("Container") or "")
-        settings = ctl.connect(
-            ref,
-            container.id,
-            body.get("EndpointConfig") or {},
-            name=getattr(container, "name", ""),
-            config=getattr(container, "config", None) or {},
-        )
-        _notify(request, container, settings)
-
-    await asyncio.to_thread(run)
+    await asyncio.to_thread(
+        request.app[DAEMON].containers.connect_network,
+        request.match_info["id"],
+        body.get("Container") or "",
+        body.get("EndpointConfig") or {},
+    )
     return web.Response(status=200)
 
 
 async def disconnect(request: web.Request) -> web.Response:
-    ctl = _controller(request)
     body = await read_json(request, required=True)
-    ref = request.match_info["id"]
-    force = bool(body.get("Force"))
-
-    def run() -> None:
-        container = _container(request, body.get("Container") or "")
-        settings = ctl.disconnect(ref, container.id, force=force)
-        _notify(request, container, settings)
-
-    await asyncio.to_thread(run)
+    await asyncio.to_thread(
+        request.app[DAEMON].containers.disconnect_network,
+        request.match_info["id"],
+        body.get("Container") or "",
+        force=bool(body.get("Force")),
+    )
     return web.Response(status=200)
 
 
@@ -150,7 +114,6 @@ async def prune(request: web.Request) -> web.Response:
     ctl = _controller(request)
     filters = Filters.parse(request.query.get("filters"), ("until", "label", "label!"))
     removed = await asyncio.to_thread(ctl.prune, filters)
-    request.app[DAEMON].events.publish("network", "prune", "", {"reclaimed": "0"})
     return json_response({"NetworksDeleted": removed or None})
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from engine import system_info
+from engine.api import info as system_info
 from engine.api.keys import DAEMON, OPEN_STREAMS
 from engine.api.router import Router
 from engine.api.util import dumps, json_response
@@ -41,10 +41,8 @@ async def info(request: web.Request) -> web.Response:
 async def system_df(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     data = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
-    for subsystem in daemon.subsystems:
-        contribute = getattr(subsystem, "disk_usage", None)
-        if contribute is not None:
-            data.update(await asyncio.to_thread(contribute))
+    for contribute in (daemon.images.disk_usage, daemon.volumes.disk_usage, daemon.containers.disk_usage):
+        data.update(await asyncio.to_thread(contribute))
     return json_response(data)
 
 

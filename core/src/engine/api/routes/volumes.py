@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -14,8 +14,11 @@ from engine.api.util import json_response, no_content, query_bool
 from engine.errors import InvalidParameter
 from engine.filters import Filters
 
+if TYPE_CHECKING:
+    from engine.volumes import VolumeService
 
-def _service(request: web.Request) -> Any:
+
+def _service(request: web.Request) -> VolumeService:
     return request.app[DAEMON].volumes
 
 
