@@ -30,20 +30,20 @@ def rootfs(files: dict[str, bytes]) -> bytes:
 def make_service(root: Path, hook: object = None) -> ImageService:
     driver = VfsStorageDriver.init(root / "vfs", {})
     # the smallest host an ImageService needs: the driver, the data-root, an event bus, a hook relay
-    daemon = SimpleNamespace(storage=driver, data_root=root, events=EventBus(), pm=SimpleNamespace(hook=hook))
+    daemon = SimpleNamespace(storage=driver, data_root=root, events=EventBus(), hooks=hook)
     return ImageService(daemon)  # type: ignore[arg-type]
 
 
 class RecordingHooks:
-    """A stand-in for pluggy's hook relay that records the storage hooks (no plugin needed)."""
+    """A stand-in for the Hooks facade that records the storage hooks (no plugin needed)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    def engine_storage_layer_created(self, *, driver_name: str, chain_id: str, diff_id: str, size: int) -> None:
+    def storage_layer_created(self, *, driver_name: str, chain_id: str, diff_id: str, size: int) -> None:
         self.calls.append(("created", chain_id))
 
-    def engine_storage_layer_removed(self, *, driver_name: str, chain_id: str) -> None:
+    def storage_layer_removed(self, *, driver_name: str, chain_id: str) -> None:
         self.calls.append(("removed", chain_id))
 
 

@@ -22,6 +22,7 @@ from engine.images.store import Image, ImageStore
 if TYPE_CHECKING:
     from engine.drivers.storage import StorageDriver
     from engine.events import EventBus
+    from engine.hooks import Hooks
 
 #: container ids using an image; entries may be ``(id, running)`` for dockerd's running/stopped wording
 UsageCheck = Callable[[str], list[Any]]
@@ -38,8 +39,8 @@ class LocalImages:
     """The stores (``layers``, ``store``, ``tags``), a scratch directory (``tmp``) and their side effects.
     Blocking and thread-safe, as the stores are."""
 
-    def __init__(self, root: Path, driver: StorageDriver, events: EventBus, hooks: Any) -> None:
-        """``root`` is ``<data-root>/image/<driver>``; ``hooks`` is the plugin manager's hook relay."""
+    def __init__(self, root: Path, driver: StorageDriver, events: EventBus, hooks: Hooks) -> None:
+        """``root`` is ``<data-root>/image/<driver>``; ``hooks`` is the daemon's typed hook facade."""
         self.events = events
         self.hooks = hooks
         self.root = root
@@ -146,11 +147,11 @@ class LocalImages:
         """The ``engine_storage_layer_created`` hook; a failing hook does not fail the operation."""
         with contextlib.suppress(Exception):
             layer = self.layers.get(chain)
-            self.hooks.engine_storage_layer_created(
+            self.hooks.storage_layer_created(
                 driver_name=self.layers.driver.name, chain_id=chain, diff_id=layer.diff_id, size=layer.size
             )
 
     def layer_removed(self, chain: str) -> None:
         """The ``engine_storage_layer_removed`` hook; a failing hook does not fail the operation."""
         with contextlib.suppress(Exception):
-            self.hooks.engine_storage_layer_removed(driver_name=self.layers.driver.name, chain_id=chain)
+            self.hooks.storage_layer_removed(driver_name=self.layers.driver.name, chain_id=chain)

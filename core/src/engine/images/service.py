@@ -42,7 +42,7 @@ class ImageService:
         self.daemon = daemon  # its config is read at each pull and push (reloadable)
         driver = daemon.storage
         assert driver is not None, "the storage driver starts before the image service"
-        self.local = LocalImages(daemon.data_root / "image" / driver.name, driver, daemon.events, daemon.pm.hook)
+        self.local = LocalImages(daemon.data_root / "image" / driver.name, driver, daemon.events, daemon.hooks)
         self._remover = ImageRemover(self.local)
         self._pruner = ImagePruner(self.local, self._remover)
 

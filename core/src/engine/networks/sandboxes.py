@@ -294,7 +294,7 @@ class Sandboxes:
         self.ctl.daemon.events.publish(
             "network", "connect", net.id, {"container": sb.container_id, "name": net.name, "type": net.driver}
         )
-        self.ctl.daemon.pm.hook.engine_network_endpoint_joined(
+        self.ctl.daemon.hooks.network_endpoint_joined(
             network_id=net.id, container_id=sb.container_id, endpoint=self._settings(sb)["Networks"].get(net.name, {})
         )
         return ep
@@ -427,7 +427,7 @@ class Sandboxes:
                     net.id,
                     {"container": sb.container_id, "name": net.name, "type": net.driver},
                 )
-                self.ctl.daemon.pm.hook.engine_network_endpoint_left(network_id=net.id, container_id=sb.container_id)
+                self.ctl.daemon.hooks.network_endpoint_left(network_id=net.id, container_id=sb.container_id)
         if sb.key and not sb.joined_to:
             netns.delete(Path(sb.key))
         self.records.pop(sb.container_id, None)
@@ -560,7 +560,7 @@ class Sandboxes:
             self.ctl.daemon.events.publish(
                 "network", "disconnect", net.id, {"container": container_id, "name": net.name, "type": net.driver}
             )
-            self.ctl.daemon.pm.hook.engine_network_endpoint_left(network_id=net.id, container_id=container_id)
+            self.ctl.daemon.hooks.network_endpoint_left(network_id=net.id, container_id=container_id)
             if ep.default_route:
                 self._reelect_default_route(sb)
             self._save_sandbox(sb)
