@@ -18,6 +18,7 @@ from engine.config_cmdline import usage
 from engine.errors import ConfigError, DriverError, EngineError
 from engine.lazy_packages import defer_heavy_packages
 from engine.plugins import make_plugin_manager
+from engine.rootlock import lock_roots
 
 log = logging.getLogger("engined")
 
@@ -162,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("debug" if config["debug"] else config["log-level"])
     if os.geteuid() != 0:
         return fail("engined needs to be started with root privileges")
+    try:  # before the pidfile: a second daemon on the same roots names the first one's pid
+        root_locks = lock_roots(config.data_root, config.exec_root)
+    except ConfigError as exc:
+        return fail(f"failed to start daemon: {exc.message}")
     pidfile = Path(config["pidfile"])
     try:
         _check_pidfile(pidfile)
@@ -174,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(_run(config, pm, schema))
     finally:
+        root_locks.release()
         try:
             if pidfile.read_text().strip() == str(os.getpid()):
                 pidfile.unlink()
