@@ -19,6 +19,7 @@ from engine.errors import ConfigError, DriverError, EngineError
 from engine.lazy_packages import defer_heavy_packages
 from engine.plugins import make_plugin_manager
 from engine.rootlock import lock_roots
+from engine.sdnotify import Notifier
 
 log = logging.getLogger("engined")
 
@@ -106,14 +107,18 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    systemd = Notifier()  # sd_notify: a no-op unless started by systemd with Type=notify
+    loop.add_signal_handler(signal.SIGHUP, systemd.around_reload, daemon.reload)
     try:
         await daemon.start()
     except (EngineError, OSError) as exc:
         await daemon.stop()
         return fail(getattr(exc, "message", None) or f"failed to start daemon: {exc}")
+    systemd.ready()
+    systemd.start_watchdog(loop)
     await stopping.wait()
     log.info("Processing signal 'terminated'")
+    systemd.stopping()
     await daemon.stop()
     log.info("Daemon shutdown complete")
     return 0
