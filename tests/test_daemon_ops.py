@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -177,3 +178,56 @@ def test_make_install_systemd_stages_the_units(tmp_path):
             text=True,
         )
         assert proc.returncode == 0 and not proc.stderr, proc.stderr
+
+
+# ---- the daemon's own log -----------------------------------------------------------------------------
+
+RFC3339_FIXED = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)"
+
+
+def log_of(config: dict, args: list[str] = (), urls: list[str] = ("/_ping",)) -> str:
+    """Start a daemon, GET ``urls``, stop it: its whole log (stderr)."""
+    daemon = EngineDaemon(config=config, args=list(args))
+    try:
+        daemon.start()
+        for url in urls:
+            api_get(daemon.socket, url)
+        assert daemon.stop() == 0
+        return daemon.log()
+    finally:
+        daemon.stop()
+        daemon.cleanup()
+
+
+def test_json_log_lines_with_a_debug_line_per_request():
+    log = log_of({**LIGHT, "log-format": "json", "log-level": "debug"}, urls=["/v1.41/containers/nothing/json"])
+    entries = [json.loads(line) for line in log.splitlines()]  # every line is JSON
+    assert all(re.fullmatch(RFC3339_FIXED, e["time"]) for e in entries)
+    assert any(e["level"] == "info" and e["msg"].startswith("API listen on ") for e in entries)
+    requests = [e for e in entries if e.get("path") == "/v1.41/containers/nothing/json"]
+    assert len(requests) == 1
+    request = requests[0]
+    assert (request["level"], request["method"], request["status"]) == ("debug", "GET", 404)
+    assert re.fullmatch(r"\d+(\.\d+)?(µs|ms|s)", request["duration"])
+
+
+def test_raw_text_logs_at_info_have_no_request_lines():
+    lines = log_of(LIGHT, ["--raw-logs"]).splitlines()
+    assert lines and all(re.match(rf'time="{RFC3339_FIXED}" level=\w+ msg="', line) for line in lines), lines
+    assert not any("\x1b[" in line or "path=/_ping" in line for line in lines)
+
+
+def test_debug_text_request_line():
+    log = log_of(LIGHT, ["-D"])
+    assert re.search(r'level=debug msg="GET /_ping 200" duration=\S+ method=GET path=/_ping status=200\n', log), log
+
+
+def test_an_unknown_log_format_stops_start_up():
+    daemon = EngineDaemon(config={**LIGHT, "log-format": "xml"})
+    try:
+        with pytest.raises(RuntimeError, match="engined exited with 1"):
+            daemon.start(timeout=20)
+        assert "unknown log format: xml" in daemon.log()
+    finally:
+        daemon.stop()
+        daemon.cleanup()

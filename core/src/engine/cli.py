@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pluggy
 
-from engine import DOCKER_VERSION, __version__
+from engine import DOCKER_VERSION, __version__, daemonlog
 from engine.config import ConfigSchema, DaemonConfig, core_schema, load, parse_command_line
 from engine.config_cmdline import usage
 from engine.errors import ConfigError, DriverError, EngineError
@@ -24,45 +24,17 @@ from engine.sdnotify import Notifier
 log = logging.getLogger("engined")
 
 
-class _LogfmtFormatter(logging.Formatter):
-    """dockerd's text log format: time="..." level=info msg="..."."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage().replace('"', '\\"')
-        if record.exc_info:
-            msg += "\\n" + self.formatException(record.exc_info).replace("\n", "\\n")
-        level = {"WARNING": "warning", "CRITICAL": "fatal"}.get(record.levelname, record.levelname.lower())
-        return f'time="{self.formatTime(record, "%Y-%m-%dT%H:%M:%S")}" level={level} msg="{msg}"'
-
-
 #: threads for the API's blocking work (asyncio's default is cpus + 4)
 API_THREADS = 64
 
-#: logrus level names -> logging levels
-LOG_LEVELS = {
-    "panic": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-    "error": logging.ERROR,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-    "trace": logging.DEBUG,
-}
 
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LogfmtFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    set_log_level(level)
-    # aiohttp's access log is noise at info level
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+def setup_logging(level: str, fmt: str = "text", raw: bool = False) -> None:
+    """engined's own log on stderr (engine.daemonlog: dockerd's text format, or JSON lines)."""
+    daemonlog.setup(level, fmt, raw=raw)
 
 
 def set_log_level(level: str) -> None:
-    logging.getLogger().setLevel(LOG_LEVELS.get(level.lower(), logging.INFO))
+    daemonlog.set_level(level)
 
 
 def build_schema(pm: pluggy.PluginManager) -> ConfigSchema:
@@ -165,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         # as dockerd 23's --validate (20.10 has none): on stderr, exit 0
         print("configuration OK", file=sys.stderr)
         return 0
-    setup_logging("debug" if config["debug"] else config["log-level"])
+    setup_logging("debug" if config["debug"] else config["log-level"], config["log-format"], config["raw-logs"])
     if os.geteuid() != 0:
         return fail("engined needs to be started with root privileges")
     try:  # before the pidfile: a second daemon on the same roots names the first one's pid

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from engine import hosts
 from engine.config_schema import BOOL, INT, LIST, MAP, OBJECT, STR, ConfigSchema, Option, type_error
+from engine.daemonlog import validate_format as validate_log_format
 from engine.strconv import parse_int
 from engine.units import ram_in_bytes
 
@@ -365,6 +366,8 @@ def _core_options() -> list[Option]:
         opt("debug", BOOL, False, ("--debug", "-D"), "Enable debug mode", reloadable=True),
         opt("log-level", STR, "info", ("--log-level", "-l"), 'Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")'),
         opt("raw-logs", BOOL, False, ("--raw-logs",), "Full timestamps without ANSI coloring"),
+        opt("log-format", STR, "text", ("--log-format",), 'Set the logging format ("text"|"json")',
+          validate=validate_log_format),
         opt("labels", LIST, [], ("--label",), "Set key=value labels to the daemon", reloadable=True,
           validate=each(validate_label), flag_value=append_item(validate_label)),
         opt("experimental", BOOL, False, ("--experimental",), "Enable experimental features"),
