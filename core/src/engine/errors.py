@@ -7,6 +7,8 @@ knows about HTTP beyond the ``status`` class attribute.
 
 from __future__ import annotations
 
+from engine.shipped import install_hint
+
 
 class EngineError(Exception):
     """Base class; ``status`` is the HTTP status the API answers with."""
@@ -67,7 +69,7 @@ class DriverNotInstalled(DriverError):
     """No installed distribution provides the driver name."""
 
     def __init__(self, kind: str, name: str, distribution: str | None, available: list[str]) -> None:
-        hint = f"; install it with `pip install {distribution}`" if distribution else ""
+        hint = f"; {install_hint(distribution)}" if distribution else ""
         have = ", ".join(sorted(available)) or "none"
         super().__init__(f"{kind} driver {name!r} is not installed{hint} (installed: {have})")
         self.kind, self.name, self.distribution = kind, name, distribution
