@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
@@ -68,6 +69,15 @@ def fail(message: str) -> int:
     return 1
 
 
+def _metrics_server(daemon: Any) -> Any:
+    """engine.metrics' server when ``metrics-addr`` is set (prometheus_client is imported only then)."""
+    if not daemon.config["metrics-addr"]:
+        return None
+    from engine.metrics import MetricsServer
+
+    return MetricsServer(daemon)
+
+
 async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSchema) -> int:
     from engine.daemon import Daemon
 
@@ -81,10 +91,15 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     systemd = Notifier()  # sd_notify: a no-op unless started by systemd with Type=notify
     loop.add_signal_handler(signal.SIGHUP, systemd.around_reload, daemon.reload)
+    metrics = _metrics_server(daemon)
     try:
+        if metrics is not None:
+            await metrics.start()  # first, as dockerd: the API's first requests are measured too
         await daemon.start()
     except (EngineError, OSError) as exc:
         await daemon.stop()
+        if metrics is not None:
+            await metrics.stop()
         return fail(getattr(exc, "message", None) or f"failed to start daemon: {exc}")
     systemd.ready()
     systemd.start_watchdog(loop)
@@ -92,6 +107,8 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
     log.info("Processing signal 'terminated'")
     systemd.stopping()
     await daemon.stop()
+    if metrics is not None:
+        await metrics.stop()
     log.info("Daemon shutdown complete")
     return 0
 

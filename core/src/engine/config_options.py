@@ -136,6 +136,30 @@ def runtimes_reserved(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def split_listen_address(addr: str) -> tuple[str, int]:
+    """``host:port`` as Go's net.Listen takes it (``:9323`` is every interface, ``[::1]:9323`` IPv6).
+
+    :raises ValueError: with Go's wording.
+    """
+    if addr.startswith("["):
+        host, sep, port = addr[1:].partition("]:")
+    else:
+        host, sep, port = addr.rpartition(":")
+        if sep and ":" in host:
+            raise ValueError(f"listen tcp: address {addr}: too many colons in address")
+    if not sep:
+        raise ValueError(f"listen tcp: address {addr}: missing port in address")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"listen tcp: address tcp/{port}: unknown port")
+    return host, int(port)
+
+
+def validate_metrics_addr(value: str) -> str:
+    if value:
+        split_listen_address(value)
+    return value
+
+
 # ---- human sizes ------------------------------------------------------------------------------------
 
 
@@ -448,7 +472,7 @@ def _core_options() -> list[Option]:
           flag_value=pool_item, go_type="opts.PoolsOpt"),
         # dockerd keys engine accepts but does not act on
         opt("metrics-addr", STR, "", ("--metrics-addr",), "Set default address and port to serve the metrics api on",
-          supported=False),
+          validate=validate_metrics_addr),
         opt("network-diagnostic-port", INT, 0, ("--network-diagnostic-port",), "TCP port number of the network diagnostic server",
           supported=False),
         opt("network-control-plane-mtu", INT, 1500, ("--network-control-plane-mtu",), "Network Control plane MTU",

@@ -9,6 +9,7 @@ its connection closes); at other levels it is not called at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp.abc import AbstractAccessLogger
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from aiohttp.web import BaseRequest, StreamResponse
 
 logger = logging.getLogger("engine.api.requests")
+
+#: also called with each finished request, its response and its duration (engine.metrics adds one)
+observers: list[Callable[[BaseRequest, StreamResponse, float], None]] = []
 
 
 def go_duration(seconds: float) -> str:
@@ -31,14 +35,17 @@ def go_duration(seconds: float) -> str:
 
 class RequestLog(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        fields = {
-            "method": request.method,
-            "path": request.path,
-            "status": response.status,
-            "duration": go_duration(time),
-        }
-        self.logger.debug("%s %s %d", request.method, request.path, response.status, extra={"fields": fields})
+        for observe in observers:
+            observe(request, response, time)
+        if self.logger.isEnabledFor(logging.DEBUG):
+            fields = {
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "duration": go_duration(time),
+            }
+            self.logger.debug("%s %s %d", request.method, request.path, response.status, extra={"fields": fields})
 
     @property
     def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.DEBUG)
+        return bool(observers) or self.logger.isEnabledFor(logging.DEBUG)
