@@ -52,7 +52,7 @@ def metered():
 
 def test_dockerd_families_after_container_network_and_health_actions(metered):
     _, cli, port = metered
-    cli("create", "--name", "m1", "busybox", "true")
+    cli("create", "--name", "m1", "busybox", "echo", "hello")
     cli("start", "m1")
     cli("wait", "m1")
     cli("rm", "m1")
@@ -80,6 +80,13 @@ def test_dockerd_families_after_container_network_and_health_actions(metered):
         value(latency, "engine_api_request_duration_seconds_count", method="POST", route="/containers/{id}/start") >= 2
     )
     assert value(metrics["process_resident_memory_bytes"], "process_resident_memory_bytes") > 0
+    # engine's own: storage driver operations and log driver deliveries
+    storage = metrics["engine_storage_driver_operation_seconds"]
+    for operation in ("create_read_write", "get", "put", "remove"):
+        count = value(storage, "engine_storage_driver_operation_seconds_count", driver="overlay2", operation=operation)
+        assert count >= 1, operation
+    assert value(metrics["engine_log_messages"], "engine_log_messages_total", driver="json-file") >= 1
+    assert value(metrics["engine_log_bytes"], "engine_log_bytes_total", driver="json-file") >= len("hello\n")
     cli("rm", "-f", "mh")
 
 

@@ -13,7 +13,10 @@ dockerd's families that apply to engine, with dockerd's names and help:
   ``engine_daemon_engine_cpus_cpus``, ``engine_daemon_engine_memory_bytes``;
 
 and engine's own: ``engine_api_request_duration_seconds{method,route,code}`` (the route as declared,
-``/containers/{id}/start``) and ``engine_images_images``, plus the ``process_*`` family.
+``/containers/{id}/start``), ``engine_images_images``,
+``engine_storage_driver_operation_seconds{driver,operation}``, and per log driver
+``engine_log_messages_total``, ``engine_log_bytes_total``, ``engine_log_dropped_messages_total`` and
+``engine_log_errors_total`` (bumped in engine.opcounters); plus the ``process_*`` family.
 
 The action timings are measured per API request, where the route names the action, so no
 subsystem carries metrics code; the counts are read at scrape time from the same subsystem fields
@@ -22,9 +25,11 @@ subsystem carries metrics code; the counts are read at scrape time from the same
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from engine import opcounters
+from engine import hookimpl, opcounters
 from engine.api import request_log
 from engine.config_options import split_listen_address
 from engine.errors import ConfigError
@@ -152,6 +157,7 @@ class DaemonCollector(Collector):
         states.add_metric(["stopped"], fields.get("ContainersStopped", 0))
         yield states
         yield GaugeMetricFamily("engine_images_images", "The number of images", value=fields.get("Images", 0))
+        yield from _log_counters()
         yield CounterMetricFamily(
             "engine_daemon_health_checks", "The total number of health checks", value=opcounters.HEALTH_CHECKS.value
         )
@@ -212,6 +218,7 @@ class MetricsServer:
         self.daemon = daemon
         self.runner: web.AppRunner | None = None
         self._collector: DaemonCollector | None = None
+        self._hooks: _Hooks | None = None
 
     async def start(self) -> None:
         """:raises ConfigError: the address cannot be listened on."""
@@ -237,6 +244,8 @@ class MetricsServer:
         self.daemon.events.add_observer(_count_event)
         EVENT_SUBSCRIBERS.set_function(self.daemon.events.subscriber_count)
         request_log.observers.append(_observe)
+        self._hooks = _Hooks()
+        self.daemon.pm.register(self._hooks, name="engine-metrics")
         log.info("metrics API listening on %s", addr)
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -253,12 +262,73 @@ class MetricsServer:
     async def stop(self) -> None:
         if _observe in request_log.observers:
             request_log.observers.remove(_observe)
+        if self._hooks is not None:
+            self.daemon.pm.unregister(self._hooks)
+            self._hooks = None
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
             self._collector = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+
+
+_LOG_FAMILIES = (
+    ("engine_log_messages", "Container output messages delivered to each log driver", opcounters.LOG_MESSAGES),
+    ("engine_log_bytes", "Container output bytes delivered to each log driver", opcounters.LOG_BYTES),
+    ("engine_log_dropped_messages", "Messages dropped by non-blocking log mode, by log driver", opcounters.LOG_DROPPED),
+    ("engine_log_errors", "Failed deliveries to each log driver", opcounters.LOG_ERRORS),
+)
+
+
+def _log_counters() -> Iterator[Metric]:
+    for name, help_, counter in _LOG_FAMILIES:
+        family = CounterMetricFamily(name, help_, labels=["driver"])
+        for driver, count in sorted(counter.values().items()):
+            family.add_metric([driver], count)
+        yield family
+
+
+STORAGE_OPERATIONS = Histogram(
+    "engine_storage_driver_operation_seconds",
+    "The number of seconds each storage driver operation takes",
+    ["driver", "operation"],
+    registry=REGISTRY,
+)
+#: the StorageDriver methods timed (engine.drivers.storage's contract)
+STORAGE_TIMED = ("create", "create_read_write", "remove", "get", "put", "diff", "changes", "apply_diff", "diff_size")
+
+
+def instrument_storage(driver: Any) -> None:
+    """Time the driver's operations: each method is shadowed on the instance by a timed wrapper, so
+    neither the driver nor its callers know about metrics."""
+    for operation in STORAGE_TIMED:
+        method = getattr(driver, operation, None)
+        if method is None or getattr(method, "_engine_timed", False):
+            continue
+        setattr(driver, operation, _timed(method, STORAGE_OPERATIONS.labels(driver.name, operation)))
+
+
+def _timed(method: Any, histogram: Any) -> Any:
+    @functools.wraps(method)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()  # per call: drivers run in many threads at once
+        try:
+            return method(*args, **kwargs)
+        finally:
+            histogram.observe(time.perf_counter() - start)
+
+    timed._engine_timed = True  # type: ignore[attr-defined]
+    return timed
+
+
+class _Hooks:
+    """The hook implementations the metrics server registers with the daemon's plugin manager."""
+
+    @hookimpl
+    def engine_daemon_started(self, daemon: Daemon) -> None:
+        if daemon.storage is not None:
+            instrument_storage(daemon.storage)
 
 
 def _count_event(event: dict[str, Any]) -> None:
