@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
 SHIM_SRC := core/src/engine/runtime/shim/engine-shim.c
 
-.PHONY: install system-packages bytecode run test lint bench clean
+.PHONY: install system-packages bytecode run test lint bench clean install-systemd
 
 install: system-packages $(STAMP) $(SHIM) bytecode
 
@@ -42,6 +42,21 @@ $(STAMP): $(addsuffix /pyproject.toml,$(DISTRIBUTIONS)) requirements-dev.txt
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(addprefix -e ,$(DISTRIBUTIONS)) -r requirements-dev.txt
 	touch $(STAMP)
+
+# systemd units (contrib/systemd, as docker.service/docker.socket): engine.socket listens on
+# /run/engine.sock, engine.service runs this checkout's engined with -H fd:// (Type=notify).
+# DESTDIR stages them elsewhere (then no group is made and systemd is not told).
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+install-systemd: $(STAMP)
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	sed 's|/usr/local/bin/engined|$(abspath $(VENV))/bin/engined|' contrib/systemd/engine.service \
+	  > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/engine.service
+	install -m 644 contrib/systemd/engine.socket $(DESTDIR)$(SYSTEMD_UNIT_DIR)/engine.socket
+	@if [ -z "$(DESTDIR)" ]; then \
+	  getent group engine >/dev/null || groupadd --system engine; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	  echo "start with: systemctl enable --now engine.socket engine.service"; \
+	fi
 
 run: install
 	$(VENV)/bin/engined

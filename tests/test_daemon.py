@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine import registry
+from engine.shipped import install_hint
 from engine_testkit.cli import DockerCLI
 from engine_testkit.daemon import EngineDaemon
 
@@ -116,7 +117,7 @@ def test_tls_files_are_checked_at_start_up(config_file, tmp_path):
 def test_a_driver_nobody_installed_names_the_distribution(config_file):
     proc = engined("--config-file", str(config_file({"storage-driver": "zfs", "log-driver": "none"})))
     assert proc.returncode == 1
-    assert "storage driver 'zfs' is not installed; install it with `pip install engine-plugin-zfs`" in proc.stderr
+    assert f"storage driver 'zfs' is not installed; {install_hint('engine-plugin-zfs')}" in proc.stderr
 
 
 def test_a_bare_path_is_a_tcp_address_and_cannot_be_listened_on(tmp_path):

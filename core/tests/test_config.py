@@ -532,8 +532,8 @@ def test_plugin_keys_get_flags_and_checks(tmp_path):
 
 
 def test_unsupported_keys_are_accepted_and_reported(schema, tmp_path):
-    config = config_from(schema, tmp_path, {"cluster-store": "consul://x", "metrics-addr": "127.0.0.1:9323"})
-    assert config.unsupported_keys(schema) == ["cluster-store", "metrics-addr"]
+    config = config_from(schema, tmp_path, {"cluster-store": "consul://x", "containerd": "/run/c.sock"})
+    assert config.unsupported_keys(schema) == ["cluster-store", "containerd"]
 
 
 # ---- SIGHUP ------------------------------------------------------------------------------------------

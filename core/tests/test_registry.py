@@ -14,8 +14,10 @@ import pytest
 from _fakedist import forget_modules, make_dist
 
 from engine import registry
+from engine import shipped as shipped_mod
 from engine.drivers import DRIVER_API_VERSION
 from engine.errors import DriverAPIMismatch, DriverError, DriverNotInstalled, DriverRemoved
+from engine.shipped import install_hint
 from engine.storage import PRIORITY
 
 ENGINED = Path(sys.executable).with_name("engined")
@@ -79,10 +81,24 @@ def test_a_name_nobody_installed_names_the_distribution(kind, name, distribution
         pytest.skip(f"{distribution} is installed here")
     with pytest.raises(DriverNotInstalled) as info:
         reg.load(name)
-    assert f"{kind.kind} driver '{name}' is not installed; install it with `pip install {distribution}`" in str(
-        info.value
-    )
+    assert f"{kind.kind} driver '{name}' is not installed; {install_hint(distribution)}" in str(info.value)
     assert info.value.distribution == distribution
+
+
+@pytest.mark.parametrize("shipped", [True, False], ids=["shipped", "still-to-come"])
+def test_the_hint_sends_users_only_to_a_distribution_that_exists(monkeypatch, shipped):
+    reg = registry.DriverRegistry(registry.STORAGE)
+    if reg.is_installed("devicemapper"):
+        pytest.skip("engine-plugin-devicemapper is installed here")
+    others = shipped_mod.SHIPPED - {"engine-plugin-devicemapper"}
+    monkeypatch.setattr(shipped_mod, "SHIPPED", others | {"engine-plugin-devicemapper"} if shipped else others)
+    with pytest.raises(DriverNotInstalled) as info:
+        reg.load("devicemapper")
+    if shipped:
+        assert "is not installed; install it with `pip install engine-plugin-devicemapper`" in info.value.message
+    else:
+        assert "pip install" not in info.value.message
+        assert "it would come from engine-plugin-devicemapper, which is not available yet" in info.value.message
 
 
 def test_unknown_name_has_no_distribution_hint():
@@ -139,7 +155,7 @@ def test_engined_refuses_to_start_with_a_driver_nobody_installed(tmp_path, confi
         pytest.skip(f"{distribution} is installed here")
     proc = run_validate(tmp_path, config)
     assert proc.returncode == 1
-    assert f"install it with `pip install {distribution}`" in proc.stderr
+    assert f"is not installed; {install_hint(distribution)}" in proc.stderr
 
 
 # ---- compliance sweep (cinder's driver compliance check) ------------------------------------------------

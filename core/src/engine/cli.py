@@ -9,17 +9,19 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
-from engine import DOCKER_VERSION, __version__
+from engine import DOCKER_VERSION, __version__, daemonlog
 from engine.config import ConfigSchema, DaemonConfig, core_schema, load, parse_command_line
 from engine.config_cmdline import usage
 from engine.errors import ConfigError, DriverError, EngineError
 from engine.hooks import Hooks
 from engine.lazy_packages import defer_heavy_packages
-from engine.logsetup import setup_logging
 from engine.plugins import make_plugin_manager
+from engine.rootlock import lock_roots
+from engine.sdnotify import Notifier
 
 log = logging.getLogger("engined")
 
@@ -59,6 +61,15 @@ def fail(message: str) -> int:
     return 1
 
 
+def _metrics_server(daemon: Any) -> Any:
+    """engine.metrics' server when ``metrics-addr`` is set (prometheus_client is imported only then)."""
+    if not daemon.config["metrics-addr"]:
+        return None
+    from engine.metrics import MetricsServer
+
+    return MetricsServer(daemon)
+
+
 async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSchema) -> int:
     from engine.daemon import Daemon
 
@@ -70,15 +81,26 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    systemd = Notifier()  # sd_notify: a no-op unless started by systemd with Type=notify
+    loop.add_signal_handler(signal.SIGHUP, systemd.around_reload, daemon.reload)
+    metrics = _metrics_server(daemon)
     try:
+        if metrics is not None:
+            await metrics.start()  # first, as dockerd: the API's first requests are measured too
         await daemon.start()
     except (EngineError, OSError) as exc:
         await daemon.stop()
+        if metrics is not None:
+            await metrics.stop()
         return fail(getattr(exc, "message", None) or f"failed to start daemon: {exc}")
+    systemd.ready()
+    systemd.start_watchdog(loop)
     await stopping.wait()
     log.info("Processing signal 'terminated'")
+    systemd.stopping()
     await daemon.stop()
+    if metrics is not None:
+        await metrics.stop()
     log.info("Daemon shutdown complete")
     return 0
 
@@ -86,7 +108,7 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     defer_heavy_packages()  # before anything imports aiohttp or pyroute2
-    setup_logging("info")
+    daemonlog.setup("info")
     try:
         pm = make_plugin_manager()
         schema = build_schema(pm)
@@ -124,9 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         # as dockerd 23's --validate (20.10 has none): on stderr, exit 0
         print("configuration OK", file=sys.stderr)
         return 0
-    setup_logging("debug" if config["debug"] else config["log-level"])
+    daemonlog.setup("debug" if config["debug"] else config["log-level"], config["log-format"], raw=config["raw-logs"])
     if os.geteuid() != 0:
         return fail("engined needs to be started with root privileges")
+    try:  # before the pidfile: a second daemon on the same roots names the first one's pid
+        root_locks = lock_roots(config.data_root, config.exec_root)
+    except ConfigError as exc:
+        return fail(f"failed to start daemon: {exc.message}")
     pidfile = Path(config["pidfile"])
     try:
         _check_pidfile(pidfile)
@@ -139,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(_run(config, pm, schema))
     finally:
+        root_locks.release()
         try:
             if pidfile.read_text().strip() == str(os.getpid()):
                 pidfile.unlink()

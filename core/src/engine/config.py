@@ -47,6 +47,7 @@ from engine.config_schema import (
     is_zero,
 )
 from engine.errors import ConfigError
+from engine.shipped import is_shipped
 
 __all__ = [
     "ANY",
@@ -270,7 +271,10 @@ def _check_keys(
         hints = sorted({PLUGIN_KEYS[k] for k in unknown if k in PLUGIN_KEYS})
         for dist in hints:
             keys = ", ".join(k for k in unknown if PLUGIN_KEYS.get(k) == dist)
-            message += f" ({keys}: provided by {dist}, which is not installed: pip install {dist})"
+            if is_shipped(dist):
+                message += f" ({keys}: provided by {dist}, which is not installed: pip install {dist})"
+            else:
+                message += f" ({keys}: would be provided by {dist}, which is not available yet)"
         raise ConfigError(message)
     conflicts = []
     for option in sorted((schema[k] for k in flag_values), key=lambda o: o.flag_name or o.key):

@@ -14,6 +14,7 @@ Errors carry pflag's and cobra's wording, e.g. ``unknown flag: --foo`` + ``See '
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ SHORT_DESCRIPTION = "A self-sufficient runtime for containers."
 
 #: flags that are not configuration keys: name -> (shorthand, is_bool, help)
 META_FLAGS: dict[str, tuple[str | None, bool, str]] = {
-    "config-file": (None, False, f"Daemon configuration file (default {DEFAULT_CONFIG_FILE})"),
+    "config-file": (None, False, f'Daemon configuration file (default "{DEFAULT_CONFIG_FILE}")'),
     "validate": (None, True, "Validate daemon configuration and exit"),
     "version": ("v", True, "Print version information and quit"),
     "help": ("h", True, "Print usage"),
@@ -186,18 +187,51 @@ class _FlagError(Exception):
     pass
 
 
+#: pflag's ``Value.Type()`` names of dockerd's custom flag types
+_FLAG_TYPES = {
+    "opts.MemBytes": "bytes",
+    "net.IP": "ip",
+    "opts.PoolsOpt": "pool-options",
+    "map[string]types.Runtime": "runtime",
+    "map[string]*units.Ulimit": "ulimit",
+}
+
+
+def _flag_type(option: Option) -> str:
+    if option.go_type in _FLAG_TYPES:
+        return _FLAG_TYPES[option.go_type]
+    return {BOOL: "", INT: "int", LIST: "list", MAP: "map"}.get(option.type, "string")
+
+
+def _default_note(option: Option) -> str:
+    """pflag's `` (default ...)``: left out for a zero value; strings quoted (Go's %q)."""
+    value = option.default
+    if value is None or value is False or value in ("", 0) or value == [] or value == {}:
+        return ""
+    shown = flag_repr(option, value)
+    if option.type == STR and option.go_type not in _FLAG_TYPES:
+        shown = json.dumps(shown)
+    return f" (default {shown})"
+
+
 def usage(schema: ConfigSchema) -> str:
-    lines = [f"Usage:\t{PROG} [OPTIONS]", "", SHORT_DESCRIPTION, "", "Options:"]
+    """dockerd's ``--help``: pflag's two columns (flags, then usage three spaces after the longest),
+    sorted by long name, with each flag's value type and non-zero default."""
     entries = []
     for name, (short, is_bool, help_) in META_FLAGS.items():
         entries.append((name, short, "" if is_bool else "string", help_))
     for option in schema.options():
         if option.flag_name:
-            kind = {BOOL: "", INT: "int", LIST: "list", MAP: "map"}.get(option.type, "string")
-            entries.append((option.flag_name, option.shorthand, kind, option.help))
+            entries.append(
+                (option.flag_name, option.shorthand, _flag_type(option), option.help + _default_note(option))
+            )
+    rows = []
     for name, short, kind, help_ in sorted(entries):
-        flag = (f"-{short}, " if short else "    ") + f"--{name}" + (f" {kind}" if kind else "")
-        lines.append(f"  {flag:<40} {help_}")
+        flag = (f"  -{short}, " if short else "      ") + f"--{name}" + (f" {kind}" if kind else "")
+        rows.append((flag, help_))
+    width = max(len(flag) for flag, _ in rows)
+    lines = [f"Usage:\t{PROG} [OPTIONS]", "", SHORT_DESCRIPTION, "", "Options:"]
+    lines += [f"{flag:<{width}}   {help_}" for flag, help_ in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -106,6 +106,16 @@ def at_least(minimum: int, what: str) -> Any:
 
 
 #: logrus level names (ParseLevel is case-insensitive)
+#: daemon.json ``log-format``: engine.daemonlog writes logrus text or JSON lines
+LOG_FORMATS = ("text", "json")
+
+
+def validate_log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise ValueError(f"unknown log format: {value}")
+    return value
+
+
 LOG_LEVELS = ("panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
 
 
@@ -132,6 +142,30 @@ BUILTIN_RUNTIMES = ("runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.l
 def runtimes_reserved(value: dict[str, Any]) -> dict[str, Any]:
     if STOCK_RUNTIME in value:
         raise ValueError(f"runtime name '{STOCK_RUNTIME}' is reserved")
+    return value
+
+
+def split_listen_address(addr: str) -> tuple[str, int]:
+    """``host:port`` as Go's net.Listen takes it (``:9323`` is every interface, ``[::1]:9323`` IPv6).
+
+    :raises ValueError: with Go's wording.
+    """
+    if addr.startswith("["):
+        host, sep, port = addr[1:].partition("]:")
+    else:
+        host, sep, port = addr.rpartition(":")
+        if sep and ":" in host:
+            raise ValueError(f"listen tcp: address {addr}: too many colons in address")
+    if not sep:
+        raise ValueError(f"listen tcp: address {addr}: missing port in address")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"listen tcp: address tcp/{port}: unknown port")
+    return host, int(port)
+
+
+def validate_metrics_addr(value: str) -> str:
+    if value:
+        split_listen_address(value)
     return value
 
 
@@ -357,6 +391,8 @@ def _core_options() -> list[Option]:
         opt("debug", BOOL, False, ("--debug", "-D"), "Enable debug mode", reloadable=True),
         opt("log-level", STR, "info", ("--log-level", "-l"), 'Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")'),
         opt("raw-logs", BOOL, False, ("--raw-logs",), "Full timestamps without ANSI coloring"),
+        opt("log-format", STR, "text", ("--log-format",), 'Set the logging format ("text"|"json")',
+          validate=validate_log_format),
         opt("labels", LIST, [], ("--label",), "Set key=value labels to the daemon", reloadable=True,
           validate=each(validate_label), flag_value=append_item(validate_label)),
         opt("experimental", BOOL, False, ("--experimental",), "Enable experimental features"),
@@ -437,7 +473,7 @@ def _core_options() -> list[Option]:
           flag_value=pool_item, go_type="opts.PoolsOpt"),
         # dockerd keys engine accepts but does not act on
         opt("metrics-addr", STR, "", ("--metrics-addr",), "Set default address and port to serve the metrics api on",
-          supported=False),
+          validate=validate_metrics_addr),
         opt("network-diagnostic-port", INT, 0, ("--network-diagnostic-port",), "TCP port number of the network diagnostic server",
           supported=False),
         opt("network-control-plane-mtu", INT, 1500, ("--network-control-plane-mtu",), "Network Control plane MTU",

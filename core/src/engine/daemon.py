@@ -168,7 +168,7 @@ class Daemon:
         """SIGHUP: re-read daemon.json; a bad file logs the error and keeps the running config."""
         import json
 
-        from engine.logsetup import set_log_level
+        from engine.daemonlog import set_level as set_log_level
 
         log.info("Got signal to reload configuration, reloading from: %s", self.config.config_file)
         try:

@@ -66,8 +66,9 @@ class DriverError(EngineError):
 class DriverNotInstalled(DriverError):
     """No installed distribution provides the driver name."""
 
-    def __init__(self, kind: str, name: str, distribution: str | None, available: list[str]) -> None:
-        hint = f"; install it with `pip install {distribution}`" if distribution else ""
+    def __init__(self, kind: str, name: str, distribution: str | None, available: list[str], hint: str = "") -> None:
+        """``hint`` says how to get ``distribution`` (engine.shipped.install_hint: the registry knows)."""
+        hint = f"; {hint}" if hint else ""
         have = ", ".join(sorted(available)) or "none"
         super().__init__(f"{kind} driver {name!r} is not installed{hint} (installed: {have})")
         self.kind, self.name, self.distribution = kind, name, distribution

@@ -19,6 +19,7 @@ from stevedore import extension as stevedore_extension
 from engine import entrypoints
 from engine.drivers import DRIVER_API_VERSION
 from engine.errors import DriverAPIMismatch, DriverError, DriverNotInstalled, DriverRemoved
+from engine.shipped import install_hint
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ class DriverRegistry(Generic[T]):
         listing = entrypoints.group(self.kind.group)
         found = [ep for ep in listing if ep.name == name]
         if not found:
-            raise DriverNotInstalled(self.kind.kind, name, self.kind.distributions.get(name), self.names())
+            distribution = self.kind.distributions.get(name)
+            raise DriverNotInstalled(self.kind.kind, name, distribution, self.names(), install_hint(distribution))
         providers = sorted({_dist_name(ep) for ep in found})
         if len(providers) > 1:
             raise DriverError(

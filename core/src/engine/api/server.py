@@ -229,7 +229,11 @@ class APIServer:
 
         _use_python_request_parser()
         self.app = app
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handle_signals=False)
+        from engine.api.request_log import RequestLog, logger
+
+        self.runner = web.AppRunner(
+            app, access_log_class=RequestLog, access_log=logger, shutdown_timeout=2.0, handle_signals=False
+        )
         await self.runner.setup()
         for sock, context, shown in self._bound:
             site = web.SockSite(self.runner, sock, ssl_context=context)

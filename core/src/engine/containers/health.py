@@ -8,6 +8,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from engine import opcounters
 from engine.containers.state import HEALTH_STARTING, HEALTHY, UNHEALTHY, Health
 from engine.containers.timefmt import now_ns, rfc3339nano
 from engine.drivers.duration import format_duration
@@ -67,6 +68,7 @@ async def _monitor(service: ContainerService, container: Container, cmd: list[st
         if not container.state.running or container.state.paused:
             continue
         start = now_ns()
+        opcounters.HEALTH_CHECKS.inc()
         try:
             code, output = await service.execs.run_probe(container, cmd, timeout)
             text = output.decode(errors="replace")[:MAX_OUTPUT]
@@ -75,6 +77,7 @@ async def _monitor(service: ContainerService, container: Container, cmd: list[st
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            opcounters.HEALTH_CHECKS_FAILED.inc()
             code, text = -1, getattr(exc, "message", str(exc))
         await asyncio.to_thread(
             record_result, service, container, {"Start": start, "End": now_ns(), "ExitCode": code, "Output": text}

@@ -32,6 +32,7 @@ from engine.drivers.timefmt import rfc3339nano
 from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedByEngine
 from engine.logs import cache
 from engine.logs.copier import Chunk, Copier
+from engine.shipped import install_hint
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def _driver_class(daemon: Any, name: str) -> type[LogDriver]:
     try:
         return daemon.log_drivers.load(name)
     except DriverNotInstalled as exc:
-        hint = f" (install it with `pip install {exc.distribution}`)" if exc.distribution else ""
+        hint = f" ({install_hint(exc.distribution)})" if exc.distribution else ""
         raise InvalidParameter(f"logger: no log driver named '{name}' is registered{hint}") from None
 
 

@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine import opcounters
 from engine.drivers.log import LogDriver, LogMessage, PartialMeta
 from engine.drivers.logopts import BLOCKING, DEFAULT_MAX_BUFFER_SIZE, NON_BLOCKING
 
@@ -226,9 +227,13 @@ class Copier:
         queue.extend(messages)
         self._queued_bytes += size
         if self.mode == NON_BLOCKING and self._queued_bytes > self.max_buffer_size:
+            dropped = 0
             while self._queued_bytes > self.max_buffer_size and len(queue) > 1:
                 self._queued_bytes -= len(queue.popleft().line) + 1
-                self.stats.dropped += 1
+                dropped += 1
+            self.stats.dropped += dropped
+            if dropped:
+                opcounters.LOG_DROPPED.inc(self.driver.name, dropped)
 
     async def _enqueue(self, messages: list[LogMessage], offset: int | None, size: int) -> None:
         assert self._drained is not None
@@ -323,9 +328,12 @@ class Copier:
             self.driver.log_many(batch)
         except Exception as exc:
             self.stats.errors += 1
+            opcounters.LOG_ERRORS.inc(self.driver.name)
             self._log_error(f"failed to log {len(batch)} messages for logger {self.driver.name}: {exc}")
         self.stats.messages += len(batch)
         self.stats.bytes += size
+        opcounters.LOG_MESSAGES.inc(self.driver.name, len(batch))
+        opcounters.LOG_BYTES.inc(self.driver.name, size)
 
     def _log_error(self, message: str) -> None:
         now = time.monotonic()

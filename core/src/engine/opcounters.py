@@ -1,0 +1,50 @@
+"""Plain counters that subsystems bump without importing a metrics library; engine.metrics reads
+them at scrape time (the ``metrics-addr`` server) and nothing else pays for them."""
+
+from __future__ import annotations
+
+import threading
+
+
+class Counter:
+    """A monotonic count. Bumped from the event loop (or under the GIL): no lock needed."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.value += amount
+
+
+class LabeledCounter:
+    """Monotonic counts by one label (a driver name), bumped from several threads (one log copier
+    per container), hence a lock: a batch of messages costs one acquire."""
+
+    __slots__ = ("_lock", "_values")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, int] = {}
+
+    def inc(self, label: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[label] = self._values.get(label, 0) + amount
+
+    def values(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+#: health probes run (dockerd's engine_daemon_health_checks_total)
+HEALTH_CHECKS = Counter()
+#: health probes that could not be run (dockerd's engine_daemon_health_checks_failed_total)
+HEALTH_CHECKS_FAILED = Counter()
+
+#: container output delivered to log drivers, by driver: messages and bytes (newlines included)
+LOG_MESSAGES = LabeledCounter()
+LOG_BYTES = LabeledCounter()
+#: messages dropped by non-blocking mode (buffer full), and driver errors, by driver
+LOG_DROPPED = LabeledCounter()
+LOG_ERRORS = LabeledCounter()

@@ -1,0 +1,151 @@
+"""``metrics-addr``: Prometheus metrics as dockerd 20.10 serves them, scraped and parsed with
+prometheus_client's own parser while the docker CLI drives containers, networks and a health check."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from engine_testkit.busybox import busybox_rootfs_tar
+from engine_testkit.cli import DockerCLI
+from engine_testkit.daemon import EngineDaemon
+
+LIGHT = {"storage-driver": "overlay2", "bridge": "none"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, list]:
+    """Every sample by family name (the parser checks the exposition format)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=")
+        text = response.read().decode()
+    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+
+def value(samples: list, name: str, **labels: str) -> float:
+    found = [s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    assert found, f"no {name}{labels}"
+    return sum(found)
+
+
+@pytest.fixture(scope="module")
+def metered():
+    port = free_port()
+    daemon = EngineDaemon(config={**LIGHT, "metrics-addr": f"127.0.0.1:{port}"})
+    daemon.start()
+    cli = DockerCLI(daemon.host)
+    cli("import", "-c", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_rootfs_tar())
+    yield daemon, cli, port
+    assert daemon.stop() == 0
+    daemon.cleanup()
+
+
+def test_dockerd_families_after_container_network_and_health_actions(metered):
+    _, cli, port = metered
+    cli("create", "--name", "m1", "busybox", "echo", "hello")
+    cli("start", "m1")
+    cli("wait", "m1")
+    cli("rm", "m1")
+    cli("run", "-d", "--name", "mh", "--network", "none", "--health-cmd", "true", "--health-interval", "1s",
+        "busybox", "sleep", "300")  # fmt: skip
+    deadline = time.monotonic() + 60
+    while cli("inspect", "-f", "{{.State.Health.Status}}", "mh").out != "healthy":
+        assert time.monotonic() < deadline, "no health check ran"
+        time.sleep(0.2)
+
+    metrics = scrape(port)
+    actions = metrics["engine_daemon_container_actions_seconds"]
+    for action in ("create", "start", "delete"):
+        assert value(actions, "engine_daemon_container_actions_seconds_count", action=action) >= 1
+    assert value(metrics["engine_daemon_events"], "engine_daemon_events_total") >= 4
+    assert value(metrics["engine_daemon_health_checks"], "engine_daemon_health_checks_total") >= 1
+    assert value(metrics["engine_daemon_health_checks_failed"], "engine_daemon_health_checks_failed_total") == 0
+    assert "engine_daemon_network_actions_seconds" in metrics
+    info = metrics["engine_daemon_engine_info"][0]
+    assert info.labels["daemon_id"] == json.loads(cli("info", "--format", "{{json .ID}}").out)
+    assert info.labels["graphdriver"] == "overlay2" and info.labels["version"] == "20.10.24"
+    assert value(metrics["engine_daemon_engine_cpus_cpus"], "engine_daemon_engine_cpus_cpus") >= 1
+    latency = metrics["engine_api_request_duration_seconds"]
+    assert (
+        value(latency, "engine_api_request_duration_seconds_count", method="POST", route="/containers/{id}/start") >= 2
+    )
+    assert value(metrics["process_resident_memory_bytes"], "process_resident_memory_bytes") > 0
+    # engine's own: storage driver operations and log driver deliveries
+    storage = metrics["engine_storage_driver_operation_seconds"]
+    for operation in ("create_read_write", "get", "put", "remove"):
+        count = value(storage, "engine_storage_driver_operation_seconds_count", driver="overlay2", operation=operation)
+        assert count >= 1, operation
+    assert value(metrics["engine_log_messages"], "engine_log_messages_total", driver="json-file") >= 1
+    assert value(metrics["engine_log_bytes"], "engine_log_bytes_total", driver="json-file") >= len("hello\n")
+    cli("rm", "-f", "mh")
+
+
+def test_counts_agree_with_docker_info(metered):
+    _, cli, port = metered
+    cli("create", "--name", "stopped1", "--network", "none", "busybox", "true")
+    cli("run", "-d", "--name", "running1", "--network", "none", "busybox", "sleep", "300")
+    try:
+        info = json.loads(cli("info", "--format", "{{json .}}").out)
+        states = scrape(port)["engine_daemon_container_states_containers"]
+        assert value(states, "engine_daemon_container_states_containers", state="running") == info["ContainersRunning"]
+        assert value(states, "engine_daemon_container_states_containers", state="stopped") == info["ContainersStopped"]
+        assert value(states, "engine_daemon_container_states_containers", state="paused") == info["ContainersPaused"]
+        images = scrape(port)["engine_images_images"]
+        assert value(images, "engine_images_images") == info["Images"] >= 1
+    finally:
+        cli("rm", "-f", "stopped1", "running1")
+
+
+def test_network_actions(metered):
+    _, cli, port = metered
+    before = scrape(port).get("engine_daemon_network_actions_seconds", [])
+    count = sum(s.value for s in before if s.name.endswith("_count") and s.labels["action"] in ("create", "delete"))
+    if cli.run("network", "create", "--internal", "-d", "bridge", "mnet2").returncode != 0:
+        pytest.skip("no bridge driver here")
+    cli("network", "rm", "mnet2")
+    after = scrape(port)["engine_daemon_network_actions_seconds"]
+    assert (
+        sum(s.value for s in after if s.name.endswith("_count") and s.labels["action"] in ("create", "delete"))
+        == count + 2
+    )
+
+
+def test_a_bad_metrics_address_is_refused(tmp_path):
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({**LIGHT, "metrics-addr": "127.0.0.1"}))
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    engined = Path(sys.executable).with_name("engined")
+    proc = subprocess.run([str(engined), "--config-file", str(config), "--validate"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "listen tcp: address 127.0.0.1: missing port in address" in proc.stderr
+
+
+def test_a_metrics_port_in_use_stops_start_up():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = EngineDaemon(config={**LIGHT, "metrics-addr": f"127.0.0.1:{port}"})
+        try:
+            with pytest.raises(RuntimeError, match="engined exited with 1"):
+                daemon.start(timeout=20)
+            assert (
+                f"failed to start metrics server: listen tcp 127.0.0.1:{port}: bind: address already in use"
+                in daemon.log()
+            )
+        finally:
+            daemon.stop()
+            daemon.cleanup()
