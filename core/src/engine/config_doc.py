@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 from engine.config_schema import BOOL, INT, LIST, MAP, OBJECT, STR, ConfigSchema, Option
+from engine.drivers.units import bytes_size
 from engine.shipped import SHIPPED
-from engine.units import bytes_size
 
 DOC_PATH = "docs/daemon-json.md"
 
