@@ -1,0 +1,109 @@
+"""A connection to a syslog server that writes whole messages and reconnects once on failure
+(srslog's ``writeAndRetry``)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+
+from engine_plugin_syslog.formats import SECURE_PROTO
+from engine_plugin_syslog.options import split_host_port
+
+#: where the local syslog listens, tried in this order with a datagram then a stream socket
+LOCAL_PATHS = ("/dev/log", "/var/run/syslog", "/var/run/log")
+
+
+class SyslogConnection:
+    """One socket to ``address`` over ``proto`` (``""``: the local syslog)."""
+
+    def __init__(self, proto: str, address: str, tls: ssl.SSLContext | None = None, timeout: float = 30.0) -> None:
+        self.proto = proto
+        self.address = address
+        self.tls = tls
+        self.timeout = timeout
+        self.local = proto == ""
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def connect(self) -> None:
+        with self._lock:
+            self._sock = self._dial()
+
+    def _dial(self) -> socket.socket:
+        if self.local:
+            return self._dial_local()
+        if self.proto in ("unix", "unixgram"):
+            kind = socket.SOCK_DGRAM if self.proto == "unixgram" else socket.SOCK_STREAM
+            sock = socket.socket(socket.AF_UNIX, kind)
+            try:
+                sock.connect(self.address)
+            except OSError as exc:
+                sock.close()
+                raise OSError(exc.errno, f"dial {self.proto} {self.address}: connect: {exc.strerror}") from None
+            return sock
+        host, port = split_host_port(self.address)
+        network = "udp" if self.proto == "udp" else "tcp"
+        try:
+            if not port.isdigit():
+                raise OSError(0, f"dial {network}: lookup port {port}: unknown port")
+            if network == "udp":
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.connect((host, int(port)))
+            else:
+                sock = socket.create_connection((host, int(port)), timeout=self.timeout)
+                sock.settimeout(None)
+        except OSError as exc:
+            raise OSError(exc.errno, f"dial {network} {self.address}: connect: {exc.strerror or exc}") from None
+        if self.proto == SECURE_PROTO:
+            assert self.tls is not None
+            try:
+                sock = self.tls.wrap_socket(sock, server_hostname=host)
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                raise OSError(getattr(exc, "errno", None) or 0, f"tls: {exc}") from None
+        return sock
+
+    @staticmethod
+    def _dial_local() -> socket.socket:
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            for path in LOCAL_PATHS:
+                sock = socket.socket(socket.AF_UNIX, kind)
+                try:
+                    sock.connect(path)
+                except OSError:
+                    sock.close()
+                    continue
+                return sock
+        raise OSError(0, "Unix syslog delivery error")
+
+    def write(self, data: bytes) -> None:
+        """Send one framed message; on an error, reconnect and try once more."""
+        with self._lock:
+            if self._closed:
+                raise OSError(0, "syslog writer closed")
+            if self._sock is not None:
+                try:
+                    self._send(self._sock, data)
+                    return
+                except OSError:
+                    self._sock.close()
+                    self._sock = None
+            self._sock = self._dial()
+            self._send(self._sock, data)
+
+    @staticmethod
+    def _send(sock: socket.socket, data: bytes) -> None:
+        if sock.type == socket.SOCK_DGRAM:
+            sock.send(data)
+        else:
+            sock.sendall(data)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._sock is not None:
+                self._sock.close()  # TLS: no wait for the peer's close_notify (Go's Close does not wait either)
+                self._sock = None
