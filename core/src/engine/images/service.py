@@ -22,11 +22,14 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 from engine import DOCKER_VERSION
 from engine.distribution.auth import AuthConfig
 from engine.distribution.progress import progress_bar
+from engine.drivers.duration import parse_duration
+from engine.drivers.locks import KeyedLocks
+from engine.drivers.timefmt import ZERO_NS, ZERO_TIME
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
 from engine.filters import Filters
 from engine.images import changes as change_rules
 from engine.images import gojson, tarball
-from engine.images.layers import EMPTY_LAYER_DIFF_ID, KeyedLocks, LayerStore
+from engine.images.layers import EMPTY_LAYER_DIFF_ID, LayerStore
 from engine.images.references import Reference, TagStore, parse_any, parse_normalized_named, short_id
 from engine.images.store import Image, ImageStore
 
@@ -421,7 +424,7 @@ class ImageService:
         if image.diff_ids:
             rootfs["Layers"] = list(image.diff_ids)
         out["RootFS"] = rootfs
-        out["Metadata"] = {"LastTagTime": image.last_updated or gojson.ZERO_TIME}
+        out["Metadata"] = {"LastTagTime": image.last_updated or ZERO_TIME}
         return out
 
     def history(self, name: str) -> list[dict[str, Any]]:
@@ -986,15 +989,16 @@ def _parse_until(value: str) -> int:
     now_ns = time.time_ns()
     m = re.fullmatch(r"((?:[0-9.]+(?:ns|us|µs|ms|s|m|h))+)", value)
     if m:
-        from engine.images.changes import _duration_ns
-
-        return now_ns - _duration_ns(value)
+        try:
+            return now_ns - parse_duration(value)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
     if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
         seconds, _, frac = value.partition(".")
         return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
     for candidate in (value, value + "Z", value + "T00:00:00Z"):
         ns = gojson.parse_time(candidate)
-        if ns != gojson.ZERO_NS:
+        if ns != ZERO_NS:
             return ns
     raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
 
