@@ -14,10 +14,10 @@ import re
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, ReadConfig
+from engine.drivers.logtag import DEFAULT_TEMPLATE, check_tag, log_tag
 from engine.errors import InvalidParameter
-from engine.logs.tag import DEFAULT_TEMPLATE, check_tag, log_tag
 from engine_plugin_journald import protocol, reader
 from engine_plugin_journald.fields import container_fields, entry_fields
 from engine_plugin_journald.reader import JournalCursor, read_batches

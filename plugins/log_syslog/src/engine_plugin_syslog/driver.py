@@ -16,10 +16,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping, Sequence
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogDriver, LogInfo, LogMessage
+from engine.drivers.logtag import DEFAULT_TEMPLATE, check_tag, log_tag
 from engine.errors import InvalidParameter
-from engine.logs.tag import DEFAULT_TEMPLATE, check_tag, log_tag
 from engine_plugin_syslog import formats, options
 from engine_plugin_syslog.writer import SyslogConnection
 
