@@ -95,11 +95,12 @@ def test_bad_options_refused_at_create(docker: DockerCLI) -> None:
 
 
 def test_unreachable_server_is_reported(docker: DockerCLI, engined: EngineDaemon) -> None:
-    """dockerd refuses to start the container ("failed to initialize logging driver"); engine's
-    container start does not wait for the logger yet: the container runs and the daemon logs why
-    its output went nowhere."""
+    """dockerd refuses to start the container ("failed to initialize logging driver"); engine dials
+    on the first message, so the container runs and the daemon logs why its output went nowhere."""
     from rsyslog_server import free_port
 
     address = f"127.0.0.1:{free_port()}"
-    docker("run", "--rm", "--log-driver", "syslog", "--log-opt", f"syslog-address=tcp://{address}", "busybox", "true")
-    assert f"dial tcp {address}: connect: Connection refused" in engined.log()
+    docker(
+        "run", "--rm", "--log-driver", "syslog", "--log-opt", f"syslog-address=tcp://{address}", "busybox", "echo", "x"
+    )
+    assert f"for logger syslog: dial tcp {address}: connect: Connection refused" in engined.log()

@@ -29,9 +29,11 @@ def driver(tmp_path: Path, **options: str) -> tuple[SyslogLogDriver, str]:
 
 
 def send(d: SyslogLogDriver, *lines: tuple[str, bytes]) -> None:
-    for source, line in lines:
-        d.log(LogMessage(line, source, TS))
-    d.close()
+    try:
+        for source, line in lines:
+            d.log(LogMessage(line, source, TS))
+    finally:
+        d.close()
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "unix", "unixgram"])
@@ -136,18 +138,17 @@ def test_tls_client_certificate(rsyslog: Rsyslog, tmp_path: Path, utc: None) -> 
 
 
 def test_tls_skip_verify_and_verification_failure(rsyslog: Rsyslog, tmp_path: Path, utc: None) -> None:
-    # the server certificate names 127.0.0.1, not localhost: verification fails at start
+    # the server certificate names 127.0.0.1, not localhost: verification fails (at the first message)
+    d, _ = driver(
+        tmp_path,
+        **{"syslog-address": f"tcp+tls://localhost:{rsyslog.tls_port}", "syslog-tls-ca-cert": str(rsyslog.certs["ca"])},
+    )
     with pytest.raises(OSError, match="certificate verify failed"):
-        driver(
-            tmp_path,
-            **{
-                "syslog-address": f"tcp+tls://localhost:{rsyslog.tls_port}",
-                "syslog-tls-ca-cert": str(rsyslog.certs["ca"]),
-            },
-        )
+        send(d, ("stdout", b"refused"))
     # without the CA, only skip-verify gets through (as dockerd: present means on, whatever the value)
+    d, _ = driver(tmp_path, **{"syslog-address": f"tcp+tls://127.0.0.1:{rsyslog.tls_port}"})
     with pytest.raises(OSError, match="certificate verify failed"):
-        driver(tmp_path, **{"syslog-address": f"tcp+tls://127.0.0.1:{rsyslog.tls_port}"})
+        send(d, ("stdout", b"refused"))
     d, tag = driver(
         tmp_path, **{"syslog-address": f"tcp+tls://localhost:{rsyslog.tls_port}", "syslog-tls-skip-verify": "false"}
     )
@@ -155,11 +156,12 @@ def test_tls_skip_verify_and_verification_failure(rsyslog: Rsyslog, tmp_path: Pa
     assert rsyslog.wait_for(tag, 1) == [f"tls <30>Nov 28 19:30:00 {tag}[{PID}]: unverified"]
 
 
-def test_unreachable_server_fails_the_start(tmp_path: Path) -> None:
+def test_unreachable_server_fails_the_write(tmp_path: Path) -> None:
     from rsyslog_server import free_port
 
+    d, _ = driver(tmp_path, **{"syslog-address": f"tcp://127.0.0.1:{free_port()}"})
     with pytest.raises(OSError, match=r"dial tcp 127\.0\.0\.1:\d+: connect: Connection refused"):
-        driver(tmp_path, **{"syslog-address": f"tcp://127.0.0.1:{free_port()}"})
+        send(d, ("stdout", b"lost"))
 
 
 def test_tcp_reconnects_after_the_server_dropped_the_connection(rsyslog: Rsyslog, tmp_path: Path, utc: None) -> None:

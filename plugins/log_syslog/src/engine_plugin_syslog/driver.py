@@ -40,9 +40,10 @@ class SyslogLogDriver(LogDriver):
         except ValueError as exc:
             raise InvalidParameter(str(exc)) from None
         self.hostname = socket.gethostname()
-        # connect now, as dockerd does: a server that cannot be reached fails the container's start
+        # dockerd dials here; engine builds drivers on the event loop, where a tcp connect to an
+        # address that does not answer would stall the daemon: the copier's thread dials on the
+        # first message instead, and a failure is reported like every write error
         self._conn = SyslogConnection(proto, address, tls)
-        self._conn.connect()
 
     @classmethod
     def check_options(cls, config: Mapping[str, str]) -> None:

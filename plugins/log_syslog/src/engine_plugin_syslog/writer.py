@@ -15,7 +15,7 @@ LOCAL_PATHS = ("/dev/log", "/var/run/syslog", "/var/run/log")
 
 
 class SyslogConnection:
-    """One socket to ``address`` over ``proto`` (``""``: the local syslog)."""
+    """One socket to ``address`` over ``proto`` (``""``: the local syslog), dialled by the first write."""
 
     def __init__(self, proto: str, address: str, tls: ssl.SSLContext | None = None, timeout: float = 30.0) -> None:
         self.proto = proto
@@ -27,10 +27,6 @@ class SyslogConnection:
         self._lock = threading.Lock()
         self._closed = False
 
-    def connect(self) -> None:
-        with self._lock:
-            self._sock = self._dial()
-
     def _dial(self) -> socket.socket:
         if self.local:
             return self._dial_local()
@@ -41,13 +37,13 @@ class SyslogConnection:
                 sock.connect(self.address)
             except OSError as exc:
                 sock.close()
-                raise OSError(exc.errno, f"dial {self.proto} {self.address}: connect: {exc.strerror}") from None
+                raise OSError(f"dial {self.proto} {self.address}: connect: {exc.strerror}") from None
             return sock
         host, port = split_host_port(self.address)
         network = "udp" if self.proto == "udp" else "tcp"
+        if not port.isdigit():
+            raise OSError(f"dial {network}: lookup port {port}: unknown port")
         try:
-            if not port.isdigit():
-                raise OSError(0, f"dial {network}: lookup port {port}: unknown port")
             if network == "udp":
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -56,14 +52,14 @@ class SyslogConnection:
                 sock = socket.create_connection((host, int(port)), timeout=self.timeout)
                 sock.settimeout(None)
         except OSError as exc:
-            raise OSError(exc.errno, f"dial {network} {self.address}: connect: {exc.strerror or exc}") from None
+            raise OSError(f"dial {network} {self.address}: connect: {exc.strerror or exc}") from None
         if self.proto == SECURE_PROTO:
             assert self.tls is not None
             try:
                 sock = self.tls.wrap_socket(sock, server_hostname=host)
             except (OSError, ssl.SSLError) as exc:
                 sock.close()
-                raise OSError(getattr(exc, "errno", None) or 0, f"tls: {exc}") from None
+                raise OSError(f"tls: {exc}") from None
         return sock
 
     @staticmethod
@@ -77,13 +73,13 @@ class SyslogConnection:
                     sock.close()
                     continue
                 return sock
-        raise OSError(0, "Unix syslog delivery error")
+        raise OSError("Unix syslog delivery error")
 
     def write(self, data: bytes) -> None:
         """Send one framed message; on an error, reconnect and try once more."""
         with self._lock:
             if self._closed:
-                raise OSError(0, "syslog writer closed")
+                raise OSError("syslog writer closed")
             if self._sock is not None:
                 try:
                     self._send(self._sock, data)
