@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from dataclasses import replace
@@ -62,10 +63,13 @@ def test_entry_fields_as_dockerd(journald_driver: type[JournaldLogDriver], journ
         "HIDDEN": "h",
         "MY_VAR": "1",
     }
-    assert [own(e) for e in entries(journald, d)] == [
+    got = [own(e) for e in entries(journald, d)]
+    stamps = [e.pop("SYSLOG_TIMESTAMP") for e in got]
+    assert got == [
         {**base, "PRIORITY": "6", "MESSAGE": "to stdout"},
         {**base, "PRIORITY": "3", "MESSAGE": "to stderr"},
     ]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", stamp) for stamp in stamps), stamps
 
 
 def test_tag_template_and_regex_attributes(
@@ -183,11 +187,14 @@ async def collect(driver: JournaldLogDriver, config: ReadConfig) -> list[LogMess
 
 
 def written(journald: Journald, driver: JournaldLogDriver, lines: list[bytes]) -> list[int]:
-    """Log ``lines`` (stderr for those starting with "e"), make journald store them; their journal times (ns)."""
+    """Log ``lines`` (stderr for those starting with "e"), make journald store them; their times (ns)."""
+    times = []
     for line in lines:
-        driver.log(msg(line, "stderr" if line.startswith(b"e") else "stdout"))
+        m = msg(line, "stderr" if line.startswith(b"e") else "stdout")
+        driver.log(m)
+        times.append(m.time_ns)
     assert synchronize(journald.varlink)
-    return [int(e["__REALTIME_TIMESTAMP"]) * 1000 for e in entries(journald, driver)]
+    return times
 
 
 def text(messages: list[LogMessage]) -> bytes:
@@ -199,10 +206,7 @@ def test_read_all_tail_since_until(
 ) -> None:
     d = new_driver(journald_driver, tmp_path, labels="other")
     lines = [b"l1", b"e2", b"l3", b"l4", b"l5"]
-    times = []
-    for line in lines:  # distinct journal times, so since/until can cut between them
-        times += written(journald, d, [line])[-1:]
-        time.sleep(0.002)
+    times = written(journald, d, lines)
 
     async def main() -> None:
         every = await collect(d, ReadConfig())
@@ -210,6 +214,7 @@ def test_read_all_tail_since_until(
         assert [m.source for m in every] == ["stdout", "stderr", "stdout", "stdout", "stdout"]
         assert [m.time_ns for m in every] == times
         assert every[0].attrs == {"IMAGE_NAME": "busybox", "OTHER": "o"}  # for --details
+        # the times are the container's (SYSLOG_TIMESTAMP), to the nanosecond, not journald's
         assert text(await collect(d, ReadConfig(tail=2))) == b"l4\nl5\n"
         assert text(await collect(d, ReadConfig(tail=0))) == b""
         assert text(await collect(d, ReadConfig(tail=100))) == b"l1\ne2\nl3\nl4\nl5\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import re
 import subprocess
 import time
 import uuid
@@ -134,11 +133,17 @@ def test_daemon_default_log_driver_option_errors(docker: DockerCLI) -> None:
     assert "unknown log opt 'max-size' for journald log driver" in result.stderr
 
 
-def test_timestamps_are_the_journals(docker: DockerCLI, name: str) -> None:
-    before = time.time()
+def test_timestamps_are_the_containers(docker: DockerCLI, journald: Journald, name: str) -> None:
+    """``docker logs -t`` shows when the container wrote the line, to the nanosecond (the entry's
+    SYSLOG_TIMESTAMP), as json-file does."""
+    before = time.time_ns()
     docker("run", "--name", name, "--log-driver", "journald", "busybox", "echo", "x")
     [line] = docker("logs", "-t", name).stdout.splitlines()
-    stamp = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})Z x$", line)
-    assert stamp, line
-    assert stamp.group(2).endswith("000")  # the journal keeps microseconds
-    assert calendar.timegm(time.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%S")) >= int(before)
+    stamp, text = line.split(" ", 1)
+    assert text == "x"
+    cid = docker("inspect", "-f", "{{.Id}}", name).out
+    [entry] = journal(journald, f"CONTAINER_ID_FULL={cid}")
+    sent = entry["SYSLOG_TIMESTAMP"]
+    assert stamp[:19] == sent[:19] and stamp.rstrip("Z").rstrip("0") == sent.rstrip("Z").rstrip("0")
+    assert calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) >= before // 10**9
+    assert int(entry["__REALTIME_TIMESTAMP"]) * 1000 >= before  # the journal's own time is separate

@@ -75,8 +75,8 @@ class JournaldLogDriver(LogDriver):
 
     def read_log_batches(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
         """Positions the journal now (so ``tail=0`` with follow means what comes after this call)."""
-        cursor = JournalCursor(self.info.container_id, config, self.journal_dir)
-        return read_batches(cursor, self._closed, self.varlink_path)
+        cursor = JournalCursor(self.info.container_id, config, self.journal_dir, self.varlink_path)
+        return read_batches(cursor, self._closed)
 
     def read_logs(self, config: ReadConfig) -> AsyncIterator[LogMessage]:
         return _messages(self.read_log_batches(config))

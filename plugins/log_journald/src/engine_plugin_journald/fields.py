@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.drivers.log import LogInfo, LogMessage
+from engine.drivers.timefmt import rfc3339nano
 
 PRIORITY_INFO, PRIORITY_ERR = 6, 3  # stdout, stderr
 
@@ -19,6 +20,7 @@ OWN_FIELDS = frozenset(
         "SYSLOG_FACILITY",
         "SYSLOG_IDENTIFIER",
         "SYSLOG_PID",
+        "SYSLOG_TIMESTAMP",
         "CONTAINER_NAME",
         "CONTAINER_ID",
         "CONTAINER_ID_FULL",
@@ -63,10 +65,13 @@ def container_fields(info: LogInfo, tag: str) -> dict[str, str]:
 
 
 def entry_fields(message: LogMessage, fixed: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    """PRIORITY and MESSAGE first (as go-systemd's ``journal.Send``), the container's fields, and
-    for a piece of a long line the CONTAINER_PARTIAL_* fields."""
+    """PRIORITY and MESSAGE first (as go-systemd's ``journal.Send``), the container's fields, the
+    time the container wrote the line as SYSLOG_TIMESTAMP (RFC 3339 with nanoseconds, as dockerd
+    sends it since 23.0), and for a piece of a long line the CONTAINER_PARTIAL_* fields."""
     priority = b"3" if message.source == "stderr" else b"6"
     fields = [("PRIORITY", priority), ("MESSAGE", message.line), *fixed]
+    if message.time_ns:
+        fields.append(("SYSLOG_TIMESTAMP", rfc3339nano(message.time_ns).encode()))
     partial = message.partial
     if partial is not None:
         fields += [

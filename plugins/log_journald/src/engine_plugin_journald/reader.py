@@ -3,7 +3,12 @@
 
 Uses Debian's python3-systemd (``systemd.journal``, libsystemd's sd-journal). The journal API
 blocks, so each step runs in a worker thread; one ``Reader`` is used by one step at a time.
-Times are the journal's receive times (``__REALTIME_TIMESTAMP``, microseconds), as dockerd's.
+
+A message's time is the time the container wrote it, from the entry's SYSLOG_TIMESTAMP (the same
+time json-file stores); dockerd shows the journal's receive time (``__REALTIME_TIMESTAMP``), used
+here only for entries without that field. The receive time is never earlier than the write time,
+so seeking the journal to the receive time ``since`` skips nothing; ``since``, ``until`` and the
+tail are then decided on the write times.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from engine.drivers.log import LogMessage, PartialMeta, ReadConfig
+from engine.drivers.timefmt import parse_rfc3339nano
 from engine_plugin_journald.fields import OWN_FIELDS
 
 #: where journald answers varlink calls (systemd 248+); ``Synchronize`` returns once every entry
@@ -78,15 +84,23 @@ def to_message(entry: dict[str, Any], realtime_us: int) -> LogMessage:
         if not key.startswith("_") and key not in OWN_FIELDS
     }
     ns = realtime_us * 1000
+    if "SYSLOG_TIMESTAMP" in entry:
+        try:
+            ns = parse_rfc3339nano(_value(entry["SYSLOG_TIMESTAMP"]).decode())
+        except ValueError:
+            pass
     return LogMessage(line, source, ns / 1e9, ns, partial, attrs)
 
 
 class JournalCursor:
     """An open journal positioned for one ``docker logs`` request."""
 
-    def __init__(self, container_id: str, config: ReadConfig, directory: str | None = None) -> None:
+    def __init__(
+        self, container_id: str, config: ReadConfig, directory: str | None = None, varlink: str = VARLINK_PATH
+    ) -> None:
         journal = _journal_module()
         self.config = config
+        self.varlink = varlink
         self.reader = journal.Reader(path=directory) if directory else journal.Reader()
         self.reader.add_match(CONTAINER_ID_FULL=container_id)
         self.pending: list[LogMessage] = []
@@ -95,51 +109,65 @@ class JournalCursor:
         self._closed = False
         self._position()
 
-    def _current(self) -> tuple[int, LogMessage]:
-        realtime = self.reader._get_realtime()
-        return realtime, to_message(self.reader._get_all(), realtime)
+    def _current(self) -> LogMessage:
+        return to_message(self.reader._get_all(), self.reader._get_realtime())
 
     def _position(self) -> None:
-        """The cheap part of dockerd's seek, done at once (no entry is read): the end, or ``until``
-        when there is a tail to take; else ``since`` or the start."""
+        """The cheap part of the seek, done at once: with a tail, the journal's last entry now
+        (the tail itself is read later, in a worker thread); else ``since`` or the start."""
         r, config = self.reader, self.config
-        self._tail_pending = config.tail > 0
-        if config.tail >= 0:
-            if config.until_ns:
-                r.seek_realtime(config.until_ns // 1000 + 1)
-            else:
-                r.seek_tail()
-                if config.tail == 0:
-                    r._previous()  # on the last entry: the next step reads what comes after it
-        else:
+        self._since_reached = not config.since_ns
+        self._tail_cursor = ""
+        # journald stores entries asynchronously: what was logged before this call must count
+        # (dockerd waits for its last entry to show up in the journal for the same reason)
+        self._synced = False
+        if config.tail < 0:
             r.seek_head()
             if config.since_ns:
                 r.seek_realtime(config.since_ns // 1000)
+            return
+        self._synced = synchronize(self.varlink, timeout=1.0)
+        r.seek_tail()
+        if not r._previous():
+            # no entry yet: the tail is the head (a conceptual tail position would skip the
+            # entries written before the first read, systemd#9934)
+            r.seek_head()
+        elif config.tail > 0:
+            self._tail_cursor = r._get_cursor()
 
     def _take_tail(self) -> None:
-        """The last ``tail`` entries up to ``until`` and not before ``since``, stepping back from
-        the end; reading goes on after the newest of them."""
+        """The last ``tail`` messages written up to ``until``, stepping back from the entry that was
+        last when reading began (not further than the entries received before ``since``); reading
+        goes on after that entry."""
         r, config = self.reader, self.config
-        since_us, until_us = config.since_ns // 1000, config.until_ns // 1000
+        since_us = config.since_ns // 1000
+        newest, self._tail_cursor = self._tail_cursor, ""
+        r.seek_cursor(newest)
+        on_entry = r._next()
         back: list[LogMessage] = []
-        newest = ""
-        while len(back) < config.tail and r._previous():
-            realtime, message = self._current()
-            if realtime < since_us:
-                break
-            if until_us and realtime > until_us:
-                continue
-            if not newest:
-                newest = r._get_cursor()
-            back.append(message)
+        while on_entry and len(back) < config.tail:
+            if since_us and r._get_realtime() < since_us:
+                break  # received before since, so written before it too
+            message = self._current()
+            if not (config.until_ns and message.time_ns > config.until_ns):
+                back.append(message)
+            on_entry = r._previous()
         back.reverse()
         self.pending = back
-        if newest:
-            r.seek_cursor(newest)
-            r._next()
-        elif not until_us:
-            r.seek_tail()
-            r._previous()
+        r.seek_cursor(newest)
+        r._next()
+
+    def _admit(self, message: LogMessage) -> bool | None:
+        """json-file's rules, which go by position: messages before the first one written at or
+        after ``since`` are skipped (later ones are not, even when the clock went back), and
+        reading stops at the first one written after ``until``. None: stop."""
+        if not self._since_reached:
+            if message.time_ns < self.config.since_ns:
+                return False
+            self._since_reached = True
+        if self.config.until_ns and message.time_ns > self.config.until_ns:
+            return None
+        return True
 
     def drain(self, limit: int = BATCH) -> tuple[list[LogMessage], bool]:
         """The next messages (up to ``limit``) and whether ``until`` was passed."""
@@ -149,19 +177,26 @@ class JournalCursor:
             return self._drain(limit)
 
     def _drain(self, limit: int) -> tuple[list[LogMessage], bool]:
-        if self._tail_pending:
-            self._tail_pending = False
+        if not self._synced:
+            self._synced = True
+            synchronize(self.varlink)
+        if self._tail_cursor:
             self._take_tail()
-        if self.pending:
-            batch, self.pending = self.pending[:limit], self.pending[limit:]
-            return batch, False
-        since_ns, until_ns = self.config.since_ns, self.config.until_ns
         batch: list[LogMessage] = []
-        while len(batch) < limit and self.reader._next():
-            realtime, message = self._current()
-            if until_ns and realtime * 1000 > until_ns:
+        while self.pending and len(batch) < limit:
+            message = self.pending.pop(0)
+            admit = self._admit(message)
+            if admit is None:
+                self.pending = []
                 return batch, True
-            if realtime * 1000 >= since_ns:
+            if admit:
+                batch.append(message)
+        while len(batch) < limit and self.reader._next():
+            message = self._current()
+            admit = self._admit(message)
+            if admit is None:
+                return batch, True
+            if admit:
                 batch.append(message)
         return batch, False
 
@@ -177,9 +212,7 @@ class JournalCursor:
                 self.reader.close()
 
 
-async def read_batches(
-    cursor: JournalCursor, closed: threading.Event, varlink: str = VARLINK_PATH
-) -> AsyncIterator[list[LogMessage]]:
+async def read_batches(cursor: JournalCursor, closed: threading.Event) -> AsyncIterator[list[LogMessage]]:
     """Batches from ``cursor``; with follow, new entries until the logger closes (then what journald
     still had queued), or until the consumer stops iterating."""
     follow = cursor.config.follow
@@ -197,7 +230,7 @@ async def read_batches(
             if closed.is_set():
                 # the container's last lines may still sit in journald's socket: have them stored
                 follow = False
-                await asyncio.to_thread(synchronize, varlink)
+                await asyncio.to_thread(synchronize, cursor.varlink)
                 continue
             await asyncio.to_thread(cursor.wait, FOLLOW_POLL)
     finally:
