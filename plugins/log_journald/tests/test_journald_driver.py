@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 import time
 import uuid
 from dataclasses import replace
@@ -283,3 +284,41 @@ def test_follower_stops_when_the_consumer_goes(
 
     assert asyncio.run(main()) == [b"one"]
     d.close()
+
+
+def test_no_journald(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(JournaldLogDriver, "socket_path", str(tmp_path / "no-socket"))
+    d = new_driver(JournaldLogDriver, tmp_path)
+    with pytest.raises(OSError, match="journald is not enabled on this host"):
+        d.log(msg(b"lost"))
+    d.close()
+
+
+def test_follow_across_journal_rotation(
+    journald_driver: type[JournaldLogDriver], journald: Journald, tmp_path: Path
+) -> None:
+    """journald starts new files (``journalctl --rotate``) while a follower reads: nothing is missed."""
+    d = new_driver(journald_driver, tmp_path)
+    written(journald, d, [b"before"])
+
+    async def main() -> bytes:
+        it = d.read_logs(ReadConfig(follow=True))
+        got: list[LogMessage] = []
+
+        async def read() -> None:
+            async for m in it:
+                got.append(m)
+
+        reader = asyncio.create_task(read())
+        while not got:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(
+            subprocess.run, [*journald.nsenter(), "journalctl", "--rotate"], check=True, capture_output=True
+        )
+        for line in (b"after1", b"after2"):
+            d.log(msg(line))
+        d.close()
+        await asyncio.wait_for(reader, 30)
+        return text(got)
+
+    assert asyncio.run(main()) == b"before\nafter1\nafter2\n"

@@ -63,6 +63,8 @@ class JournalSocket:
         try:
             self._sock.sendto(data, self.path)
             return
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise OSError(f"journald is not enabled on this host ({self.path})") from None
         except OSError as exc:
             if exc.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
                 raise
