@@ -173,3 +173,25 @@ def test_tcp_reconnects_after_the_server_dropped_the_connection(rsyslog: Rsyslog
     d.log(LogMessage(b"after", "stdout", TS))
     d.close()
     assert [line.rsplit(": ", 1)[1] for line in rsyslog.wait_for(tag, 2)] == ["before", "after"]
+
+
+def test_local_syslog_when_no_address(
+    rsyslog: Rsyslog, tmp_path: Path, utc: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No syslog-address: the local syslog, a datagram socket first. This host has no /dev/log, so
+    the local paths are pointed at the test rsyslog's unix sockets (the stream one listed first)."""
+    from engine_plugin_syslog import writer
+
+    monkeypatch.setattr(writer, "LOCAL_PATHS", (str(rsyslog.stream), str(rsyslog.dgram)))
+    d, tag = driver(tmp_path)
+    send(d, ("stdout", b"to the local syslog"))
+    assert rsyslog.wait_for(tag, 1) == [f"imuxsock <30>Nov 28 19:30:00 {tag}[{PID}]: to the local syslog"]
+
+
+def test_no_local_syslog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine_plugin_syslog import writer
+
+    monkeypatch.setattr(writer, "LOCAL_PATHS", (str(tmp_path / "no-log"),))
+    d, _ = driver(tmp_path)
+    with pytest.raises(OSError, match="Unix syslog delivery error"):
+        send(d, ("stdout", b"lost"))
