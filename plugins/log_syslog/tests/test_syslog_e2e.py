@@ -83,6 +83,10 @@ def test_run_with_syslog_over_unixgram_rfc5424(docker: DockerCLI, engined: Engin
     assert re.fullmatch(pattern, line), line
 
 
+def test_listed_by_docker_info(docker: DockerCLI) -> None:
+    assert "syslog" in docker("info", "--format", "{{json .Plugins.Log}}").out
+
+
 def test_bad_options_refused_at_create(docker: DockerCLI) -> None:
     for opt, message in (
         ("syslog-facility=nope", "invalid syslog facility"),
