@@ -195,3 +195,17 @@ def test_no_local_syslog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     d, _ = driver(tmp_path)
     with pytest.raises(OSError, match="Unix syslog delivery error"):
         send(d, ("stdout", b"lost"))
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_batches(rsyslog: Rsyslog, tmp_path: Path, utc: None, transport: str) -> None:
+    """A batch from the copier: one datagram per message, or one write on a stream; empty lines dropped."""
+    d, tag = driver(tmp_path, **{"syslog-address": f"{transport}://127.0.0.1:{rsyslog.port}"})
+    lines = [b"line %d" % i for i in range(50)]
+    d.log_many([LogMessage(line, "stdout", TS) for line in lines[:25]] + [LogMessage(b"", "stdout", TS)])
+    d.log_many([LogMessage(line, "stderr", TS) for line in lines[25:]])
+    d.close()
+    name = {"udp": "imudp", "tcp": "imtcp"}[transport]
+    expected = [f"{name} <30>Nov 28 19:30:00 {tag}[{PID}]: line {i}" for i in range(25)]
+    expected += [f"{name} <27>Nov 28 19:30:00 {tag}[{PID}]: line {i}" for i in range(25, 50)]
+    assert rsyslog.wait_for(tag, 50) == expected

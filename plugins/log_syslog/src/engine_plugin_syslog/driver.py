@@ -68,9 +68,9 @@ class SyslogLogDriver(LogDriver):
             self._conn.write(self.encode(message))
 
     def log_many(self, messages: Sequence[LogMessage]) -> None:
-        for message in messages:
-            if message.line:
-                self._conn.write(self.encode(message))
+        encoded = [self.encode(message) for message in messages if message.line]
+        if encoded:
+            self._conn.write_many(encoded)
 
     def close(self) -> None:
         self._conn.close()

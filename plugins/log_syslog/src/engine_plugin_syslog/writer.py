@@ -76,26 +76,35 @@ class SyslogConnection:
         raise OSError("Unix syslog delivery error")
 
     def write(self, data: bytes) -> None:
-        """Send one framed message; on an error, reconnect and try once more."""
+        self.write_many([data])
+
+    def write_many(self, messages: list[bytes]) -> None:
+        """Send framed messages: a datagram each, or one write for all on a stream. A send that
+        fails is made once more on a new connection (srslog's ``writeAndRetry``); a stream that
+        broke mid-batch cannot tell what arrived, so its retry sends the batch again."""
         with self._lock:
             if self._closed:
                 raise OSError("syslog writer closed")
-            if self._sock is not None:
-                try:
-                    self._send(self._sock, data)
-                    return
-                except OSError:
-                    self._sock.close()
-                    self._sock = None
-            self._sock = self._dial()
-            self._send(self._sock, data)
+            sock = self._sock or self._redial()
+            if sock.type == socket.SOCK_DGRAM:
+                for data in messages:
+                    self._retrying("send", data)
+            else:
+                self._retrying("sendall", b"".join(messages))
 
-    @staticmethod
-    def _send(sock: socket.socket, data: bytes) -> None:
-        if sock.type == socket.SOCK_DGRAM:
-            sock.send(data)
-        else:
-            sock.sendall(data)
+    def _retrying(self, method: str, data: bytes) -> None:
+        if self._sock is not None:
+            try:
+                getattr(self._sock, method)(data)
+                return
+            except OSError:
+                self._sock.close()
+                self._sock = None
+        getattr(self._redial(), method)(data)
+
+    def _redial(self) -> socket.socket:
+        self._sock = self._dial()
+        return self._sock
 
     def close(self) -> None:
         with self._lock:
