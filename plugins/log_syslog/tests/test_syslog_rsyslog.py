@@ -209,3 +209,44 @@ def test_batches(rsyslog: Rsyslog, tmp_path: Path, utc: None, transport: str) ->
     expected = [f"{name} <30>Nov 28 19:30:00 {tag}[{PID}]: line {i}" for i in range(25)]
     expected += [f"{name} <27>Nov 28 19:30:00 {tag}[{PID}]: line {i}" for i in range(25, 50)]
     assert rsyslog.wait_for(tag, 50) == expected
+
+
+def test_octet_counting_on_the_wire(tmp_path: Path, utc: None) -> None:
+    """The bytes on a tcp+tls connection, seen by a small Python TLS receiver instead of rsyslog:
+    rsyslog takes both framings, so what it logs cannot show which one came."""
+    import socket
+    import ssl
+    import threading
+
+    from rsyslog_server import make_certs
+
+    certs = make_certs(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs["server"], certs["server-key"])
+    received: dict[str, bytes] = {}
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def receive() -> None:
+            conn, _ = server.accept()
+            with context.wrap_socket(conn, server_side=True) as tls:
+                data = b""
+                while chunk := tls.recv(65536):
+                    data += chunk
+                received["data"] = data
+
+        thread = threading.Thread(target=receive)
+        thread.start()
+        port = server.getsockname()[1]
+        d, tag = driver(
+            tmp_path,
+            **{
+                "syslog-address": f"tcp+tls://127.0.0.1:{port}",
+                "syslog-format": "rfc5424",
+                "syslog-tls-ca-cert": str(certs["ca"]),
+            },
+        )
+        send(d, ("stdout", b"one"), ("stderr", b"two two"))
+        thread.join(30)
+    first = f"<30>1 2026-11-28T19:30:00Z {HOST} {tag} {PID} {tag} - one\n".encode()
+    second = f"<27>1 2026-11-28T19:30:00Z {HOST} {tag} {PID} {tag} - two two\n".encode()
+    assert received["data"] == b"%d %s%d %s" % (len(first), first, len(second), second)
