@@ -1,0 +1,5 @@
+"""engine's syslog log driver (``--log-driver syslog``)."""
+
+from engine_plugin_syslog.driver import SyslogLogDriver
+
+__all__ = ["SyslogLogDriver"]

@@ -1,0 +1,76 @@
+"""The syslog log driver: each line of the container's output becomes one syslog message.
+
+stdout lines are sent with severity info (6), stderr lines with err (3), in the
+``syslog-facility`` (default daemon). The tag (``tag``, default ``{{.ID}}``, the short id) is the
+program name of the message. Empty lines are not sent, as in dockerd. Options and their error
+messages are dockerd's (:mod:`engine_plugin_syslog.options`); the line formats are in
+:mod:`engine_plugin_syslog.formats`.
+
+As in dockerd, ``labels``, ``labels-regex``, ``env`` and ``env-regex`` are accepted but add
+nothing to the messages (syslog lines have no place for them). The driver cannot read back:
+``docker logs`` is served by the daemon's local cache (dual logging).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping, Sequence
+
+from engine.drivers import DRIVER_API_VERSION
+from engine.drivers.log import LogDriver, LogInfo, LogMessage
+from engine.drivers.logtag import DEFAULT_TEMPLATE, check_tag, log_tag
+from engine.errors import InvalidParameter
+from engine_plugin_syslog import formats, options
+from engine_plugin_syslog.writer import SyslogConnection
+
+
+class SyslogLogDriver(LogDriver):
+    name = "syslog"
+    API_VERSION = DRIVER_API_VERSION
+
+    def __init__(self, info: LogInfo) -> None:
+        super().__init__(info)
+        config = info.config
+        self.tag = log_tag(info, DEFAULT_TEMPLATE)
+        try:
+            proto, address = options.parse_address(config.get("syslog-address", ""))
+            self.facility = options.parse_facility(config.get("syslog-facility", ""))
+            self.formatter, self.framer = formats.parse_format(config.get("syslog-format", ""), proto)
+            tls = options.tls_context(config) if proto == formats.SECURE_PROTO else None
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
+        self.hostname = socket.gethostname()
+        # dockerd dials here; engine builds drivers on the event loop, where a tcp connect to an
+        # address that does not answer would stall the daemon: the copier's thread dials on the
+        # first message instead, and a failure is reported like every write error
+        self._conn = SyslogConnection(proto, address, tls)
+
+    @classmethod
+    def check_options(cls, config: Mapping[str, str]) -> None:
+        options.check_options(config)
+        if config.get("tag"):
+            check_tag(config["tag"])
+
+    def encode(self, message: LogMessage) -> bytes:
+        severity = options.LOG_ERR if message.source == "stderr" else options.LOG_INFO
+        return formats.message(
+            self.formatter,
+            self.framer,
+            self.facility | severity,
+            self.hostname,
+            self.tag,
+            message.timestamp,
+            message.line,
+        )
+
+    def log(self, message: LogMessage) -> None:
+        if message.line:
+            self._conn.write(self.encode(message))
+
+    def log_many(self, messages: Sequence[LogMessage]) -> None:
+        encoded = [self.encode(message) for message in messages if message.line]
+        if encoded:
+            self._conn.write_many(encoded)
+
+    def close(self) -> None:
+        self._conn.close()
