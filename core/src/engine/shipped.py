@@ -13,11 +13,13 @@ SHIPPED = frozenset(
     {
         "engine-core",
         "engine-testkit",
-        "engine-plugin-overlay2",
         "engine-plugin-bridge",
         "engine-plugin-host",
-        "engine-plugin-none",
+        "engine-plugin-journald",
         "engine-plugin-json-file",
+        "engine-plugin-none",
+        "engine-plugin-overlay2",
+        "engine-plugin-syslog",
     }
 )
 
