@@ -85,8 +85,8 @@ def test_log_config_errors_as_dockerd(tmp_path: Path) -> None:
         with pytest.raises(InvalidParameter) as err:
             validate_log_config(daemon, {"Type": driver, "Config": {key: value}})
         assert err.value.message == message
-    with pytest.raises(InvalidParameter, match="logger: no log driver named 'syslog' is registered"):
-        validate_log_config(daemon, {"Type": "syslog"})
+    with pytest.raises(InvalidParameter, match="logger: no log driver named 'gelf' is registered"):
+        validate_log_config(daemon, {"Type": "gelf"})
     # dockerd checks nothing for "none"; built-in options pass for any driver
     validate_log_config(daemon, {"Type": "none", "Config": {"whatever": "x"}})
     validate_log_config(daemon, {"Type": "json-file", "Config": {"mode": "non-blocking", "max-buffer-size": "4m"}})

@@ -146,7 +146,7 @@ class DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         from engine import DOCKER_VERSION, __version__
-        from engine.system_info import _os_release, mem_total
+        from engine.system_info import mem_total, os_release
 
         fields = self._fields()
         states = GaugeMetricFamily(
@@ -167,7 +167,7 @@ class DaemonCollector(Collector):
             value=opcounters.HEALTH_CHECKS_FAILED.value,
         )
         uname = platform.uname()
-        osr = _os_release()
+        osr = os_release()
         info = GaugeMetricFamily(
             "engine_daemon_engine_info",
             "The information related to the engine and the OS it is running on",
