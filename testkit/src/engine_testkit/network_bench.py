@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine_testkit.network import dismantle, free_subnet, make_controller
+from engine_testkit.network import free_subnet
+from engine_testkit.network_core import dismantle, make_controller
 
 MIB = 1024 * 1024
 
