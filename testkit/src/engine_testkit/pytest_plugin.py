@@ -21,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # ---- log drivers ---------------------------------------------------------------------------------------
 # A reader-capable driver's conformance file (moby's loggertest cases):
-# `class TestMine(LogReaderSuite, driver="mine", rotation={"max-size": "10k", "max-file": "5"}): ...`
+# `class TestMine(LogReaderSuite): driver_name = "mine"` (with `rotation_options = {"max-size": "10k", ...}`)
 
 from engine_testkit.logs import LogReaderSuite  # noqa: E402
 
