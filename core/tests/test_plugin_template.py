@@ -16,7 +16,7 @@ import pytest
 from _author_env import REPO, author_env, copy_checkout, make_venv, pip_install
 from _fakedist import forget_modules, make_dist
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.storage import StorageDriver
 from engine.registry import STORAGE, DriverRegistry
 

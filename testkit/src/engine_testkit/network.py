@@ -44,7 +44,7 @@ import pytest
 
 # The public driver SDK: the only part of engine this suite imports (the registry is engine-core's
 # public loader of entry points).
-from engine import DRIVER_API_VERSION  # moves to engine.drivers (branch sdk)
+from engine.drivers import DRIVER_API_VERSION, netns
 from engine.drivers.network import (
     EndpointInterface,
     IPAMData,
@@ -54,7 +54,6 @@ from engine.drivers.network import (
     NetworkSpec,
     SandboxInfo,
 )
-from engine.networks import netns  # moves to engine.drivers.netns (branch sdk)
 from engine.registry import NETWORK, DriverRegistry
 
 BUSYBOX = "/bin/busybox"

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, PartialMeta, ReadConfig
+from engine.drivers.logfile import LogFile, Rotation, messages_of
+from engine.drivers.timefmt import parse_rfc3339nano, rfc3339nano
+from engine.drivers.units import from_human_size
 from engine.errors import InvalidParameter
-from engine.logs.logfile import LogFile, Rotation, messages_of
-from engine.logs.timefmt import parse_rfc3339nano, rfc3339nano
-from engine.units import from_human_size
 
 #: ``--log-opt`` keys this driver takes (the ones every driver takes, such as ``mode``, are core's)
 OPTIONS = ("max-size", "max-file")

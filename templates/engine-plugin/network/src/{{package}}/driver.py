@@ -32,7 +32,7 @@ from typing import Any
 from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION, netns
 from engine.drivers.network import (
     Capability,
     EndpointInterface,
@@ -42,9 +42,8 @@ from engine.drivers.network import (
     NetworkSpec,
     SandboxInfo,
 )
+from engine.drivers.records import RecordDir
 from engine.errors import InvalidParameter, NotFound
-from engine.networks import netns
-from engine.networks.store import RecordDir
 
 #: ``docker network create -o com.docker.network.driver.mtu=1400``
 OPT_MTU = "com.docker.network.driver.mtu"
