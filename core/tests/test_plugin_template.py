@@ -4,6 +4,7 @@ and passes its own conformance and benchmark tests there."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
@@ -147,6 +148,12 @@ def test_each_kind_renders_its_own_project(tmp_path, kind):
     assert meta["entry-points"] == {group: {"my-drv": f"engine_plugin_my_drv.driver:MyDrv{suffix}"}}
     assert meta["dependencies"][0] == "engine-core>=0.1,<0.2"
     assert f"# engine-plugin-my-drv: the my-drv {kind} driver" in (dest / "README.md").read_text()
+    # a driver imports only the public driver SDK (engine.drivers...) and engine.errors of engine
+    tree = ast.parse((dest / "src" / "engine_plugin_my_drv" / "driver.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    of_engine = {m for m in imported if m == "engine" or m.startswith("engine.")}
+    assert of_engine and all(m == "engine.errors" or m.startswith("engine.drivers") for m in of_engine), of_engine
     # the rendered code is as clean as engine's own (ruff, with engine's settings)
     ruff = Path(sys.executable).with_name("ruff")
     for args in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
