@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, PartialMeta, ReadConfig
 from engine.drivers.logfile import LogFile, Rotation, messages_of
 from engine.drivers.timefmt import parse_rfc3339nano, rfc3339nano
@@ -74,7 +73,7 @@ def parse_rotation(options: Mapping[str, str]) -> Rotation:
 
 class {{class_name}}(LogDriver):
     name = "{{driver_name}}"  # must equal the entry-point name in pyproject.toml
-    API_VERSION = DRIVER_API_VERSION
+    API_VERSION = 1  # the driver API (engine.drivers.DRIVER_API_VERSION) this was written and tested against
     capabilities = LogCapabilities(read_logs=True)
 
     def __init__(self, info: LogInfo) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from engine.drivers import DRIVER_API_VERSION, netns
+from engine.drivers import netns
 from engine.drivers.network import (
     Capability,
     EndpointInterface,
@@ -80,7 +80,7 @@ def _delete_link(name: str) -> None:
 
 class {{class_name}}(NetworkDriver):
     name = "{{driver_name}}"  # must equal the entry-point name in pyproject.toml
-    API_VERSION = DRIVER_API_VERSION
+    API_VERSION = 1  # the driver API (engine.drivers.DRIVER_API_VERSION) this was written and tested against
     capability = Capability(data_scope="local")
 
     def __init__(self, context: NetworkDriverContext) -> None:
