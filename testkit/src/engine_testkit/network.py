@@ -376,7 +376,8 @@ class NetworkDriverSuite:
         assert ep.ifname in inside, f"{ep.ifname} is not in the sandbox: {inside}"
         addr = in_sandbox(ep.key, "ip", "-o", "-4", "addr", "show", ep.ifname).stdout
         assert str(ep.iface.address) in addr, addr
-        assert " UP " in in_sandbox(ep.key, "ip", "-o", "link", "show", ep.ifname).stdout.replace(",UP", " UP ")
+        link = in_sandbox(ep.key, "ip", "-o", "link", "show", ep.ifname).stdout
+        assert "UP" in link.partition("<")[2].partition(">")[0].split(","), f"{ep.ifname} is not up: {link}"
         if ep.joined.gateway:
             route = in_sandbox(ep.key, "ip", "-4", "route", "show", "default").stdout
             assert f"via {ep.joined.gateway} " in route, route
