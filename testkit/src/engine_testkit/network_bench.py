@@ -258,6 +258,25 @@ def table(columns: dict[str, dict[str, str]], first: str = "case") -> str:
     return "\n".join(lines)
 
 
+def sdk_table(drivers: Sequence[str], repeat: int, megabytes: int = 256) -> str:
+    """``engine-bench network``: :class:`NetworkDriverBench` for each driver, one column each."""
+    columns: dict[str, dict[str, str]] = {}
+    for name in drivers:
+        print(f"engine-bench: network driver {name} ...", file=sys.stderr, flush=True)
+        bench = type("Bench", (NetworkDriverBench,), {"driver_name": name})()
+        with tempfile.TemporaryDirectory(prefix="engine-bench-net-") as tmp:
+            results = bench.run(Path(tmp), repeat=repeat, megabytes=megabytes)
+        column = {}
+        for case in ("endpoint setup", "endpoint teardown"):
+            column[f"{case} (ms, median / p90)"] = "{:.2f} / {:.2f}".format(
+                *(v * 1000 for v in _median_p90(results[case]))
+            )
+        if "c2c TCP throughput (MiB/s)" in results:
+            column["c2c TCP throughput (MiB/s)"] = f"{results['c2c TCP throughput (MiB/s)'][0]:.0f}"
+        columns[name] = column
+    return table(columns, "network driver") + f"\n({repeat} endpoints per driver; {megabytes} MiB streamed)"
+
+
 # ---- end to end through the docker CLI ---------------------------------------------------------------
 
 
