@@ -93,21 +93,32 @@ class LogReaderSuite:
     #: options that make the driver rotate within a few kilobytes (None: the rotation cases skip)
     rotation_options: ClassVar[dict[str, str] | None] = None
 
-    def __init_subclass__(
-        cls,
-        driver: str | None = None,
-        options: dict[str, str] | None = None,
-        rotation: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        # the older class-argument spelling maps onto the attributes every suite uses
+    #: the older class-argument spelling (``LogReaderSuite, driver="x", rotation={...}``)
+    _CLASS_ARGUMENTS: ClassVar[dict[str, str]] = {
+        "driver": "driver_name",
+        "options": "driver_options",
+        "rotation": "rotation_options",
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # class arguments (the older spelling) set the attributes every suite uses; any other class
+        # argument naming an attribute of the suite sets that attribute
+        for key in [k for k in kwargs if k in cls._CLASS_ARGUMENTS or hasattr(cls, k)]:
+            setattr(cls, cls._CLASS_ARGUMENTS.get(key, key), kwargs.pop(key))
         super().__init_subclass__(**kwargs)
-        if driver is not None:
-            cls.driver_name = driver
-        if options is not None:
-            cls.driver_options = dict(options)
-        if rotation is not None:
-            cls.rotation_options = dict(rotation)
+
+    # the older attribute names, read-only, for code written against them
+    @property
+    def driver(self) -> str:
+        return self.driver_name
+
+    @property
+    def options(self) -> dict[str, str]:
+        return self.driver_options
+
+    @property
+    def rotation(self) -> dict[str, str] | None:
+        return self.rotation_options
 
     # -- driver construction -----------------------------------------------------------------------
 
