@@ -179,6 +179,19 @@ def http_get(address: str, port: int, path: str = "/index.html", deadline_s: flo
             time.sleep(0.2)
 
 
+_MOVED_TO_NETWORK_CORE = ("make_controller", "dismantle", "TinyDNS")
+
+
+def __getattr__(name: str) -> Any:
+    """The helpers that drive engine's own NetworkController live in :mod:`engine_testkit.network_core`;
+    imports of them from here still resolve (loaded only then, so the suite stays on the SDK)."""
+    if name in _MOVED_TO_NETWORK_CORE:
+        from engine_testkit import network_core
+
+        return getattr(network_core, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # ---- core's part, played by the suite ----------------------------------------------------------------
 
 
