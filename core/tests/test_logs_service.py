@@ -193,11 +193,12 @@ def test_dual_logging_can_be_disabled(tmp_path: Path) -> None:
     assert not (container.root / CACHE_FILE).exists()
 
 
-class TestCacheReader(LogReaderSuite):
+class TestCacheReader(
+    LogReaderSuite,
+    driver="discard",
+    rotation={"cache-max-size": "10k", "cache-max-file": "5", "cache-compress": "false"},
+):
     """The dual-logging cache meets the log reader conformance suite."""
-
-    driver_name = "discard"
-    rotation_options = {"cache-max-size": "10k", "cache-max-file": "5", "cache-compress": "false"}
 
     def make_driver(self, info):  # type: ignore[no-untyped-def]
         return CachedLogDriver(DiscardDriver(info), info)
