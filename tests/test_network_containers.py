@@ -19,7 +19,8 @@ from engine.networks.controller import instance_name
 from engine_testkit.busybox import busybox_rootfs_tar
 from engine_testkit.cli import DockerCLI
 from engine_testkit.daemon import EngineDaemon
-from engine_testkit.network import TinyDNS, free_port, free_subnet, host_address, host_links, http_get
+from engine_testkit.network import free_port, free_subnet, host_address, host_links, http_get
+from engine_testkit.network_core import TinyDNS
 
 IMAGE = "busybox:latest"
 

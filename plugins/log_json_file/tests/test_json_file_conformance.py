@@ -3,4 +3,6 @@
 from engine_testkit.logs import LogReaderSuite
 
 
-class TestJsonFileReader(LogReaderSuite, driver="json-file", rotation={"max-size": "10k", "max-file": "5"}): ...
+class TestJsonFileReader(LogReaderSuite):
+    driver_name = "json-file"
+    rotation_options = {"max-size": "10k", "max-file": "5"}

@@ -20,16 +20,14 @@ from engine.errors import EngineError, Forbidden, InvalidParameter
 from engine_testkit.network import (
     BUSYBOX,
     TCPEcho,
-    TinyDNS,
-    dismantle,
     free_port,
     free_subnet,
     host_address,
     in_sandbox,
-    make_controller,
     skip_reason,
     tcp_get,
 )
+from engine_testkit.network_core import TinyDNS, dismantle, make_controller
 
 pytestmark = pytest.mark.privileged
 

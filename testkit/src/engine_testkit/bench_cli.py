@@ -6,6 +6,10 @@ and prints one table: per case and driver, the median and 90th percentile in mil
 
 ``engine-bench logs [--driver NAME ...] [--lines N] [--size BYTES]`` measures log drivers
 (:mod:`engine_testkit.logs_bench`): lines/s and MB/s written, through the copier, read back.
+
+``engine-bench network --driver NAME [...] [--repeat N]`` measures network drivers alone through the
+public SDK (:class:`engine_testkit.network_bench.NetworkDriverBench`, as root): endpoint setup and
+teardown, container-to-container TCP throughput.
 """
 
 from __future__ import annotations
@@ -70,7 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage.add_argument("--files", type=int, default=1000, help="top file count of the big diff-N case")
     logs = sub.add_parser("logs", help="log drivers: write, copier, read, tail and follow")
     logs_bench.add_arguments(logs)
+    network = sub.add_parser("network", help="network drivers: endpoint setup/teardown, c2c throughput (root)")
+    network.add_argument("--driver", action="append", required=True, help="driver name (repeatable)")
+    network.add_argument("--repeat", type=int, default=10, help="endpoints per driver (default 10)")
     args = parser.parse_args(argv)
+    if args.kind == "network":
+        from engine_testkit import network_bench
+
+        print(network_bench.sdk_table(args.driver, max(1, args.repeat)))
+        return 0
     if args.kind == "logs":
         return logs_bench.run(args)
     if args.kind == "storage":

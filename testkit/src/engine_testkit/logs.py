@@ -1,13 +1,16 @@
 """The log reader conformance suite (moby's ``loggertest.Reader`` cases).
 
-A reader-capable log driver proves itself with a one-line subclass::
+A reader-capable log driver proves itself with a subclass, as the storage and network suites::
 
-    class TestJsonFileReader(LogReaderSuite, driver="json-file", rotation={"max-size": "2k", "max-file": "3"}): ...
+    class TestJsonFileReader(LogReaderSuite):
+        driver_name = "json-file"
+        rotation_options = {"max-size": "2k", "max-file": "3"}
 
-``driver`` is the entry-point name (loading it by name also proves the packaging), ``options``
-the ``--log-opt`` values every driver instance gets, ``rotation`` options that make the driver
-rotate quickly (omit them and the rotation cases skip, saying so). Override :meth:`make_driver`
-for drivers that need more than a ``LogInfo``.
+``driver_name`` is the entry-point name (loading it by name also proves the packaging),
+``driver_options`` the ``--log-opt`` values every driver instance gets, ``rotation_options`` options
+that make the driver rotate quickly (omit them and the rotation cases skip, saying so). Override
+:meth:`make_driver` for drivers that need more than a ``LogInfo``. (The older spelling as class
+arguments, ``LogReaderSuite, driver=..., options=..., rotation=...``, still sets these attributes.)
 
 Each driver instance made for a test is a "container": a later instance for the same container
 must read what an earlier one wrote (a stopped container's logs). What is compared is what
@@ -82,35 +85,49 @@ def make_log_info(log_dir: Path, options: dict[str, str] | None = None, containe
 
 
 class LogReaderSuite:
-    """Subclass with ``driver=`` (and optionally ``options=``, ``rotation=``) class arguments."""
+    """Subclass with ``driver_name`` set (and optionally ``driver_options``, ``rotation_options``)."""
 
-    driver: ClassVar[str] = ""
-    options: ClassVar[dict[str, str]] = {}
-    rotation: ClassVar[dict[str, str] | None] = None
+    driver_name: ClassVar[str] = ""
+    #: ``--log-opt`` values every driver instance gets
+    driver_options: ClassVar[dict[str, str]] = {}
+    #: options that make the driver rotate within a few kilobytes (None: the rotation cases skip)
+    rotation_options: ClassVar[dict[str, str] | None] = None
 
-    def __init_subclass__(
-        cls,
-        driver: str | None = None,
-        options: dict[str, str] | None = None,
-        rotation: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    #: the older class-argument spelling (``LogReaderSuite, driver="x", rotation={...}``)
+    _CLASS_ARGUMENTS: ClassVar[dict[str, str]] = {
+        "driver": "driver_name",
+        "options": "driver_options",
+        "rotation": "rotation_options",
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # class arguments (the older spelling) set the attributes every suite uses; any other class
+        # argument naming an attribute of the suite sets that attribute
+        for key in [k for k in kwargs if k in cls._CLASS_ARGUMENTS or hasattr(cls, k)]:
+            setattr(cls, cls._CLASS_ARGUMENTS.get(key, key), kwargs.pop(key))
         super().__init_subclass__(**kwargs)
-        if driver is not None:
-            cls.driver = driver
-        if options is not None:
-            cls.options = dict(options)
-        if rotation is not None:
-            cls.rotation = dict(rotation)
+
+    # the older attribute names, read-only, for code written against them
+    @property
+    def driver(self) -> str:
+        return self.driver_name
+
+    @property
+    def options(self) -> dict[str, str]:
+        return self.driver_options
+
+    @property
+    def rotation(self) -> dict[str, str] | None:
+        return self.rotation_options
 
     # -- driver construction -----------------------------------------------------------------------
 
     def driver_class(self) -> type[LogDriver]:
-        if not self.driver:
-            pytest.skip("LogReaderSuite subclass without driver=")
-        cls = DriverRegistry[LogDriver](LOG).load(self.driver)
+        if not self.driver_name:
+            pytest.skip("LogReaderSuite: set driver_name in the subclass")
+        cls = DriverRegistry[LogDriver](LOG).load(self.driver_name)
         if not hasattr(cls, "read_logs"):
-            pytest.skip(f"log driver {self.driver} cannot read logs back")
+            pytest.skip(f"log driver {self.driver_name} cannot read logs back")
         return cls
 
     def make_info(self, log_dir: Path, container_id: str, options: dict[str, str]) -> LogInfo:
@@ -128,11 +145,11 @@ class LogReaderSuite:
         made: list[LogDriver] = []
 
         def make(name: str = "c", rotate: bool = False) -> LogDriver:
-            options = dict(self.options)
+            options = dict(self.driver_options)
             if rotate:
-                if self.rotation is None:
-                    pytest.skip(f"no rotation= options given for log driver {self.driver}")
-                options.update(self.rotation)
+                if self.rotation_options is None:
+                    pytest.skip(f"no rotation_options given for log driver {self.driver_name}")
+                options.update(self.rotation_options)
             container_id = (name.encode().hex() + "0" * 64)[:64]
             log_dir = tmp_path / container_id
             log_dir.mkdir(exist_ok=True)

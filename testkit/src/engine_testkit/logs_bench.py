@@ -11,7 +11,8 @@ baseline), in a temp directory:
 - ``follow``: median latency from a write to a follower receiving it (milliseconds).
 
 ``engine-bench logs [--driver NAME ...] [--lines N] [--size BYTES]`` or
-``python -m engine_testkit.logs_bench`` prints one table.
+``python -m engine_testkit.logs_bench`` prints one table; :class:`LogDriverBench` runs the cases
+for one driver (and once, as a smoke test, under pytest).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import ClassVar
+
+import pytest
 
 from engine.drivers.log import LogDriver, LogMessage, ReadConfig
 from engine.logs import Copier, read_batches
@@ -33,11 +37,12 @@ from engine_testkit.logs import make_log_info
 MB = 1_000_000
 
 
-def _driver(name: str, root: Path, tag: str) -> LogDriver:
+def _driver(name: str, root: Path, tag: str, options: dict[str, str] | None = None) -> LogDriver:
     cls = DriverRegistry[LogDriver](LOG).load(name)
     log_dir = root / tag
     log_dir.mkdir(exist_ok=True)
-    return cls(make_log_info(log_dir, {}, (tag.encode().hex() * 64)[:64]))
+    cls.validate_options(dict(options or {}))
+    return cls(make_log_info(log_dir, options, (tag.encode().hex() * 64)[:64]))
 
 
 def _payload(lines: int, size: int) -> list[bytes]:
@@ -45,8 +50,8 @@ def _payload(lines: int, size: int) -> list[bytes]:
     return [b"%07d %s" % (i, body) for i in range(lines)]
 
 
-def bench_write(name: str, root: Path, lines: list[bytes]) -> float:
-    driver = _driver(name, root, "write")
+def bench_write(name: str, root: Path, lines: list[bytes], options: dict[str, str] | None = None) -> float:
+    driver = _driver(name, root, "write", options)
     now = time.time_ns()
     messages = [LogMessage(line, "stdout", now / 1e9, now + i) for i, line in enumerate(lines)]
     started = time.perf_counter()
@@ -61,8 +66,8 @@ async def _chunks(data: bytes) -> AsyncIterator[tuple[str, int, bytes]]:
         yield ("stdout", time.time_ns(), data[i : i + 65536])
 
 
-def bench_copier(name: str, root: Path, lines: list[bytes]) -> float:
-    driver = _driver(name, root, "copier")
+def bench_copier(name: str, root: Path, lines: list[bytes], options: dict[str, str] | None = None) -> float:
+    driver = _driver(name, root, "copier", options)
     data = b"\n".join(lines) + b"\n"
 
     async def run() -> float:
@@ -77,9 +82,9 @@ def bench_copier(name: str, root: Path, lines: list[bytes]) -> float:
     return elapsed
 
 
-def bench_read(name: str, root: Path, count: int) -> tuple[float, float]:
+def bench_read(name: str, root: Path, count: int, options: dict[str, str] | None = None) -> tuple[float, float]:
     """(seconds to read everything, milliseconds for tail 100) from the write case's logs."""
-    driver = _driver(name, root, "write")  # a new instance for the stopped "container" of the write case
+    driver = _driver(name, root, "write", options)  # a new instance for the stopped "container" of the write case
 
     async def run() -> tuple[float, float, int]:
         started = time.perf_counter()
@@ -99,9 +104,9 @@ def bench_read(name: str, root: Path, count: int) -> tuple[float, float]:
     return everything, tail_ms
 
 
-def bench_follow(name: str, root: Path, samples: int = 200) -> float:
+def bench_follow(name: str, root: Path, samples: int = 200, options: dict[str, str] | None = None) -> float:
     """Median milliseconds from ``log`` returning to a follower holding the message."""
-    driver = _driver(name, root, "follow")
+    driver = _driver(name, root, "follow", options)
 
     async def run() -> float:
         received: asyncio.Queue[int] = asyncio.Queue()
@@ -172,6 +177,39 @@ def logs_table(drivers: Sequence[str], lines: int = 200_000, size: int = 80, log
     out.insert(1, "  ".join("-" * w for w in widths))
     out.append(f"({lines:,} lines of {size} bytes; MB = 10^6 bytes; temp dirs in $TMPDIR or /tmp)")
     return "\n".join(out)
+
+
+class LogDriverBench:
+    """One log driver measured alone. ``run()`` returns ``{case: value}``: seconds to write
+    ``lines`` lines with ``log_many`` and through the copier, and for drivers that read back, seconds
+    to read them all, milliseconds for the last 100 and the median follow latency. Runs once as a
+    pytest smoke test: ``class TestMineBench(LogDriverBench): driver_name = "mine"``."""
+
+    driver_name: ClassVar[str] = ""
+    driver_options: ClassVar[dict[str, str]] = {}
+    lines: ClassVar[int] = 200_000
+    size: ClassVar[int] = 80
+
+    def run(self, root: Path, lines: int | None = None, follow_samples: int = 200) -> dict[str, float]:
+        count = lines or self.lines
+        payload = _payload(count, self.size)
+        options = dict(self.driver_options)
+        out = {
+            "write (s)": bench_write(self.driver_name, root, payload, options),
+            "copier (s)": bench_copier(self.driver_name, root, payload, options),
+        }
+        if hasattr(DriverRegistry[LogDriver](LOG).load(self.driver_name), "read_logs"):
+            out["read (s)"], out["tail 100 (ms)"] = bench_read(self.driver_name, root, count, options)
+            out["follow (ms)"] = bench_follow(self.driver_name, root, follow_samples, options)
+        return out
+
+    def test_bench_cases_run(self, tmp_path: Path) -> None:
+        """The cases run (small sizes: this proves they work, it measures nothing)."""
+        if not self.driver_name:
+            pytest.skip("LogDriverBench: set driver_name in the subclass")
+        results = self.run(tmp_path, lines=1000, follow_samples=5)
+        assert {"write (s)", "copier (s)"} <= set(results)
+        assert all(value >= 0 for value in results.values()), results
 
 
 def default_drivers() -> list[str]:

@@ -4,6 +4,10 @@ Driver level (no daemon): each installed network driver through engine's Network
 temp root, namespaces made by the controller, traffic between Python sockets created inside
 those namespaces (the sockets keep their namespace, so the measuring threads need no setns).
 
+For a driver's own project, :class:`NetworkDriverBench` measures the driver alone through the public
+SDK (the conformance suite's :class:`~engine_testkit.network.DriverHarness`), and runs once as a
+pytest smoke test: ``class TestMineBench(NetworkDriverBench): driver_name = "mine"``.
+
 End to end (optional): for each ``--docker-host`` (engine, or a dockerd the integrator runs
 beside it), containers on a fresh bridge network measured with the docker CLI and busybox:
 ``docker run`` on the network, and TCP throughput between two containers (busybox nc).
@@ -26,9 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from engine_testkit.network import dismantle, free_subnet, make_controller
+import pytest
+
+from engine_testkit.network import DriverHarness, free_subnet, netns, skip_reason
 
 MIB = 1024 * 1024
 
@@ -39,8 +45,6 @@ def _median_p90(values: list[float]) -> tuple[float, float]:
 
 
 def _socket_in(path: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
-    from engine.drivers import netns
-
     return netns.run_in(path, lambda: socket.socket(family, kind))
 
 
@@ -143,6 +147,7 @@ class _Echo:
 def bench_driver(driver: str, repeat: int, root: Path) -> dict[str, str]:
     """One column of the driver-level table."""
     from engine import registry
+    from engine_testkit.network_core import dismantle, make_controller
 
     cls = registry.DriverRegistry(registry.NETWORK).load(driver)
     config = {} if driver == "bridge" else {"bridge": "none"}
@@ -194,6 +199,52 @@ def bench_driver(driver: str, repeat: int, root: Path) -> dict[str, str]:
     return out
 
 
+class NetworkDriverBench:
+    """One network driver measured alone, through the public SDK. ``run()`` returns
+    ``{case: [samples]}``: endpoint setup and teardown (seconds), and for drivers that give
+    containers addresses of their own, container-to-container TCP throughput (MiB/s)."""
+
+    driver_name: ClassVar[str] = ""
+    driver_options: ClassVar[dict[str, str]] = {}
+    daemon_config: ClassVar[dict[str, Any]] = {}
+
+    def run(self, root: Path, repeat: int = 10, megabytes: int = 256) -> dict[str, list[float]]:
+        from engine.drivers.network import NetworkDriver
+        from engine.registry import NETWORK, DriverRegistry
+
+        cls = DriverRegistry[NetworkDriver](NETWORK).load(self.driver_name)
+        harness = DriverHarness(cls, root, dict(self.daemon_config))
+        results: dict[str, list[float]] = {"endpoint setup": [], "endpoint teardown": []}
+        try:
+            net = harness.create_network(self.driver_options if cls.user_creatable else {})
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                ep = harness.attach(net)
+                t1 = time.perf_counter()
+                harness.detach(ep)
+                results["endpoint setup"].append(t1 - t0)
+                results["endpoint teardown"].append(time.perf_counter() - t1)
+            if cls.uses_ipam and cls.needs_sandbox:
+                a, b = harness.attach(net), harness.attach(net)
+                results["c2c TCP throughput (MiB/s)"] = [tcp_throughput(b.key, a.key, b.ip, megabytes)]
+        finally:
+            left = harness.dismantle()
+        if left:
+            raise RuntimeError(f"{self.driver_name} left things behind: {left}")
+        return results
+
+    @pytest.mark.privileged
+    def test_bench_cases_run(self, tmp_path: Path) -> None:
+        """The cases run (small sizes: this proves they work, it measures nothing)."""
+        if not self.driver_name:
+            pytest.skip("NetworkDriverBench: set driver_name in the subclass")
+        reason = skip_reason()
+        if reason:
+            pytest.skip(reason)
+        results = self.run(tmp_path, repeat=2, megabytes=4)
+        assert all(samples and min(samples) >= 0 for samples in results.values()), results
+
+
 def table(columns: dict[str, dict[str, str]], first: str = "case") -> str:
     cases: list[str] = []
     for values in columns.values():
@@ -205,6 +256,25 @@ def table(columns: dict[str, dict[str, str]], first: str = "case") -> str:
     lines = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def sdk_table(drivers: Sequence[str], repeat: int, megabytes: int = 256) -> str:
+    """``engine-bench network``: :class:`NetworkDriverBench` for each driver, one column each."""
+    columns: dict[str, dict[str, str]] = {}
+    for name in drivers:
+        print(f"engine-bench: network driver {name} ...", file=sys.stderr, flush=True)
+        bench = type("Bench", (NetworkDriverBench,), {"driver_name": name})()
+        with tempfile.TemporaryDirectory(prefix="engine-bench-net-") as tmp:
+            results = bench.run(Path(tmp), repeat=repeat, megabytes=megabytes)
+        column = {}
+        for case in ("endpoint setup", "endpoint teardown"):
+            column[f"{case} (ms, median / p90)"] = "{:.2f} / {:.2f}".format(
+                *(v * 1000 for v in _median_p90(results[case]))
+            )
+        if "c2c TCP throughput (MiB/s)" in results:
+            column["c2c TCP throughput (MiB/s)"] = f"{results['c2c TCP throughput (MiB/s)'][0]:.0f}"
+        columns[name] = column
+    return table(columns, "network driver") + f"\n({repeat} endpoints per driver; {megabytes} MiB streamed)"
 
 
 # ---- end to end through the docker CLI ---------------------------------------------------------------

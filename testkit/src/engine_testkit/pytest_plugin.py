@@ -2,30 +2,14 @@
 
 import pytest
 
-# ---- network drivers (engine_testkit.network: NetworkDriverSuite, the conformance suite) ---------------
-
-
-@pytest.fixture
-def network_controller(tmp_path):  # type: ignore[no-untyped-def]
-    """A started NetworkController with its own data-root and exec-root; everything it made is removed after."""
-    from engine_testkit.network import dismantle, make_controller, skip_reason
-
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    ctl = make_controller(tmp_path)
-    ctl.start()
-    yield ctl
-    dismantle(ctl)
-    assert ctl.leftovers() == []
-
-
+# ---- network drivers ---------------------------------------------------------------------------------
+# A driver's conformance file: `class TestMine(NetworkDriverSuite): driver_name = "mine"`, imported from
+# engine_testkit.network (not here: it loads the netns helpers, which every pytest run need not pay for).
 # ---- storage drivers -----------------------------------------------------------------------------------
 # A driver's conformance file: `class TestMine(StorageDriverSuite): driver_name = "mine"`; its benchmarks
 # run once as a smoke test with `class TestMineBench(StorageDriverBench): driver_name = "mine"`.
-
-from engine_testkit.storage import StorageDriverSuite  # noqa: E402
-from engine_testkit.storage_bench import StorageDriverBench  # noqa: E402
+from engine_testkit.storage import StorageDriverSuite
+from engine_testkit.storage_bench import StorageDriverBench
 
 __all__ = ["StorageDriverBench", "StorageDriverSuite"]
 
@@ -37,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # ---- log drivers ---------------------------------------------------------------------------------------
 # A reader-capable driver's conformance file (moby's loggertest cases):
-# `class TestMine(LogReaderSuite, driver="mine", rotation={"max-size": "10k", "max-file": "5"}): ...`
+# `class TestMine(LogReaderSuite): driver_name = "mine"` (with `rotation_options = {"max-size": "10k", ...}`)
 
 from engine_testkit.logs import LogReaderSuite  # noqa: E402
 

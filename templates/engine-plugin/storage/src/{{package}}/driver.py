@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, CreateOpts, IdMap, StorageDriver
 from engine.errors import Conflict, InvalidParameter, NotFound, PrerequisitesNotMet, SystemError
@@ -36,7 +35,7 @@ KNOWN_OPTIONS: frozenset[str] = frozenset()
 
 class {{class_name}}(NaiveDiffMixin, StorageDriver):
     name = "{{driver_name}}"  # must equal the entry-point name in pyproject.toml
-    API_VERSION = DRIVER_API_VERSION
+    API_VERSION = 1  # the driver API (engine.drivers.DRIVER_API_VERSION) this was written and tested against
 
     def __init__(self, home: Path, options: Mapping[str, str], id_map: IdMap) -> None:
         super().__init__(home, options, id_map)

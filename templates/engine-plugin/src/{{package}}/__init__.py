@@ -1,5 +1,0 @@
-"""{{driver_name}}: a storage driver for engine (installed as {{dist_name}})."""
-
-from {{package}}.driver import {{class_name}}
-
-__all__ = ["{{class_name}}"]
