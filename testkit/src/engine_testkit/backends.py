@@ -117,10 +117,10 @@ def zfs_fuse_daemon(work: Path) -> Iterator[int]:
     if others:
         raise BackendUnavailable(f"another zfs-fuse is running (pid {others[0]}); one per machine")
     ZFS_SOCKET.unlink(missing_ok=True)  # a killed daemon's socket would answer nothing
-    log = open(work / "zfs-fuse.log", "wb")
-    proc = subprocess.Popen(
-        ["zfs-fuse", "--no-daemon", "--no-kstat-mount"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-    )
+    # --enable-xattr: layers carry xattrs (security.capability...) as on kernel zfs
+    command = ["zfs-fuse", "--no-daemon", "--no-kstat-mount", "--enable-xattr"]
+    with open(work / "zfs-fuse.log", "wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         for _ in range(200):
             if proc.poll() is not None:
@@ -138,8 +138,22 @@ def zfs_fuse_daemon(work: Path) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
         ZFS_SOCKET.unlink(missing_ok=True)
+
+
+@contextmanager
+def zfs_dataset(pool: ZfsPool, name: str) -> Iterator[Path]:
+    """A child dataset ``<pool>/<name>`` mounted at ``<pool mount>/<name>``; destroyed with its children."""
+    dataset = f"{pool.name}/{name}"
+    mountpoint = pool.mountpoint / name
+    _run("zfs", "create", "-o", f"mountpoint={mountpoint}", dataset)
+    try:
+        yield mountpoint
+    finally:
+        children = _run("zfs", "list", "-H", "-r", "-o", "name", "-t", "filesystem", dataset).split()
+        for child in reversed(children):
+            subprocess.run(["zfs", "umount", child], capture_output=True)
+        _retry("zfs", "destroy", "-r", dataset)
 
 
 @contextmanager

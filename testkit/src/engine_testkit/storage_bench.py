@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -54,15 +54,33 @@ def driver_home(name: str, options: dict[str, str] | None = None) -> Iterator[St
             driver = cls.init(tmp / name, options or {})
         except DriverNotSupported as exc:
             raise Unsupported(str(exc)) from None
+        created = _track_created(driver)
         try:
             yield driver
         finally:
+            # layers of drivers that keep them outside the home (zfs datasets) must go explicitly
+            for layer in reversed(created):
+                driver.remove(layer)
             driver.cleanup()
             leaked = mounts_under(tmp)
             if leaked:
                 raise RuntimeError(f"{name}: left mounted: {leaked}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _track_created(driver: StorageDriver) -> list[str]:
+    """Record the ids the cases create (in order), so that :func:`driver_home` can remove them."""
+    created: list[str] = []
+    for method in ("create", "create_read_write"):
+        original = getattr(driver, method)
+
+        def tracking(id: str, parent: str | None, opts: object = None, _original: Any = original) -> None:
+            _original(id, parent, opts)
+            created.append(id)
+
+        setattr(driver, method, tracking)
+    return created
 
 
 def percentile(samples: list[float], fraction: float) -> float:
