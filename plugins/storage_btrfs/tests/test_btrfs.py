@@ -81,9 +81,9 @@ def test_min_space_and_size_limits(data_root: Path) -> None:
 
 
 def test_options_are_checked(data_root: Path) -> None:
-    with pytest.raises(InvalidParameter, match="btrfs: unknown option btrfs.nope"):
+    with pytest.raises(InvalidParameter, match=r"btrfs: unknown option btrfs\.nope"):
         BtrfsStorageDriver.init(data_root / "btrfs", {"nope": "1"})
-    with pytest.raises(InvalidParameter, match="btrfs: invalid value for btrfs.min_space: invalid size: 'lots'"):
+    with pytest.raises(InvalidParameter, match=r"btrfs: invalid value for btrfs\.min_space: invalid size: 'lots'"):
         BtrfsStorageDriver.init(data_root / "btrfs", {"min_space": "lots"})
     driver = BtrfsStorageDriver.init(data_root / "btrfs", {})
     driver.create("base", None)
