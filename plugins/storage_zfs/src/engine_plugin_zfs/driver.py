@@ -123,14 +123,17 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
     # -- layers ------------------------------------------------------------------------------------
 
     def create(self, id: str, parent: str | None, opts: CreateOpts | None = None) -> None:
-        self._create(id, parent, opts)
+        self._create(id, parent, opts, mount=False)
 
     def create_read_write(self, id: str, parent: str | None, opts: CreateOpts | None = None) -> None:
-        self._create(id, parent, opts)
+        """A container's layers are mounted right after they are made, so they are created mounted
+        (one zfs call less per layer on a container start); the mount is idle until the first get."""
+        self._create(id, parent, opts, mount=True)
 
-    def _create(self, id: str, parent: str | None, opts: CreateOpts | None) -> None:
+    def _create(self, id: str, parent: str | None, opts: CreateOpts | None, mount: bool) -> None:
         assert self.zfs is not None
-        props = {"mountpoint": "none"}
+        mountpoint = self._mountpoint(id)
+        props = {"mountpoint": os.fspath(mountpoint) if mount else "none"}
         for key, value in (opts.storage_opt if opts else {}).items():
             if key.lower() != "size":
                 raise InvalidParameter(f"Unknown option {key}")
@@ -142,22 +145,31 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         with self._locks(id):
             if id in self._datasets:
                 raise Conflict(f"zfs: layer {id} already exists")
+            if parent and parent not in self._datasets:
+                raise NotFound(f"zfs: parent layer {parent} does not exist")
+            if mount:
+                mountpoint.mkdir(mode=0o755, exist_ok=True)
             if not parent:
                 self.zfs.create(name, props)
             else:
-                if parent not in self._datasets:
-                    raise NotFound(f"zfs: parent layer {parent} does not exist")
                 snapshot = f"{self._dataset(parent)}@{id}"
                 self.zfs.snapshot(snapshot)
                 try:
                     self.zfs.clone(snapshot, name, props)
                 finally:  # deferred: the snapshot stays while the clone needs it
-                    self.zfs.destroy(snapshot, defer=True)
+                    self.zfs.destroy_later(snapshot)
             self._datasets.add(id)
+            if mount:
+                self._wait_mounted(name, mountpoint)
+                if not self.id_map.identity:
+                    os.chown(mountpoint, *self.id_map.root())
+                with self._guard:
+                    self._mounted.add(id)
 
     def remove(self, id: str) -> None:
         assert self.zfs is not None
         name = self._dataset(id)
+        self.zfs.settle()  # the snapshot marks of recent creates, before anything is destroyed
         with self._locks(id):
             if id not in self._datasets:
                 return
@@ -204,8 +216,8 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
                     self._refs[id] = count - 1
                     return
                 self._refs.pop(id, None)
-                if id not in self._mounted:
-                    return
+                if not count or id not in self._mounted:
+                    return  # a put without a get releases nothing
             try:
                 self._unmount(id, PUT_BUSY_SECONDS)
             except ZfsError as exc:
@@ -218,6 +230,10 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         written meanwhile would land in the directory underneath: wait until the kernel shows it."""
         assert self.zfs is not None
         self.zfs.set(name, "mountpoint", os.fspath(mountpoint))
+        self._wait_mounted(name, mountpoint)
+
+    @staticmethod
+    def _wait_mounted(name: str, mountpoint: Path) -> None:
         deadline = time.monotonic() + MOUNT_WAIT_SECONDS
         while not host.is_mounted(mountpoint):
             if time.monotonic() > deadline:
@@ -315,6 +331,8 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
 
     def cleanup(self) -> None:
         """Unmount every layer still mounted (references a shutdown left behind)."""
+        if self.zfs is not None:
+            self.zfs.settle()
         with self._guard:
             mounted = sorted(self._mounted)
             self._refs.clear()

@@ -11,12 +11,16 @@ libzfs_core call, so :class:`PyzfsBackend` still runs ``zfs set``/``zfs get`` fo
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
 from engine.errors import SystemError
+
+log = logging.getLogger(__name__)
 
 BUSY_RETRY_SECONDS = 10.0
 
@@ -34,6 +38,8 @@ class CommandBackend:
         if not shutil.which("zfs") or not shutil.which("zpool"):
             raise FileNotFoundError("the zfs and zpool commands are not installed")
         self.reason = reason  # why libzfs_core is not used, for docker info
+        self._pending: list[subprocess.Popen[bytes]] = []
+        self._pending_lock = threading.Lock()
 
     def describe(self) -> str:
         return f"{self.description} ({self.reason})" if self.reason else self.description
@@ -70,6 +76,28 @@ class CommandBackend:
     def destroy(self, name: str, *, recursive: bool = False, defer: bool = False) -> None:
         flags = (["-r"] if recursive else []) + (["-d"] if defer else [])
         self.run("zfs", "destroy", *flags, name, retry_busy=True)
+
+    def destroy_later(self, snapshot: str) -> None:
+        """``zfs destroy -d`` of a snapshot, off the caller's path: a container start need not wait for
+        the mark that lets the snapshot go with its clone. :meth:`settle` waits for every such call."""
+        proc = subprocess.Popen(
+            ["zfs", "destroy", "-d", snapshot],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        with self._pending_lock:
+            self._pending = [p for p in self._pending if p.poll() is None]  # reap finished ones
+            self._pending.append(proc)
+
+    def settle(self) -> None:
+        """Wait for the deferred destroys still running (before a removal, and at shutdown)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for proc in pending:
+            _, err = proc.communicate()
+            if proc.returncode:
+                log.warning("zfs destroy -d %s: %s", proc.args[-1], err.decode(errors="replace").strip())
 
     def exists(self, name: str) -> bool:
         proc = subprocess.run(["zfs", "get", "-H", "-o", "value", "name", name], capture_output=True, text=True)
