@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from engine.errors import SystemError
 
@@ -130,7 +131,7 @@ class PyzfsBackend(CommandBackend):
 
     description = "libzfs_core (pyzfs)"
 
-    def __init__(self, lzc: object) -> None:
+    def __init__(self, lzc: Any) -> None:
         super().__init__()
         self.lzc = lzc
 
