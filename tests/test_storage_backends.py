@@ -128,3 +128,15 @@ def test_a_bad_storage_opt_stops_start_up(backend: tuple[str, Path], tmp_path: P
     finally:
         engined.stop()
         engined.cleanup()
+
+
+@pytest.mark.skipif("aufs" in Path("/proc/filesystems").read_text().split(), reason="this kernel has aufs")
+def test_aufs_refuses_to_start_and_says_why() -> None:
+    engined = EngineDaemon(config={"storage-driver": "aufs"})
+    try:
+        with pytest.raises(RuntimeError) as info:
+            engined.start(timeout=30)
+        assert "driver not supported: aufs: AUFS was not found in /proc/filesystems" in str(info.value)
+    finally:
+        engined.stop()
+        engined.cleanup()
