@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-__all__ = ["NaiveDiffMixin", "changes_dirs", "changes_size", "entry_differs", "same_mtime"]
+__all__ = ["EntryDiffers", "NaiveDiffMixin", "changes_dirs", "changes_size", "entry_differs", "same_mtime"]
 
 _CAPABILITY = "security.capability"
 
