@@ -96,16 +96,29 @@ def test_a_busy_layer_stays_mounted_until_removed(data_root: Path) -> None:
     assert not host.is_mounted(root) and not driver.exists("base")
 
 
-def test_mounts_of_a_killed_daemon_are_undone(data_root: Path) -> None:
+def test_mounts_of_a_killed_daemon_are_adopted(data_root: Path) -> None:
     first = ZfsStorageDriver.init(data_root / "zfs", {})
     first.create("base", None)
     root = first.get("base")
     (root / "kept").write_text("kept")
-    # the daemon dies here: no put(), no cleanup()
+    # the daemon dies here: no put(), no cleanup(); zfs-fuse keeps the mount
     second = ZfsStorageDriver.init(data_root / "zfs", {})
+    assert second.exists("base") and host.is_mounted(root)
+    assert second.get("base") == root and (root / "kept").read_text() == "kept"
+    second.put("base")
     assert not host.is_mounted(root)
-    assert second.exists("base")
-    assert (second.get("base") / "kept").read_text() == "kept"
+    second.remove("base")
+
+
+def test_a_mountpoint_left_without_its_mount_is_cleared(pool: ZfsPool, data_root: Path) -> None:
+    first = ZfsStorageDriver.init(data_root / "zfs", {})
+    first.create("base", None)
+    dataset = f"{pool.name}/{data_root.name}/base"
+    zfs("set", f"mountpoint={data_root}/zfs/graph/base", dataset)  # as a crash between set and mount
+    zfs("umount", dataset)
+    second = ZfsStorageDriver.init(data_root / "zfs", {})
+    assert zfs("get", "-H", "-o", "value", "mountpoint", dataset).strip() == "none"
+    assert (second.get("base") / ".").is_dir()  # mounts again where it should
     second.put("base")
     second.remove("base")
 

@@ -97,7 +97,10 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         return driver
 
     def _load_datasets(self) -> None:
-        """Learn the layers and unmount those a killed daemon left mounted under ``home``."""
+        """Learn the layers, and the mounts a previous daemon (killed, or restarted under live-restore)
+        left under ``home``: a layer still mounted is adopted as mounted and idle (a running container
+        may use it, and zfs-fuse cannot mount a dataset twice); a mountpoint left set without a mount
+        is cleared."""
         assert self.zfs is not None
         prefix = f"{self.fsname}/"
         graph = os.path.realpath(self.home / "graph")
@@ -106,8 +109,12 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
             if "/" in id:
                 continue  # deeper datasets are not ours
             self._datasets.add(id)
-            if mountpoint.startswith(graph + "/"):
-                log.info("zfs: unmounting stale mount of %s at %s", name, mountpoint)
+            if not mountpoint.startswith(graph + "/"):
+                continue
+            if mountpoint == os.fspath(self._mountpoint(id)) and host.is_mounted(Path(mountpoint)):
+                log.info("zfs: %s is still mounted at %s; adopted", name, mountpoint)
+                self._mounted.add(id)
+            else:
                 self.zfs.set(name, "mountpoint", "none")
 
     # -- names -------------------------------------------------------------------------------------
