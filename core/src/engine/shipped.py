@@ -13,13 +13,16 @@ SHIPPED = frozenset(
     {
         "engine-core",
         "engine-testkit",
+        "engine-plugin-aufs",
         "engine-plugin-bridge",
+        "engine-plugin-btrfs",
         "engine-plugin-host",
         "engine-plugin-journald",
         "engine-plugin-json-file",
         "engine-plugin-none",
         "engine-plugin-overlay2",
         "engine-plugin-syslog",
+        "engine-plugin-zfs",
     }
 )
 

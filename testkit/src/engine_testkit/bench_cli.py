@@ -1,8 +1,11 @@
 """``engine-bench``: driver benchmarks from the command line.
 
-``engine-bench storage [--driver NAME ...] [--repeat N] [--files N]`` runs the graphbench cases
-(:mod:`engine_testkit.storage_bench`) for each driver (default: every installed storage driver)
-and prints one table: per case and driver, the median and 90th percentile in milliseconds.
+``engine-bench storage [--driver NAME ...] [--repeat N] [--files N] [--home NAME=DIR ...]`` runs the
+graphbench cases (:mod:`engine_testkit.storage_bench`) for each driver (default: every installed
+storage driver) and prints one table: per case and driver, the median and 90th percentile in
+milliseconds. btrfs and zfs need their own filesystem: unless ``--home btrfs=DIR`` names a place on
+one, the bench makes it (a loop-mounted btrfs; zfs-fuse and a pool on a sparse file, see
+:mod:`engine_testkit.backends`) and takes it down afterwards.
 
 ``engine-bench logs [--driver NAME ...] [--lines N] [--size BYTES]`` measures log drivers
 (:mod:`engine_testkit.logs_bench`): lines/s and MB/s written, through the copier, read back.
@@ -16,12 +19,34 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TextIO
 
 from engine.registry import STORAGE, DriverRegistry
-from engine_testkit import logs_bench
+from engine_testkit import backends, logs_bench
 from engine_testkit.storage_bench import StorageDriverBench, Unsupported, summarize
+
+
+@contextmanager
+def bench_place(name: str, homes: Mapping[str, Path]) -> Iterator[Path | None]:
+    """Where ``name``'s temp homes go: a ``--home`` given, a backend made for the run, or None (/tmp)."""
+    if name in homes:
+        yield homes[name]
+        return
+    with ExitStack() as stack:
+        try:
+            if name == "btrfs":
+                yield stack.enter_context(backends.btrfs_loop(4 << 30))
+                return
+            if name == "zfs":
+                pool = stack.enter_context(backends.zfs_pool(4 << 30))
+                yield stack.enter_context(backends.zfs_dataset(pool, "bench"))
+                return
+        except backends.BackendUnavailable as exc:
+            raise Unsupported(f"no {name} backend: {exc}") from None
+        yield None
 
 
 def storage_table(
@@ -30,6 +55,7 @@ def storage_table(
     files: int,
     log: TextIO = sys.stderr,
     bench: StorageDriverBench | None = None,
+    homes: Mapping[str, Path] | None = None,
 ) -> str:
     """Run the storage benchmarks for ``drivers``; returns the table (unsupported drivers noted below it)."""
     if bench is None:
@@ -40,7 +66,8 @@ def storage_table(
     for name in drivers:
         print(f"engine-bench: storage driver {name} ...", file=log, flush=True)
         try:
-            results[name] = bench.run(repeat=repeat, name=name)
+            with bench_place(name, homes or {}) as place:
+                results[name] = bench.run(repeat=repeat, name=name, tmp_root=place)
         except Unsupported as exc:
             skipped[name] = str(exc)
     cases = [case for case, _ in bench.cases()]
@@ -72,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage.add_argument("--driver", action="append", help="driver name (repeatable; default: all installed)")
     storage.add_argument("--repeat", type=int, default=10, help="runs per case (default 10)")
     storage.add_argument("--files", type=int, default=1000, help="top file count of the big diff-N case")
+    storage.add_argument(
+        "--home",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="run driver NAME's homes below DIR (btrfs/zfs: a place on that filesystem; default: made for the run)",
+    )
     logs = sub.add_parser("logs", help="log drivers: write, copier, read, tail and follow")
     logs_bench.add_arguments(logs)
     network = sub.add_parser("network", help="network drivers: endpoint setup/teardown, c2c throughput (root)")
@@ -87,7 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return logs_bench.run(args)
     if args.kind == "storage":
         drivers = args.driver or DriverRegistry(STORAGE).names()
-        print(storage_table(drivers, max(1, args.repeat), args.files))
+        homes = {}
+        for item in args.home:
+            name, sep, place = item.partition("=")
+            if not sep or not place:
+                parser.error(f"--home wants NAME=DIR, not {item!r}")
+            homes[name] = Path(place)
+        print(storage_table(drivers, max(1, args.repeat), args.files, homes=homes))
     return 0
 
 

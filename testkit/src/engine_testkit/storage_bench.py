@@ -16,6 +16,8 @@ Cases (times in milliseconds per operation):
 * ``diff-apply-<n>``: the diff of ``n`` changed files plus ``apply_diff`` of it into a fresh layer.
 * ``deep-layer-diff-<n>`` / ``deep-layer-read-<n>``: full tar of / one read from the top of ``n``
   stacked layers.
+* ``container-start-<n>``: a container start's storage work over an image of ``n`` files: the init
+  layer created, mounted, written and released, the rw layer created on it and mounted.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -45,24 +47,48 @@ class Unsupported(Exception):
 
 
 @contextmanager
-def driver_home(name: str, options: dict[str, str] | None = None) -> Iterator[StorageDriver]:
-    """A driver loaded by entry-point name in a temp home that is removed (and unmounted) afterwards."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"engine-bench-{name}-", dir=os.environ.get("ENGINE_BENCH_TMP")))
+def driver_home(
+    name: str, options: dict[str, str] | None = None, tmp_root: Path | None = None
+) -> Iterator[StorageDriver]:
+    """A driver loaded by entry-point name in a temp home that is removed (and unmounted) afterwards.
+
+    The home is made below ``tmp_root`` (else ``$ENGINE_BENCH_TMP``, else /tmp): btrfs and zfs need it
+    on their own filesystem."""
+    parent = tmp_root or os.environ.get("ENGINE_BENCH_TMP")
+    tmp = Path(tempfile.mkdtemp(prefix=f"engine-bench-{name}-", dir=parent))
     try:
         cls = DriverRegistry[StorageDriver](STORAGE).load(name)
         try:
             driver = cls.init(tmp / name, options or {})
         except DriverNotSupported as exc:
             raise Unsupported(str(exc)) from None
+        created = _track_created(driver)
         try:
             yield driver
         finally:
+            # layers of drivers that keep them outside the home (zfs datasets) must go explicitly
+            for layer in reversed(created):
+                driver.remove(layer)
             driver.cleanup()
             leaked = mounts_under(tmp)
             if leaked:
                 raise RuntimeError(f"{name}: left mounted: {leaked}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _track_created(driver: StorageDriver) -> list[str]:
+    """Record the ids the cases create (in order), so that :func:`driver_home` can remove them."""
+    created: list[str] = []
+    for method in ("create", "create_read_write"):
+        original = getattr(driver, method)
+
+        def tracking(id: str, parent: str | None, opts: object = None, _original: Any = original) -> None:
+            _original(id, parent, opts)
+            created.append(id)
+
+        setattr(driver, method, tracking)
+    return created
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -80,6 +106,8 @@ class StorageDriverBench:
     diff_sizes: ClassVar[tuple[tuple[int, int], ...]] = ((10, 10), (10, 1000))
     apply_files: ClassVar[int] = 100
     deep_layers: ClassVar[int] = 20
+    #: files in the image of the container-start case
+    start_files: ClassVar[int] = 1000
 
     def cases(self) -> list[tuple[str, Callable[[StorageDriver, int], list[float]]]]:
         out: list[tuple[str, Callable[[StorageDriver, int], list[float]]]] = [
@@ -92,13 +120,14 @@ class StorageDriverBench:
         out.append((f"diff-apply-{self.apply_files}", self.bench_diff_apply))
         out.append((f"deep-layer-diff-{self.deep_layers}", self.bench_deep_layer_diff))
         out.append((f"deep-layer-read-{self.deep_layers}", self.bench_deep_layer_read))
+        out.append((f"container-start-{self.start_files}", self.bench_container_start))
         return out
 
-    def run(self, repeat: int = 5, name: str | None = None) -> dict[str, list[float]]:
+    def run(self, repeat: int = 5, name: str | None = None, tmp_root: Path | None = None) -> dict[str, list[float]]:
         """Every case, each in a fresh driver home; raises :class:`Unsupported` for hosts that can't."""
         results = {}
         for case, bench in self.cases():
-            with driver_home(name or self.driver_name, dict(self.driver_options)) as driver:
+            with driver_home(name or self.driver_name, dict(self.driver_options), tmp_root) as driver:
                 results[case] = bench(driver, repeat)
         return results
 
@@ -200,6 +229,32 @@ class StorageDriverBench:
 
         return self._timed(repeat, body)
 
+    def bench_container_start(self, driver: StorageDriver, repeat: int) -> list[float]:
+        """What a container start asks of storage: the init layer made, mounted and written (hostname),
+        the container's rw layer made on it and mounted; over an image of ``start_files`` files."""
+        driver.create("image", None)
+        add_many_files(driver, "image", self.start_files, 1)
+        numbers = iter(range(repeat))
+        mounted: list[str] = []
+
+        def body() -> None:
+            i = next(numbers)
+            init, rw = f"c{i}-init", f"c{i}"
+            driver.create_read_write(init, "image")
+            root = driver.get(init)
+            (root / "etc").mkdir(exist_ok=True)
+            write_file(root / "etc" / "hostname", b"c\n", 0o644)
+            driver.put(init)
+            driver.create_read_write(rw, init)
+            driver.get(rw)
+            mounted.append(rw)
+
+        try:
+            return self._timed(repeat, body)
+        finally:
+            for layer in mounted:
+                driver.put(layer)
+
     # -- as a pytest smoke test ----------------------------------------------------------------------
 
     @pytest.mark.privileged
@@ -210,6 +265,7 @@ class StorageDriverBench:
             pytest.skip("needs root")
         quick = type(self)()  # small sizes: this proves the cases work, it measures nothing
         quick.diff_sizes, quick.apply_files, quick.deep_layers = ((2, 3),), 5, 3  # type: ignore[misc]
+        quick.start_files = 5  # type: ignore[misc]
         try:
             results = quick.run(repeat=1)
         except Unsupported as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-__all__ = ["NaiveDiffMixin", "changes_dirs", "changes_size", "entry_differs", "same_mtime"]
+__all__ = ["EntryDiffers", "NaiveDiffMixin", "changes_dirs", "changes_size", "entry_differs", "same_mtime"]
 
 _CAPABILITY = "security.capability"
 
@@ -67,8 +68,15 @@ def _listing(path: str) -> dict[str, tuple[str, os.stat_result]]:
     return out
 
 
-def changes_dirs(new_root: Path, old_root: Path | None) -> list[Change]:
-    """The changes that turn ``old_root`` into ``new_root`` (``None``: everything is added), by path."""
+#: compares an entry of the parent's tree with the layer's: ``(old_path, old_stat, new_path, new_stat)``
+EntryDiffers = Callable[[str, os.stat_result, str, os.stat_result], bool]
+
+
+def changes_dirs(new_root: Path, old_root: Path | None, differs: EntryDiffers = entry_differs) -> list[Change]:
+    """The changes that turn ``old_root`` into ``new_root`` (``None``: everything is added), by path.
+
+    ``differs`` decides whether an entry present on both sides changed (default :func:`entry_differs`).
+    """
     changes: list[Change] = []
 
     def walk(rel: str, new_dir: str, old_dir: str | None, marked: bool) -> None:
@@ -81,7 +89,7 @@ def changes_dirs(new_root: Path, old_root: Path | None) -> list[Change]:
             if old is None:
                 changes.append(Change(child, ChangeKind.ADD))
                 child_marked = True
-            elif entry_differs(old[0], old[1], new_path, new_st):
+            elif differs(old[0], old[1], new_path, new_st):
                 changes.append(Change(child, ChangeKind.MODIFY))
                 child_marked = True
             if stat.S_ISDIR(new_st.st_mode):
@@ -128,13 +136,19 @@ class NaiveDiffMixin(_Base):
 
     id_map: IdMap = IDENTITY
 
-    def _naive_changes(self, layer_fs: Path, parent: str | None) -> list[Change]:
+    def naive_entry_differs(self, id: str, parent: str) -> EntryDiffers:
+        """How entries of ``id`` and ``parent`` are compared; :func:`entry_differs` unless a driver's
+        filesystem needs more (zfs-fuse keeps whole-second times, so a same-size rewrite within the
+        second can only be told by content)."""
+        return entry_differs
+
+    def _naive_changes(self, id: str, layer_fs: Path, parent: str | None) -> list[Change]:
         if not parent:
             with tempfile.TemporaryDirectory(prefix="engine-empty-") as empty:
                 return changes_dirs(layer_fs, Path(empty))
         parent_fs = self.get(parent)
         try:
-            return changes_dirs(layer_fs, parent_fs)
+            return changes_dirs(layer_fs, parent_fs, self.naive_entry_differs(id, parent))
         finally:
             self.put(parent)
 
@@ -144,14 +158,14 @@ class NaiveDiffMixin(_Base):
             if not parent:
                 layers.tar_tree(layer_fs, out, id_map=self.id_map)
                 return
-            layers.tar_changes(layer_fs, self._naive_changes(layer_fs, parent), out, self.id_map)
+            layers.tar_changes(layer_fs, self._naive_changes(id, layer_fs, parent), out, self.id_map)
         finally:
             self.put(id)
 
     def changes(self, id: str, parent: str | None) -> list[Change]:
         layer_fs = self.get(id)
         try:
-            return self._naive_changes(layer_fs, parent)
+            return self._naive_changes(id, layer_fs, parent)
         finally:
             self.put(id)
 
@@ -165,6 +179,6 @@ class NaiveDiffMixin(_Base):
     def diff_size(self, id: str, parent: str | None) -> int:
         layer_fs = self.get(id)
         try:
-            return changes_size(layer_fs, self._naive_changes(layer_fs, parent))
+            return changes_size(layer_fs, self._naive_changes(id, layer_fs, parent))
         finally:
             self.put(id)
