@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.drivers import logfile
 from engine.drivers.log import LogMessage, ReadConfig
 from engine.drivers.logcodec_local import LocalCodec, decode_entry
-from engine.logs import logfile
-from engine.logs.logfile import Codec, LogFile, LogFileClosed, Rotation
+from engine.drivers.logfile import Codec, LogFile, LogFileClosed, Rotation
 
 T0 = 1_700_000_000_000_000_000
 

@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import parse_size
 from engine.containers import create as createmod
 from engine.containers import initlayer, listing, logcopy, names, trace, views
 from engine.containers.model import BIND, TMPFS, VOLUME, Container, MountPoint
@@ -24,6 +23,8 @@ from engine.containers.mounts import parse_all
 from engine.containers.state import WAIT_CONDITIONS, WaitResult
 from engine.containers.store import ContainerStore
 from engine.containers.timefmt import now_ns, parse_rfc3339
+from engine.drivers.duration import parse_duration
+from engine.drivers.units import parse_size
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.filters import Filters
 
@@ -678,16 +679,14 @@ def _endpoint_request(ep: dict[str, Any] | None) -> dict[str, Any]:
 
 def _parse_until(value: str) -> int:
     """``until`` as Docker takes it: unix seconds, RFC 3339, or a duration like ``10m``."""
-    import re
-
     try:
         return int(float(value) * 1e9)
     except ValueError:
         pass
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value.strip())
-    if match:
-        unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}[match.group(2)]
-        return now_ns() - int(float(match.group(1)) * unit)
+    try:
+        return now_ns() - parse_duration(value.strip())
+    except ValueError:
+        pass
     parsed = parse_rfc3339(value)
     if parsed:
         return parsed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from engine.logs import timefmt as log_time
+from engine.drivers import timefmt as log_time
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

@@ -15,7 +15,7 @@ The protobuf is encoded by hand: it is five scalar fields and one small nested m
 varint codec of a dozen lines is faster than building a message object per line and needs no
 generated code or ``protobuf`` runtime dependency.
 
-:class:`LocalCodec` plugs into :class:`engine.logs.logfile.LogFile` (the SDK's rotating log file):
+:class:`LocalCodec` plugs into :class:`engine.drivers.logfile.LogFile` (the SDK's rotating log file):
 it carries its own :class:`LengthFraming`, which the file uses instead of newline-separated lines.
 """
 
@@ -213,7 +213,7 @@ LENGTH_FRAMING = LengthFraming()
 
 
 class LocalCodec:
-    """The ``local`` format for :class:`~engine.logs.logfile.LogFile`: ``encode`` returns a whole
+    """The ``local`` format for :class:`~engine.drivers.logfile.LogFile`: ``encode`` returns a whole
     framed record, ``decode`` gets the record's protobuf (the framing strips the lengths)."""
 
     framing = LENGTH_FRAMING

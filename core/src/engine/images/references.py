@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.drivers.records import read_json, write_json
 from engine.errors import Conflict, InvalidParameter, NotFound
-from engine.fsutil import read_json, write_json
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"

@@ -22,11 +22,13 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 from engine import DOCKER_VERSION
 from engine.distribution.auth import AuthConfig
 from engine.distribution.progress import progress_bar
+from engine.drivers.duration import parse_duration
+from engine.drivers.locks import KeyedLocks
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
 from engine.filters import Filters
 from engine.images import changes as change_rules
 from engine.images import gojson, tarball
-from engine.images.layers import EMPTY_LAYER_DIFF_ID, KeyedLocks, LayerStore
+from engine.images.layers import EMPTY_LAYER_DIFF_ID, LayerStore
 from engine.images.references import Reference, TagStore, parse_any, parse_normalized_named, short_id
 from engine.images.store import Image, ImageStore
 
@@ -986,9 +988,10 @@ def _parse_until(value: str) -> int:
     now_ns = time.time_ns()
     m = re.fullmatch(r"((?:[0-9.]+(?:ns|us|µs|ms|s|m|h))+)", value)
     if m:
-        from engine.images.changes import _duration_ns
-
-        return now_ns - _duration_ns(value)
+        try:
+            return now_ns - parse_duration(value)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
     if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
         seconds, _, frac = value.partition(".")
         return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])

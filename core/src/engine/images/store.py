@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.drivers.records import write_atomic
 from engine.errors import InvalidParameter, NotFound
-from engine.fsutil import write_atomic
 from engine.images import gojson
 from engine.images.layers import LayerStore, chain_ids
 

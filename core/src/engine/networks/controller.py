@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.drivers import netns
+from engine.drivers.locks import KeyedLocks
 from engine.drivers.network import (
     IPAMData,
     NetworkDriver,
@@ -29,6 +31,7 @@ from engine.drivers.network import (
     NetworkSpec,
     SandboxInfo,
 )
+from engine.drivers.records import RecordDir
 from engine.errors import (
     Conflict,
     DriverNotInstalled,
@@ -38,12 +41,10 @@ from engine.errors import (
     NotFound,
 )
 from engine.filters import Filters
-from engine.networks import netns
 from engine.networks.ipam import DefaultIPAM, IPAMDriver
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id, rfc3339_nano
 from engine.networks.sandboxes import SandboxOps, _iface, _netns_in_use, _ports
 from engine.networks.settings import network_resource
-from engine.networks.store import KeyedLocks, RecordDir
 
 if TYPE_CHECKING:
     from engine.daemon import Daemon

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine.drivers import netns
 from engine.drivers.network import EndpointInterface, LinkRule, PortBinding, SandboxInfo
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError
-from engine.networks import etcfiles, netns
+from engine.networks import etcfiles
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
 from engine.networks.settings import network_settings, ports_map
 from engine.networks.settings import normalize_port as normalize
@@ -519,7 +520,7 @@ class SandboxOps:
         path = self._containers_dir.path / f"{container_id}.json"
         if not path.exists():
             return {}
-        from engine.fsutil import read_json
+        from engine.drivers.records import read_json
 
         out = {}
         for net_id, cfg in (read_json(path).get("networks") or {}).items():
@@ -529,7 +530,7 @@ class SandboxOps:
 
     def _set_pending(self, container_id: str, net: Network, cfg: Mapping[str, Any] | None) -> None:
         path = self._containers_dir.path / f"{container_id}.json"
-        from engine.fsutil import read_json
+        from engine.drivers.records import read_json
 
         data = read_json(path) if path.exists() else {"networks": {}}
         if cfg is None:

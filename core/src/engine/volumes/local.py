@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.config_options import parse_size
+from engine.drivers.records import write_json
+from engine.drivers.units import parse_size
 from engine.errors import EngineError, InvalidParameter, SystemError
-from engine.fsutil import write_json
 from engine.volumes import mounts
 
 log = logging.getLogger(__name__)

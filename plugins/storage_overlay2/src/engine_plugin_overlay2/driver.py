@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from engine import DRIVER_API_VERSION, archive
-from engine.config_options import parse_size
+from engine.drivers import DRIVER_API_VERSION, layers
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, Change, CreateOpts, IdMap, StorageDriver, SupportsQuota
+from engine.drivers.units import parse_size
 from engine.errors import ConfigError, Conflict, InvalidParameter, NotFound, SystemError
 from engine_plugin_overlay2 import checks, mounts
 from engine_plugin_overlay2.native import dir_size, overlay_changes
@@ -122,7 +122,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         (home / LINK_DIR).mkdir(mode=0o700, exist_ok=True)
         driver._unmount_stale()
         checks.remove_probe_leftovers(home)
-        if archive.in_user_namespace():
+        if layers.in_user_namespace():
             driver.userxattr = True
             driver.xattr_prefix = "user.overlay."
         driver.mount_prefix = checks.index_off() + ("userxattr," if driver.userxattr else "")
@@ -396,14 +396,14 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
     def _native(self, id: str, parent: str | None) -> bool:
         return self.native_diff_problem is None and self._is_parent(id, parent)
 
-    def _whiteouts(self) -> archive.OverlayWhiteouts:
-        return archive.OverlayWhiteouts(self.xattr_prefix + "opaque")
+    def _whiteouts(self) -> layers.OverlayWhiteouts:
+        return layers.OverlayWhiteouts(self.xattr_prefix + "opaque")
 
     def diff(self, id: str, parent: str | None, out: BinaryIO) -> None:
         if not self._native(id, parent):
             super().diff(id, parent, out)
             return
-        archive.tar_tree(
+        layers.tar_tree(
             self._dir(id) / "diff",
             out,
             id_map=self.id_map,
@@ -420,7 +420,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         if not self._is_parent(id, parent):
             return super().apply_diff(id, parent, diff)
         upper = self._dir(id) / "diff"
-        archive.apply_layer(upper, diff, self._whiteouts(), self.id_map)
+        layers.apply_layer(upper, diff, self._whiteouts(), self.id_map)
         return dir_size(upper)
 
     def diff_size(self, id: str, parent: str | None) -> int:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from engine import libc
-from engine.libc import CLONE_NEWNET, MNT_DETACH, MS_BIND
+from engine.drivers import libc
+from engine.drivers.libc import CLONE_NEWNET, MNT_DETACH, MS_BIND
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from engine.drivers.strconv import atoi, parse_bool
+from engine.drivers.units import ram_in_bytes
 from engine.errors import InvalidParameter
-from engine.strconv import atoi, parse_bool
-from engine.units import ram_in_bytes
 
 BLOCKING, NON_BLOCKING = "blocking", "non-blocking"
 DEFAULT_MAX_BUFFER_SIZE = 1_000_000  # moby's ring buffer default (1e6 bytes)
