@@ -14,7 +14,6 @@ from engine.drivers.log import LogDriver, LogMessage, ReadConfig
 from engine.errors import InvalidParameter, NotImplementedByEngine
 from engine.logs import open_reader, start_logging, validate_log_config
 from engine.logs.cache import CACHE_FILE, CachedLogDriver
-from engine_testkit.logs import LogReaderSuite
 
 pytest.importorskip("engine_plugin_json_file", reason="the default log driver (engine-plugin-json-file) is needed")
 
@@ -191,14 +190,3 @@ def test_dual_logging_can_be_disabled(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert not (container.root / CACHE_FILE).exists()
-
-
-class TestCacheReader(
-    LogReaderSuite,
-    driver="discard",
-    rotation={"cache-max-size": "10k", "cache-max-file": "5", "cache-compress": "false"},
-):
-    """The dual-logging cache meets the log reader conformance suite."""
-
-    def make_driver(self, info):  # type: ignore[no-untyped-def]
-        return CachedLogDriver(DiscardDriver(info), info)
