@@ -15,6 +15,8 @@ daemon resumes there.
 - ``mode=blocking`` (default): when the driver is slow, reading the spool waits (the spool
   grows, the container does not notice). ``mode=non-blocking``: messages wait in a buffer of
   ``max-buffer-size`` bytes and the oldest are dropped when it is full (as Docker documents).
+  The daemon runs its copiers blocking and gets non-blocking from :mod:`engine.logs.ring`, which
+  also keeps a stuck driver from holding up the dual-logging cache and the container's exit.
 - Every message is also offered to the ``engine_log_message`` hook, only when a plugin
   implements it (checked per batch, so the hot path stays cheap otherwise).
 """
