@@ -137,11 +137,21 @@ class ContainerLogger:
         self.copier = copier
 
     async def close(self, timeout: float | None = None) -> None:
-        """After the output source ended: wait until everything is written, close the driver."""
-        try:
-            await asyncio.wait_for(self.copier.wait(), timeout)
-        except TimeoutError:
-            await self.copier.stop()
+        """After the output source ended: wait until everything is written, close the driver.
+
+        The wait lasts as long as the driver keeps taking messages: ``timeout`` is how long it may
+        take none before the copier is stopped (a stuck driver), not a bound on a long backlog,
+        which the spool lets a container leave behind in a burst (blocking mode loses nothing)."""
+        stats = self.copier.stats
+        while True:
+            delivered = stats.messages
+            try:
+                await asyncio.wait_for(self.copier.wait(), timeout)
+                break
+            except TimeoutError:
+                if stats.messages == delivered:
+                    await self.copier.stop()
+                    break
         await self._close_driver()
 
     async def stop(self) -> None:
