@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import pytest
 
 from engine.drivers.log import LogMessage, PartialMeta
@@ -66,3 +69,44 @@ def test_framing_splits_whole_records_and_walks_back(tmp_path) -> None:  # type:
         os.close(fd)
     with pytest.raises(ValueError):
         LENGTH_FRAMING.split(b"\x00\x00\x00\x02ab\x00\x00\x00\x03")
+
+
+DOCKERD_FILES = Path(__file__).parent / "data" / "dockerd-local"
+
+
+@pytest.mark.parametrize("name", ["container.log", "container.log.1.gz", "container-cached.log"])
+def test_files_written_by_dockerd_decode_and_reencode_byte_for_byte(name: str) -> None:
+    data = (DOCKERD_FILES / name).read_bytes()
+    if name.endswith(".gz"):
+        data = gzip.decompress(data)
+    records, used = LENGTH_FRAMING.split(data)
+    assert used == len(data) and records
+    for record in records:
+        assert encode_entry(decode_entry(record)) == record
+    messages = [decode_entry(r) for r in records]
+    if name == "container-cached.log":
+        assert [(m.source, m.line, m.partial) for m in messages] == [
+            ("stdout", b"cached", None),
+            ("stdout", b"two", None),
+        ]
+    elif name == "container.log":
+        # the output ended without a newline: a partial piece that is not the last one
+        (tail,) = messages
+        assert tail.line == b"tail" and tail.partial is not None and not tail.partial.last
+        assert tail.partial.ordinal == 1 and len(tail.partial.id) == 64
+    else:
+        (piece,) = messages  # the last piece of the 20000-byte line: 20000 - 16384 bytes
+        assert piece.line == b"a" * 3616 and piece.partial is not None and piece.partial.last
+        assert piece.partial.ordinal == 2
+
+
+def test_rotated_files_get_dockerds_gzip_header(tmp_path: Path) -> None:
+    """As Go's compress/gzip in dockerd: no mtime, OS "unknown", lastTime in the extra field."""
+    from engine.drivers.logfile import LogFile, Rotation
+
+    f = LogFile(tmp_path / "c.log", LocalCodec(), Rotation(max_size=100, max_files=2, compress=True))
+    f.write([LogMessage(b"x" * 60, "stdout", NS / 1e9, NS + i) for i in range(3)])
+    f.close()
+    ours = (tmp_path / "c.log.1.gz").read_bytes()
+    theirs = (DOCKERD_FILES / "container.log.1.gz").read_bytes()
+    assert ours[:10] == theirs[:10] == bytes.fromhex("1f8b08040000000000ff")

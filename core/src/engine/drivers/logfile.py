@@ -28,7 +28,6 @@ import logging
 import os
 import struct
 import threading
-import time
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -737,8 +736,9 @@ def _compress_file(path: str, last_ns: int) -> None:
     try:
         with open(path, "rb") as src, open(tmp, "wb") as dst:
             extra = json.dumps({"lastTime": timefmt.rfc3339nano(last_ns)}, separators=(",", ":")).encode()
-            # gzip member header: magic, deflate, FEXTRA, mtime, xfl, OS (unix)
-            dst.write(struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 4, int(time.time()), 0, 3))
+            # gzip member header as Go's compress/gzip writes it for dockerd: magic, deflate,
+            # FEXTRA, no mtime, no xfl, OS 255 (unknown)
+            dst.write(struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 4, 0, 0, 255))
             dst.write(struct.pack("<H", len(extra)) + extra)
             deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
             crc, size = 0, 0
