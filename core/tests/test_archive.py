@@ -19,6 +19,7 @@ import pytest
 
 from engine import archive
 from engine.drivers import layers
+from engine.drivers.layers import _paths, _write
 from engine.drivers.storage import IdMap, IdMapping
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, mknod, trusted.* xattrs)")
@@ -73,7 +74,7 @@ def snapshot(path: Path) -> dict[str, tuple[int, int, int, int, bytes | str | No
 def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the safety cases with the kernel's RESOLVE_IN_ROOT and with the userspace fallback."""
     if request.param == "userspace":
-        monkeypatch.setattr(layers, "_openat2_ok", False)
+        monkeypatch.setattr(_paths, "_openat2_ok", False)
     return request.param
 
 
@@ -388,7 +389,7 @@ def test_fast_headers_match_tarfile() -> None:
             info.linkname = "x/" * rng.randint(0, 52) if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
             if kind == tarfile.CHRTYPE:
                 info.devmajor, info.devminor = rng.randint(0, 255), rng.randint(0, 1 << 20)
-            fast = layers._ustar_header(info)
+            fast = _write._ustar_header(info)
             if fast is not None:
                 checked += 1
                 assert fast == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")

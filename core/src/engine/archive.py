@@ -1,16 +1,17 @@
 """``docker cp``: stat, tar and extract container paths, resolved inside the container's root.
 
-:func:`resolve_in_root(root, path, follow_final=True)` (symlinks resolved
-  as if ``root`` were ``/``); :func:`resolve_container_path(root, path)` (moby's ``ResolvePath``: the
-  directory part resolved, the last element kept unless the path ends in ``/`` or ``/.``);
-  :func:`stat_path(root, path) -> PathStat` (``X-Docker-Container-Path-Stat``: ``PathStat.to_json()``);
-  :func:`tar_path(root, path, out) -> PathStat` (``GET /containers/{id}/archive``: entries rebased to the
-  requested name); :func:`extract_to(root, path, stream, no_overwrite_dir_non_dir=False, chown=None)`
-  (``PUT /containers/{id}/archive``; ``chown=(uid, gid)`` for ``copyUIDGID``). A missing path raises
-  ``FileNotFoundError`` (the containers subsystem answers 404 "Could not find the file ..."); extracting onto a non-directory
-  raises :class:`NotADirectory` ("extraction point is not a directory").
+* :func:`resolve_container_path(root, path)` (moby's ``ResolvePath``: the directory part resolved, the
+  last element kept unless the path ends in ``/`` or ``/.``);
+* :func:`stat_path(root, path) -> PathStat` (``X-Docker-Container-Path-Stat``: ``PathStat.to_json()``);
+* :func:`tar_path(root, path, out) -> PathStat` (``GET /containers/{id}/archive``: entries rebased to the
+  requested name);
+* :func:`extract_to(root, path, stream, no_overwrite_dir_non_dir=False, chown=None)`
+  (``PUT /containers/{id}/archive``; ``chown=(uid, gid)`` for ``copyUIDGID``).
 
-The tar machinery (safe paths, extraction, writing) is the driver SDK's :mod:`engine.drivers.layers`.
+A missing path raises ``FileNotFoundError`` (the containers subsystem answers 404 "Could not find the
+file ..."); extracting onto a non-directory raises ``NotADirectory`` ("extraction point is not a
+directory"). The tar machinery underneath (safe paths, extraction, writing, compression, whiteouts)
+is the driver SDK's :mod:`engine.drivers.layers`, which storage drivers use for their layers.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from engine.drivers.layers import Extractor, NotADirectory, TarWriter, resolve_in_root, walk_tree
 from engine.drivers.storage import IDENTITY, IdMap
-
-# -- docker cp ----------------------------------------------------------------------------------------
+from engine.drivers.timefmt import rfc3339nano
 
 # Go's os.FileMode type bits, as the X-Docker-Container-Path-Stat header carries them
 GO_MODE_DIR = 1 << 31
@@ -60,21 +59,6 @@ def go_file_mode(st_mode: int) -> int:
     return mode
 
 
-def go_time(ns: int) -> str:
-    """A time as Go's ``time.Time`` marshals to JSON (RFC 3339, nanoseconds without trailing zeros)."""
-    sec, frac = divmod(ns, 1_000_000_000)
-    local = datetime.fromtimestamp(sec, UTC).astimezone()
-    offset = local.utcoffset() or timedelta(0)
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    if not offset:
-        return text + "Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
 @dataclass(frozen=True)
 class PathStat:
     """``types.ContainerPathStat``: what ``docker cp`` learns about a path."""
@@ -90,7 +74,7 @@ class PathStat:
             "name": self.name,
             "size": self.size,
             "mode": self.mode,
-            "mtime": go_time(self.mtime_ns),
+            "mtime": rfc3339nano(self.mtime_ns, local=True),
             "linkTarget": self.link_target,
         }
 

@@ -22,11 +22,10 @@ from engine.containers.model import BIND, TMPFS, VOLUME, Container, MountPoint
 from engine.containers.mounts import parse_all
 from engine.containers.state import WAIT_CONDITIONS, WaitResult
 from engine.containers.store import ContainerStore
-from engine.containers.timefmt import now_ns, parse_rfc3339
-from engine.drivers.duration import parse_duration
+from engine.containers.timefmt import now_ns
 from engine.drivers.units import parse_size
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
-from engine.filters import Filters
+from engine.filters import Filters, timestamp_ns
 
 if TYPE_CHECKING:
     from engine.daemon import Daemon
@@ -500,7 +499,7 @@ class ContainerService:
         parsed = Filters.parse(filters, PRUNE_FILTERS)
         until = None
         for value in parsed.get("until"):
-            until = _parse_until(value)
+            until = timestamp_ns(value)
         deleted: list[str] = []
         reclaimed = 0
         for container in sorted(self.store.all(), key=lambda c: c.created):
@@ -675,22 +674,6 @@ def _endpoint_request(ep: dict[str, Any] | None) -> dict[str, Any]:
         if ep.get(key):
             out[key] = ep[key]
     return out
-
-
-def _parse_until(value: str) -> int:
-    """``until`` as Docker takes it: unix seconds, RFC 3339, or a duration like ``10m``."""
-    try:
-        return int(float(value) * 1e9)
-    except ValueError:
-        pass
-    try:
-        return now_ns() - parse_duration(value.strip())
-    except ValueError:
-        pass
-    parsed = parse_rfc3339(value)
-    if parsed:
-        return parsed
-    raise InvalidParameter(f"Invalid filter 'until={value}'")
 
 
 def _quietly(fn: Any, *args: Any, **kwargs: Any) -> None:

@@ -18,6 +18,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 from engine.drivers.logopts import driver_options
 from engine.errors import InvalidParameter
 
+__all__ = ["LogCapabilities", "LogDriver", "LogInfo", "LogMessage", "LogReader", "PartialMeta", "ReadConfig"]
+
 
 @dataclass
 class PartialMeta:

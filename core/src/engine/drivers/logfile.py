@@ -37,6 +37,8 @@ from typing import Protocol
 from engine.drivers import timefmt
 from engine.drivers.log import LogMessage, ReadConfig
 
+__all__ = ["Codec", "LogFile", "LogFileClosed", "Rotation", "messages_of"]
+
 log = logging.getLogger(__name__)
 
 BATCH_BYTES = 256 * 1024  # bytes read per batch of messages handed to the event loop

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
+__all__ = ["NaiveDiffMixin", "changes_dirs", "changes_size", "entry_differs", "same_mtime"]
+
 _CAPABILITY = "security.capability"
 
 

@@ -19,6 +19,8 @@ from typing import TypeVar
 from engine.drivers import libc
 from engine.drivers.libc import CLONE_NEWNET, MNT_DETACH, MS_BIND
 
+__all__ = ["create", "delete", "is_mounted", "run_in"]
+
 T = TypeVar("T")
 
 

@@ -22,10 +22,10 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 from engine import DOCKER_VERSION
 from engine.distribution.auth import AuthConfig
 from engine.distribution.progress import progress_bar
-from engine.drivers.duration import parse_duration
 from engine.drivers.locks import KeyedLocks
+from engine.drivers.timefmt import ZERO_TIME
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError, Unauthorized
-from engine.filters import Filters
+from engine.filters import Filters, timestamp_ns
 from engine.images import changes as change_rules
 from engine.images import gojson, tarball
 from engine.images.layers import EMPTY_LAYER_DIFF_ID, LayerStore
@@ -423,7 +423,7 @@ class ImageService:
         if image.diff_ids:
             rootfs["Layers"] = list(image.diff_ids)
         out["RootFS"] = rootfs
-        out["Metadata"] = {"LastTagTime": image.last_updated or gojson.ZERO_TIME}
+        out["Metadata"] = {"LastTagTime": image.last_updated or ZERO_TIME}
         return out
 
     def history(self, name: str) -> list[dict[str, Any]]:
@@ -584,7 +584,7 @@ class ImageService:
                 raise InvalidParameter(f"Invalid filter 'dangling={','.join(sorted(filters.get('dangling')))}'")
         until = None
         for value in filters.get("until"):
-            until = _parse_until(value)
+            until = timestamp_ns(value)
         candidates = self.store.heads() if dangling_only else self.store.all()
         sizes = {chain: layer.size for chain, layer in self.layers.all().items()}
         top: list[str] = []
@@ -979,27 +979,6 @@ def _single_reference(refs: list[Reference]) -> bool:
     if single is None:
         single = refs[0]
     return len(canonical_names) == 1 and single.name in canonical_names
-
-
-def _parse_until(value: str) -> int:
-    """Docker's timestamp filters: a duration (``24h``, ``10m``) back from now, unix seconds, or RFC 3339."""
-    import re
-
-    now_ns = time.time_ns()
-    m = re.fullmatch(r"((?:[0-9.]+(?:ns|us|µs|ms|s|m|h))+)", value)
-    if m:
-        try:
-            return now_ns - parse_duration(value)
-        except ValueError as exc:
-            raise InvalidParameter(str(exc)) from None
-    if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
-        seconds, _, frac = value.partition(".")
-        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
-    for candidate in (value, value + "Z", value + "T00:00:00Z"):
-        ns = gojson.parse_time(candidate)
-        if ns != gojson.ZERO_NS:
-            return ns
-    raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
 
 
 class _HashingReader:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.drivers.records import write_atomic
+from engine.drivers.timefmt import ZERO_TIME
 from engine.errors import InvalidParameter, NotFound
 from engine.images import gojson
 from engine.images.layers import LayerStore, chain_ids
@@ -45,7 +46,7 @@ class Image:
 
     @property
     def created(self) -> str:
-        return self.config_json.get("created") or gojson.ZERO_TIME
+        return self.config_json.get("created") or ZERO_TIME
 
     @property
     def created_ns(self) -> int:

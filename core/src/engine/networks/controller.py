@@ -18,6 +18,7 @@ import hashlib
 import ipaddress
 import logging
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from engine.drivers.network import (
     SandboxInfo,
 )
 from engine.drivers.records import RecordDir
+from engine.drivers.timefmt import parse_rfc3339nano, rfc3339nano
 from engine.errors import (
     Conflict,
     DriverNotInstalled,
@@ -40,9 +42,9 @@ from engine.errors import (
     InvalidParameter,
     NotFound,
 )
-from engine.filters import Filters
+from engine.filters import Filters, timestamp_ns
 from engine.networks.ipam import DefaultIPAM, IPAMDriver
-from engine.networks.model import Endpoint, Network, SandboxRecord, new_id, rfc3339_nano
+from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
 from engine.networks.sandboxes import SandboxOps, _iface, _netns_in_use, _ports
 from engine.networks.settings import network_resource
 
@@ -184,7 +186,9 @@ class NetworkController(SandboxOps):
                 continue
             if name in existing or not self.daemon.network_drivers.is_installed(drv):
                 continue
-            net = Network(id=new_id(), name=name, driver=drv, created=rfc3339_nano(), predefined=True)
+            net = Network(
+                id=new_id(), name=name, driver=drv, created=rfc3339nano(time.time_ns(), local=True), predefined=True
+            )
             if name == "bridge":
                 net.options = {}
                 net.ipam_options = None
@@ -378,7 +382,7 @@ class NetworkController(SandboxOps):
             id=new_id(),
             name=name,
             driver=driver,
-            created=rfc3339_nano(),
+            created=rfc3339nano(time.time_ns(), local=True),
             internal=bool(internal),
             attachable=bool(attachable),
             enable_ipv6=bool(enable_ipv6),
@@ -580,24 +584,11 @@ def _until(filters: Filters) -> float | None:
     vals = filters.get("until")
     if not vals:
         return None
-    raw = sorted(vals)[0]
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise InvalidParameter(f"invalid until filter: {raw}") from None
+    return timestamp_ns(sorted(vals)[0]) / 1e9
 
 
 def _created_ts(created: str) -> float:
-    from datetime import datetime
-
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", created)
-    if not m:
+    try:
+        return parse_rfc3339nano(created) / 1e9
+    except ValueError:
         return 0.0
-    base = datetime.fromisoformat(m.group(1) + (m.group(3).replace("Z", "+00:00")))
-    return base.timestamp() + float("0" + (m.group(2) or ""))

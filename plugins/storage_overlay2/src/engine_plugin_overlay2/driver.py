@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Self
 
 from engine.drivers import DRIVER_API_VERSION, layers
+from engine.drivers.locks import KeyedLocks
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, Change, CreateOpts, IdMap, StorageDriver, SupportsQuota
 from engine.drivers.units import parse_size
@@ -84,7 +85,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         self.quota: ProjectQuota | None = None  # xfs mounted with pquota only
         self.quota_error = "backing filesystem is not xfs"
         self._refs: dict[str, int] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks = KeyedLocks()  # one per layer id
         self._guard = threading.Lock()
 
     # -- construction ------------------------------------------------------------------------------
@@ -164,10 +165,6 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         if not id or "/" in id or id in (".", "..", LINK_DIR) or id.startswith("engine-probe-"):
             raise InvalidParameter(f"overlay2: invalid layer id {id!r}")
         return self.home / id
-
-    def _lock(self, id: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(id, threading.Lock())
 
     def _lower_links(self, id: str) -> list[str] | None:
         """The ``lower`` file's entries (``l/<short>``), or None for a base layer."""
@@ -272,7 +269,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
 
     def remove(self, id: str) -> None:
         layer = self._dir(id)
-        with self._lock(id):
+        with self._locks(id):
             try:
                 link = (layer / "link").read_text().strip()
             except FileNotFoundError:
@@ -285,8 +282,6 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
                 mounts.unmount(merged)
             if layer.exists():
                 shutil.rmtree(layer)
-        with self._guard:
-            self._locks.pop(id, None)
 
     def get(self, id: str, mount_label: str = "") -> Path:
         layer = self._dir(id)
@@ -297,7 +292,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         if lowers is None:
             return diff  # a base layer: nothing to stack
         merged = layer / "merged"
-        with self._lock(id):
+        with self._locks(id):
             count = self._refs.get(id, 0)
             if count:
                 self._refs[id] = count + 1
@@ -344,7 +339,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
 
     def put(self, id: str) -> None:
         layer = self._dir(id)
-        with self._lock(id):
+        with self._locks(id):
             count = self._refs.get(id, 0) - 1
             if count > 0:
                 self._refs[id] = count
