@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 from engine.drivers.log import LogMessage, PartialMeta
 
+__all__ = ["FRAME", "LENGTH_FRAMING", "LengthFraming", "LocalCodec", "decode_entry", "encode_entry", "frame"]
+
 FRAME = 4  # bytes of each length field
 _SOURCE_FIELDS = {"stdout": b"\x0a\x06stdout", "stderr": b"\x0a\x06stderr"}
 MAX_RECORD = 1 << 20  # a record longer than this is garbage (lines are cut at 16 KiB)

@@ -37,7 +37,7 @@ from typing import Protocol
 from engine.drivers import timefmt
 from engine.drivers.log import LogMessage, ReadConfig
 
-__all__ = ["Codec", "LogFile", "LogFileClosed", "Rotation", "messages_of"]
+__all__ = ["Codec", "Framing", "LineFraming", "LogFile", "LogFileClosed", "Rotation", "messages_of"]
 
 log = logging.getLogger(__name__)
 
