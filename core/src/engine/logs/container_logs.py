@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.drivers.log import LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.drivers.logfile import messages_of
-from engine.drivers.logopts import BLOCKING, CACHE_OPTIONS, NON_BLOCKING, copier_mode
+from engine.drivers.logopts import CACHE_OPTIONS, NON_BLOCKING, copier_mode
 from engine.drivers.timefmt import rfc3339nano
 from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedByEngine
 from engine.logs import cache
@@ -178,8 +178,6 @@ def start_logging(
         driver,
         container_id=container.id,
         hook=daemon.pm.hook.engine_log_message,
-        # mode=non-blocking is the RingDriver's job (create_driver): it never blocks the copier
-        mode=BLOCKING,
         ack=ack,
     )
     copier.start()
