@@ -6,6 +6,12 @@ format (:mod:`engine.drivers.logcodec_local`: length-framed protobuf records), s
 works for them. The cache rotates with ``cache-max-size`` (20m), ``cache-max-file`` (5) and
 ``cache-compress`` (true), and ``cache-disabled=true`` turns it off (then ``docker logs`` answers
 "configured logging driver does not support reading", as before 20.10).
+
+dockerd 20.10 accepts ``cache-max-size``, ``cache-max-file`` and ``cache-compress`` without looking
+at their values and does not apply them (its cache is its ``local`` driver, which reads the
+unprefixed keys: the cache stays 20m x 5 compressed whatever they say; checked against the
+reference dockerd). engine applies them as Docker documents them and refuses bad values at create,
+worded as dockerd words a bad ``cache-disabled``.
 """
 
 from __future__ import annotations
