@@ -14,7 +14,6 @@ from engine.drivers.log import LogDriver, LogMessage, ReadConfig
 from engine.errors import InvalidParameter, NotImplementedByEngine
 from engine.logs import open_reader, start_logging, validate_log_config
 from engine.logs.cache import CACHE_FILE, CachedLogDriver
-from engine_testkit.logs import LogReaderSuite
 
 pytest.importorskip("engine_plugin_json_file", reason="the default log driver (engine-plugin-json-file) is needed")
 
@@ -193,12 +192,35 @@ def test_dual_logging_can_be_disabled(tmp_path: Path) -> None:
     assert not (container.root / CACHE_FILE).exists()
 
 
-class TestCacheReader(
-    LogReaderSuite,
-    driver="discard",
-    rotation={"cache-max-size": "10k", "cache-max-file": "5", "cache-compress": "false"},
-):
-    """The dual-logging cache meets the log reader conformance suite."""
+class SlowDriver(DiscardDriver):
+    """Takes every batch, slowly (a remote target that keeps up, just not fast)."""
 
-    def make_driver(self, info):  # type: ignore[no-untyped-def]
-        return CachedLogDriver(DiscardDriver(info), info)
+    name = "slow"
+
+    def log_many(self, messages: Sequence[LogMessage]) -> None:
+        import time
+
+        time.sleep(0.05)
+        self.seen.extend(m.line for m in messages)
+
+
+def test_close_waits_for_a_backlog_while_the_driver_makes_progress(tmp_path: Path) -> None:
+    """Blocking mode loses nothing at exit: a backlog that takes the driver longer than the close
+    timeout is written in full, since the driver keeps taking it."""
+    daemon = make_daemon(tmp_path)
+    daemon.log_drivers._loaded["slow"] = SlowDriver
+    container = make_container(daemon, "backlog", {"Type": "slow", "Config": {"cache-disabled": "true"}})
+    SlowDriver.seen = []
+
+    async def burst() -> AsyncIterator[tuple[str, int, bytes]]:
+        # 200k lines: well past the copier's high-water mark, so most are still unread when the
+        # close starts, and a dozen batches of 0.05 s each
+        for i in range(200):
+            yield ("stdout", 1_700_000_000_000_000_000 + i, b"".join(b"%d\n" % (i * 1000 + j) for j in range(1000)))
+
+    async def scenario() -> None:
+        logger = start_logging(daemon, container, burst())
+        await logger.close(0.2)
+
+    asyncio.run(scenario())
+    assert SlowDriver.seen == [b"%d" % i for i in range(200_000)]

@@ -1,5 +1,5 @@
 """The log reader suite follows the one subclass convention of the three suites (``driver_name``,
-``driver_options``, plus its own ``rotation_options``); the older class-argument spelling maps onto it."""
+``driver_options``, plus its own ``rotation_options``, ``cache`` and ``time_precision_ns``)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,8 @@ def test_attributes_are_the_convention() -> None:
 
     suite = Mine()
     assert suite.driver_class().name == "json-file"
-    assert (suite.driver, suite.options, suite.rotation) == ("json-file", {"tag": "x"}, Mine.rotation_options)
-
-
-def test_the_older_class_arguments_set_the_same_attributes() -> None:
-    class Old(LogReaderSuite, driver="json-file", options={"tag": "x"}, rotation={"max-size": "10k"}): ...
-
-    assert (Old.driver_name, Old.driver_options, Old.rotation_options) == (
+    assert (suite.driver_name, suite.driver_options, suite.rotation_options) == (
         "json-file",
         {"tag": "x"},
-        {"max-size": "10k"},
+        Mine.rotation_options,
     )

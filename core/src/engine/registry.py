@@ -80,6 +80,7 @@ LOG = DriverKind(
         "json-file": "engine-plugin-json-file",
         "syslog": "engine-plugin-syslog",
         "journald": "engine-plugin-journald",
+        "local": "engine-plugin-local",
         "none": "engine-core",
     },
     explicit_only={},

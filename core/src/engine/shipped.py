@@ -19,6 +19,7 @@ SHIPPED = frozenset(
         "engine-plugin-host",
         "engine-plugin-journald",
         "engine-plugin-json-file",
+        "engine-plugin-local",
         "engine-plugin-none",
         "engine-plugin-overlay2",
         "engine-plugin-syslog",

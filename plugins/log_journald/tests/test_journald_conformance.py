@@ -15,7 +15,9 @@ from engine.drivers.log import LogInfo
 from engine_testkit.logs import LogReaderSuite
 
 
-class TestJournaldReader(LogReaderSuite, driver="journald"):
+class TestJournaldReader(LogReaderSuite):
+    driver_name = "journald"
+    time_precision_ns = 1000  # journald keeps microseconds
     salt = ""
 
     @pytest.fixture(autouse=True)

@@ -8,9 +8,17 @@ A reader-capable log driver proves itself with a subclass, as the storage and ne
 
 ``driver_name`` is the entry-point name (loading it by name also proves the packaging),
 ``driver_options`` the ``--log-opt`` values every driver instance gets, ``rotation_options`` options
-that make the driver rotate quickly (omit them and the rotation cases skip, saying so). Override
-:meth:`make_driver` for drivers that need more than a ``LogInfo``. (The older spelling as class
-arguments, ``LogReaderSuite, driver=..., options=..., rotation=...``, still sets these attributes.)
+that make the driver rotate quickly (omit them and the rotation cases skip, saying so),
+``time_precision_ns`` what the driver keeps of a timestamp (1: nanoseconds; journald keeps
+microseconds). ``cache = True`` runs the suite against the daemon's dual-logging cache in front of
+the driver (for a driver that cannot read back; ``driver_name = "none"`` tests the cache alone)::
+
+    class TestCacheReader(LogReaderSuite):
+        driver_name = "none"
+        cache = True
+        rotation_options = {"cache-max-size": "10k"}
+
+Override :meth:`make_driver` for drivers that need more than a ``LogInfo``.
 
 Each driver instance made for a test is a "container": a later instance for the same container
 must read what an earlier one wrote (a stopped container's logs). What is compared is what
@@ -23,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -92,33 +100,10 @@ class LogReaderSuite:
     driver_options: ClassVar[dict[str, str]] = {}
     #: options that make the driver rotate within a few kilobytes (None: the rotation cases skip)
     rotation_options: ClassVar[dict[str, str] | None] = None
-
-    #: the older class-argument spelling (``LogReaderSuite, driver="x", rotation={...}``)
-    _CLASS_ARGUMENTS: ClassVar[dict[str, str]] = {
-        "driver": "driver_name",
-        "options": "driver_options",
-        "rotation": "rotation_options",
-    }
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        # class arguments (the older spelling) set the attributes every suite uses; any other class
-        # argument naming an attribute of the suite sets that attribute
-        for key in [k for k in kwargs if k in cls._CLASS_ARGUMENTS or hasattr(cls, k)]:
-            setattr(cls, cls._CLASS_ARGUMENTS.get(key, key), kwargs.pop(key))
-        super().__init_subclass__(**kwargs)
-
-    # the older attribute names, read-only, for code written against them
-    @property
-    def driver(self) -> str:
-        return self.driver_name
-
-    @property
-    def options(self) -> dict[str, str]:
-        return self.driver_options
-
-    @property
-    def rotation(self) -> dict[str, str] | None:
-        return self.rotation_options
+    #: run against the dual-logging cache in front of the driver
+    cache: ClassVar[bool] = False
+    #: what the driver keeps of a timestamp, in nanoseconds
+    time_precision_ns: ClassVar[int] = 1
 
     # -- driver construction -----------------------------------------------------------------------
 
@@ -126,7 +111,7 @@ class LogReaderSuite:
         if not self.driver_name:
             pytest.skip("LogReaderSuite: set driver_name in the subclass")
         cls = DriverRegistry[LogDriver](LOG).load(self.driver_name)
-        if not hasattr(cls, "read_logs"):
+        if not hasattr(cls, "read_logs") and not self.cache:
             pytest.skip(f"log driver {self.driver_name} cannot read logs back")
         return cls
 
@@ -137,6 +122,10 @@ class LogReaderSuite:
         """One driver instance for ``info`` (override for drivers that need more)."""
         cls = self.driver_class()
         cls.validate_options(info.config)
+        if self.cache:
+            from engine.logs.cache import CachedLogDriver
+
+            return CachedLogDriver(cls(info), info)
         return cls(info)
 
     @pytest.fixture
@@ -381,6 +370,98 @@ class LogReaderSuite:
         for tail in (1, 10, len(stored) - 1, len(stored), len(stored) + 5):
             got = run(read_all(reader, ReadConfig(tail=tail)))
             assert shown(got) == shown(stored[-tail:]), tail
+
+    # -- several readers at once, long lines through the copier, timestamps ---------------------------
+
+    def test_several_readers_at_once(self, factory: Callable[..., LogDriver]) -> None:
+        """Followers that start before, during and after the writing (tail -1 and 0), and plain
+        reads taken meanwhile, all at once: each sees a consistent, complete, ordered stream."""
+        driver = factory("readers")
+        now = time.time_ns()
+        mm = [message("stdout", b"line %05d %s" % (i, b"s" * 30), now + i * 1000) for i in range(1500)]
+
+        async def scenario() -> tuple[list[list[LogMessage]], list[LogMessage], list[list[LogMessage]]]:
+            early = [
+                asyncio.ensure_future(_collect(driver.read_logs(ReadConfig(tail=-1, follow=True)))) for _ in range(3)
+            ]  # type: ignore[attr-defined]
+            await asyncio.to_thread(driver.log_many, mm[:500])
+            late_all = asyncio.ensure_future(_collect(driver.read_logs(ReadConfig(tail=-1, follow=True))))  # type: ignore[attr-defined]
+            late_new = asyncio.ensure_future(_collect(driver.read_logs(ReadConfig(tail=0, follow=True))))  # type: ignore[attr-defined]
+            snapshots = [asyncio.ensure_future(read_all(driver, ReadConfig(tail=-1))) for _ in range(3)]
+            for i in range(500, len(mm), 50):
+                await asyncio.to_thread(driver.log_many, mm[i : i + 50])
+            await asyncio.to_thread(driver.close)
+            followers = list(await asyncio.gather(*early, late_all))
+            return followers, await late_new, list(await asyncio.gather(*snapshots))
+
+        followers, new_only, snapshots = run(scenario())
+        for got in followers:
+            assert shown(got) == shown(mm)
+        assert shown(new_only) == shown(mm[500:])
+        index = {m.line: i for i, m in enumerate(mm)}
+        for got in snapshots:  # what was stored when each read started, in order
+            assert len(got) >= 500
+            start = index[got[0].line]
+            assert shown(got) == shown(mm[start : start + len(got)])
+
+    def test_long_lines_are_split_and_joined(self, factory: Callable[..., LogDriver]) -> None:
+        """Container output through the daemon's copier: lines of 16 KiB and more are stored as
+        pieces and read back as the bytes the container wrote, newlines where it wrote them."""
+        from engine.logs import Copier
+
+        driver = factory("longlines")
+        output = b"".join(
+            [
+                b"short\n",
+                b"a" * 40_000 + b"\n",  # three pieces
+                b"b" * 16_384 + b"\n",  # exactly one buffer: a full piece and an empty last one
+                b"c" * 16_383 + b"\n",  # one below: a plain line
+                b"\n",
+                b"d" * 20_000,  # no newline at the end of the output
+            ]
+        )
+
+        async def chunks() -> AsyncIterator[tuple[str, int, bytes]]:
+            for i in range(0, len(output), 7000):  # chunk edges fall anywhere in the lines
+                yield ("stdout", time.time_ns(), output[i : i + 7000])
+
+        async def scenario() -> list[LogMessage]:
+            copier = Copier(chunks(), driver, container_id="c" * 64)
+            copier.start()
+            await copier.wait()
+            return await read_all(driver, ReadConfig())
+
+        got = run(scenario())
+        assert b"".join(m.with_newline() for m in got) == output
+        assert max(len(m.line) for m in got) <= 16_384
+        pieces = [m for m in got if m.partial is not None]
+        # the pieces of one line carry its first piece's time (a1 and a2 of the 40000-byte line)
+        assert len(pieces) >= 5 and pieces[0].time_ns == pieces[1].time_ns
+
+    def test_timestamps(self, factory: Callable[..., LogDriver]) -> None:
+        """Times come back as written, to the driver's precision, with the stream of each line;
+        ``since`` and ``until`` compare at that precision too."""
+        driver = factory("times")
+        base = 1_700_000_000_123_456_789
+        mm = [
+            message("stdout", b"first", base),
+            message("stderr", b"same instant", base),
+            message("stdout", b"one ns later", base + 1),
+            message("stderr", b"a second later", base + 1_000_000_789),
+            message("stdout", b"a year later", base + 365 * 86400 * 1_000_000_000),
+        ]
+        self.log_all(driver, mm)
+        precision = self.time_precision_ns
+
+        def stamps(messages: list[LogMessage]) -> list[tuple[str, bytes, int]]:
+            return [(m.source, m.line, m.time_ns // precision * precision) for m in messages]
+
+        got = run(read_all(driver, ReadConfig()))
+        assert stamps(got) == stamps(mm)
+        since = run(read_all(driver, ReadConfig(since_ns=mm[3].time_ns // precision * precision)))
+        assert stamps(since) == stamps(mm[3:])
+        until = run(read_all(driver, ReadConfig(until_ns=mm[3].time_ns - precision)))
+        assert stamps(until) == stamps(mm[:3])
 
 
 async def _collect(iterator: Any, into: list[LogMessage] | None = None) -> list[LogMessage]:

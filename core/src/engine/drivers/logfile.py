@@ -28,7 +28,6 @@ import logging
 import os
 import struct
 import threading
-import time
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from typing import Protocol
 from engine.drivers import timefmt
 from engine.drivers.log import LogMessage, ReadConfig
 
-__all__ = ["Codec", "LogFile", "LogFileClosed", "Rotation", "messages_of"]
+__all__ = ["Codec", "Framing", "LineFraming", "LogFile", "LogFileClosed", "Rotation", "messages_of"]
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +46,74 @@ BLOCK = 64 * 1024  # backwards scan block for tail
 
 
 class Codec(Protocol):
-    """How messages become lines. ``encode`` returns one line ending in ``\\n`` (and no other
-    newline); ``decode`` gets that line without its ``\\n`` and raises ``ValueError`` on garbage.
-    A codec may add ``encode_many(messages) -> list[bytes]``, a faster batch ``encode``."""
+    """How messages become records. By default a record is a line: ``encode`` returns one line
+    ending in ``\\n`` (and no other newline); ``decode`` gets that line without its ``\\n`` and
+    raises ``ValueError`` on garbage. A codec may add ``encode_many(messages) -> list[bytes]``, a
+    faster batch ``encode``, and a ``framing`` attribute (a :class:`Framing`) for records that are
+    not lines (dockerd's ``local`` format: :mod:`engine.drivers.logcodec_local`)."""
 
     def encode(self, message: LogMessage) -> bytes: ...
 
     def decode(self, line: bytes) -> LogMessage: ...
+
+
+class Framing(Protocol):
+    """How records sit in the file: what the reader needs to find them forwards and backwards."""
+
+    def split(self, data: bytes) -> tuple[list[bytes], int]:
+        """The complete records at the start of ``data`` (as ``decode`` takes them) and the bytes
+        they take; ``ValueError`` when ``data`` cannot be records."""
+        ...
+
+    def join(self, records: Sequence[bytes]) -> bytes:
+        """Records back into file bytes (the inverse of ``split``)."""
+        ...
+
+    def tail_offset(self, fd: int, size: int, wanted: int) -> tuple[int, int]:
+        """Where the last ``wanted`` records of ``[0, size)`` of ``fd`` start, and how many
+        records that is (fewer when the file has fewer)."""
+        ...
+
+
+class LineFraming:
+    """Newline-terminated records (json-file). A last line without its newline still counts."""
+
+    def split(self, data: bytes) -> tuple[list[bytes], int]:
+        end = data.rfind(b"\n") + 1
+        return (data[: end - 1].split(b"\n"), end) if end else ([], 0)
+
+    def join(self, records: Sequence[bytes]) -> bytes:
+        return b"".join(r + b"\n" for r in records)
+
+    def tail_offset(self, fd: int, size: int, wanted: int) -> tuple[int, int]:
+        return _tail_offset(fd, size, wanted)
+
+    @staticmethod
+    def unterminated(rest: bytes) -> list[bytes]:
+        return [rest] if rest else []
+
+
+LINE_FRAMING = LineFraming()
+
+
+def framing_of(codec: Codec) -> Framing:
+    return getattr(codec, "framing", LINE_FRAMING)
+
+
+def _split(framing: Framing, data: bytes) -> tuple[list[bytes], int]:
+    """``framing.split`` that survives a corrupt file: the bad part is skipped with a warning."""
+    try:
+        return framing.split(data)
+    except ValueError as exc:
+        log.warning("skipping %d bytes of a damaged log file: %s", len(data), exc)
+        return [], len(data)
+
+
+def _unterminated(framing: Framing, rest: bytes) -> list[bytes]:
+    """What is left after the last complete record at the end of a file (a line without its
+    newline counts; a partial length-framed record does not)."""
+    finish = getattr(framing, "unterminated", None)
+    return finish(rest) if finish is not None and rest else []
 
 
 @dataclass(frozen=True)
@@ -334,8 +394,8 @@ class LogFile:
                     await waiter.event.wait()
             elif size > read_size:
                 end = min(size, read_size + 4 * BATCH_BYTES)
-                batch = await _in_thread(reader.read_range, snapshot.fd, read_size, end)
-                read_size = end
+                batch, used = await _in_thread(reader.read_range, snapshot.fd, read_size, end, end == size)
+                read_size += used
                 if batch:
                     yield batch
             elif closed:
@@ -418,10 +478,13 @@ class _Source:
         """The time of the file's last message, to skip whole files older than ``since``."""
         if self.gz:
             return _gzip_last_time(self.fd)
-        start, _ = _tail_offset(self.fd, self.size, 1)
-        line = os.pread(self.fd, self.size - start, start).rstrip(b"\n")
+        framing = framing_of(codec)
+        start, _ = framing.tail_offset(self.fd, self.size, 1)
+        data = os.pread(self.fd, self.size - start, start)
+        records, used = _split(framing, data)
+        records += _unterminated(framing, data[used:])
         try:
-            return codec.decode(line).time_ns if line else None
+            return codec.decode(records[-1]).time_ns if records and records[-1] else None
         except ValueError:
             return None
 
@@ -475,6 +538,7 @@ class _Reader:
 
     def __init__(self, codec: Codec, config: ReadConfig) -> None:
         self.codec = codec
+        self.framing = framing_of(codec)
         self.config = config
         self.since = config.since_ns
         self.done = False  # a message after ``until`` was seen: nothing more to send
@@ -503,32 +567,45 @@ class _Reader:
 
     def read_chunks(self, chunks: Iterator[bytes]) -> Iterator[list[LogMessage]]:
         rest = b""
+        framing = self.framing
         for chunk in chunks:
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            yield self.decode_lines(lines)
+            data = rest + chunk if rest else chunk
+            records, used = _split(framing, data)
+            rest = data[used:]
+            yield self.decode_lines(records)
             if self.done:
                 return
         if rest:
-            yield self.decode_lines([rest])
+            yield self.decode_lines(_unterminated(framing, rest))
 
     def read_source(self, source: _Source) -> Iterator[list[LogMessage]]:
         return self.read_chunks(source.chunks())
 
-    def read_range(self, fd: int, start: int, end: int) -> list[LogMessage]:
-        """Complete lines in ``[start, end)`` (the writer only publishes whole lines)."""
+    def read_range(self, fd: int, start: int, end: int, whole: bool) -> tuple[list[LogMessage], int]:
+        """The records in ``[start, end)`` and the bytes they take. ``whole``: ``end`` is where the
+        writer stopped (it publishes whole records); else ``end`` may cut a record, which is left
+        for the next read."""
         data = _pread_all(fd, start, end)
-        return self.decode_lines(data.split(b"\n"))
+        records, used = _split(self.framing, data)
+        if whole:
+            records += _unterminated(self.framing, data[used:])
+            used = len(data)
+        elif not used and len(data) >= 4 * BATCH_BYTES:  # no record is that long: garbage, skip it
+            used = len(data)
+        return self.decode_lines(records), used
 
     def iter_range(self, fd: int, start: int, end: int) -> Iterator[list[LogMessage]]:
         """``[start, end)`` of a file no longer written, in batches."""
         while start < end and not self.done:
             stop = min(end, start + 4 * BATCH_BYTES)
             data = _pread_all(fd, start, stop)
-            cut = data.rfind(b"\n") + 1 if stop < end else len(data)
-            if cut == 0:  # no line is that long (16 KiB pieces, escaped at most 6x); garbage: skip it
+            records, cut = _split(self.framing, data)
+            if stop >= end:
+                records += _unterminated(self.framing, data[cut:])
                 cut = len(data)
-            yield self.decode_lines(data[:cut].split(b"\n"))
+            elif cut == 0:  # no record is that long (16 KiB pieces, escaped at most 6x); garbage: skip it
+                cut = len(data)
+            yield self.decode_lines(records)
             start += cut
 
     def initial(self, snapshot: _Snapshot) -> Iterator[list[LogMessage]]:
@@ -557,13 +634,13 @@ class _Reader:
             if wanted <= 0:
                 break
             if isinstance(source, _Source) and source.gz:
-                lines = collections.deque(_lines(source.chunks()), maxlen=wanted)
-                wanted -= len(lines)
-                parts.append(iter([b"\n".join(lines) + b"\n"] if lines else []))
+                records = collections.deque(_records(self.framing, source.chunks()), maxlen=wanted)
+                wanted -= len(records)
+                parts.append(iter([self.framing.join(records)] if records else []))
                 continue
             if source.fd is None or source.fd < 0 or source.size == 0:
                 continue
-            start, found = _tail_offset(source.fd, source.size, wanted)
+            start, found = self.framing.tail_offset(source.fd, source.size, wanted)
             wanted -= found
             parts.append(_range_chunks(source.fd, start, source.size))
         for chunks in reversed(parts):
@@ -594,14 +671,14 @@ def _range_chunks(fd: int, start: int, end: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _records(framing: Framing, chunks: Iterator[bytes]) -> Iterator[bytes]:
     rest = b""
     for chunk in chunks:
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield from lines
-    if rest:
-        yield rest
+        data = rest + chunk if rest else chunk
+        records, used = _split(framing, data)
+        rest = data[used:]
+        yield from records
+    yield from _unterminated(framing, rest)
 
 
 def _pread_all(fd: int, start: int, end: int) -> bytes:
@@ -661,8 +738,9 @@ def _compress_file(path: str, last_ns: int) -> None:
     try:
         with open(path, "rb") as src, open(tmp, "wb") as dst:
             extra = json.dumps({"lastTime": timefmt.rfc3339nano(last_ns)}, separators=(",", ":")).encode()
-            # gzip member header: magic, deflate, FEXTRA, mtime, xfl, OS (unix)
-            dst.write(struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 4, int(time.time()), 0, 3))
+            # gzip member header as Go's compress/gzip writes it for dockerd: magic, deflate,
+            # FEXTRA, no mtime, no xfl, OS 255 (unknown)
+            dst.write(struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 4, 0, 0, 255))
             dst.write(struct.pack("<H", len(extra)) + extra)
             deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
             crc, size = 0, 0

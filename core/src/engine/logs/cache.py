@@ -1,23 +1,26 @@
 """Dual logging (dockerd 20.10): a local copy of the logs of drivers that cannot read back.
 
 Every message given to such a driver (syslog, gelf, fluentd...) is also written to
-``<container dir>/container-cached.log``, so ``docker logs`` works for them. The cache rotates
-with ``cache-max-size`` (20m), ``cache-max-file`` (5) and ``cache-compress`` (true), and
-``cache-disabled=true`` turns it off (then ``docker logs`` answers "configured logging driver
-does not support reading", as before 20.10).
+``<container dir>/container-cached.log`` (where dockerd keeps it), in dockerd's ``local`` driver
+format (:mod:`engine.drivers.logcodec_local`: length-framed protobuf records), so ``docker logs``
+works for them. The cache rotates with ``cache-max-size`` (20m), ``cache-max-file`` (5) and
+``cache-compress`` (true), and ``cache-disabled=true`` turns it off (then ``docker logs`` answers
+"configured logging driver does not support reading", as before 20.10).
 
-The file format is engine's own (dockerd uses its ``local`` driver's protobuf framing), one
-line per message: ``<unix ns> <o|e>[p] <line>`` where ``p`` marks a piece of a long line that
-is not the last one and the line escapes ``\\`` and newline.
+dockerd 20.10 accepts ``cache-max-size``, ``cache-max-file`` and ``cache-compress`` without looking
+at their values and does not apply them (its cache is its ``local`` driver, which reads the
+unprefixed keys: the cache stays 20m x 5 compressed whatever they say; checked against the
+reference dockerd). engine applies them as Docker documents them and refuses bad values at create,
+worded as dockerd words a bad ``cache-disabled``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
-from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, PartialMeta, ReadConfig
+from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, ReadConfig
+from engine.drivers.logcodec_local import LocalCodec
 from engine.drivers.logfile import LogFile, Rotation, messages_of
 from engine.drivers.logopts import (
     CACHE_COMPRESS,
@@ -30,34 +33,6 @@ from engine.drivers.units import ram_in_bytes
 
 CACHE_FILE = "container-cached.log"
 DEFAULT_ROTATION = Rotation(max_size=20 * 1024 * 1024, max_files=5, compress=True)
-
-_UNESCAPE = re.compile(rb"\\(.)", re.S)
-
-
-def _unescape(match: re.Match[bytes]) -> bytes:
-    return b"\n" if match.group(1) == b"n" else match.group(1)
-
-
-class CacheCodec:
-    def encode(self, message: LogMessage) -> bytes:
-        line = message.line
-        if b"\\" in line or b"\n" in line:
-            line = line.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
-        flags = b"o" if message.source == "stdout" else b"e"
-        if message.partial is not None and not message.partial.last:
-            flags += b"p"
-        return b"%d %s %s\n" % (message.time_ns, flags, line)
-
-    def decode(self, line: bytes) -> LogMessage:
-        try:
-            stamp, flags, payload = line.split(b" ", 2)
-            ts = int(stamp)
-        except ValueError:
-            raise ValueError("not a cache line") from None
-        if b"\\" in payload:
-            payload = _UNESCAPE.sub(_unescape, payload)
-        partial = PartialMeta("", 0, False) if flags.endswith(b"p") else None
-        return LogMessage(payload, "stdout" if flags[:1] == b"o" else "stderr", ts / 1e9, ts, partial)
 
 
 def cache_enabled(options: Mapping[str, str]) -> bool:
@@ -79,7 +54,7 @@ def cache_rotation(options: Mapping[str, str]) -> Rotation:
 
 
 def cache_file(log_dir: Path, options: Mapping[str, str]) -> LogFile:
-    return LogFile(log_dir / CACHE_FILE, CacheCodec(), cache_rotation(options))
+    return LogFile(log_dir / CACHE_FILE, LocalCodec(), cache_rotation(options))
 
 
 class CachedLogDriver(LogDriver):

@@ -27,16 +27,18 @@ from typing import Any
 
 from engine.drivers.log import LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.drivers.logfile import messages_of
-from engine.drivers.logopts import CACHE_OPTIONS, copier_mode
+from engine.drivers.logopts import CACHE_OPTIONS, NON_BLOCKING, copier_mode
 from engine.drivers.timefmt import rfc3339nano
 from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedByEngine
 from engine.logs import cache
 from engine.logs.copier import Chunk, Copier
+from engine.logs.ring import RingDriver, call_bounded
 from engine.shipped import install_hint
 
 log = logging.getLogger(__name__)
 
 NONE = "none"
+CLOSE_TIMEOUT = 10.0  # dockerd's loggerCloseTimeout: a driver's close is not waited for longer
 READ_NOT_SUPPORTED = "configured logging driver does not support reading"
 
 
@@ -108,11 +110,16 @@ def can_read(driver_cls: type[LogDriver]) -> bool:
 
 
 def create_driver(daemon: Any, container: Any) -> LogDriver:
-    """The container's log driver, wrapped with the local cache when it cannot read back."""
+    """The container's log driver, as dockerd's ``StartLogger`` assembles it: behind a drop-oldest
+    buffer with ``mode=non-blocking`` (so a stuck target holds up nothing, the cache included),
+    then wrapped with the local cache when it cannot read back."""
     name, options = log_config_of(daemon, container)
     cls = _driver_class(daemon, name)
     info = make_log_info(daemon, container)
     driver = cls(info)
+    mode, max_buffer = copier_mode(options)
+    if mode == NON_BLOCKING and name != NONE:
+        driver = RingDriver(driver, max_buffer)
     if name != NONE and not can_read(cls) and cache.cache_enabled(options):
         log.info(
             "configured log driver %s does not support reads, enabling local file cache for the logs of container %s",
@@ -131,17 +138,32 @@ class ContainerLogger:
         self.copier = copier
 
     async def close(self, timeout: float | None = None) -> None:
-        """After the output source ended: wait until everything is written, close the driver."""
-        try:
-            await asyncio.wait_for(self.copier.wait(), timeout)
-        except TimeoutError:
-            await self.copier.stop()
-        await asyncio.to_thread(self.driver.close)
+        """After the output source ended: wait until everything is written, close the driver.
+
+        The wait lasts as long as the driver keeps taking messages: ``timeout`` is how long it may
+        take none before the copier is stopped (a stuck driver), not a bound on a long backlog,
+        which the spool lets a container leave behind in a burst (blocking mode loses nothing)."""
+        stats = self.copier.stats
+        while True:
+            delivered = stats.messages
+            try:
+                await asyncio.wait_for(self.copier.wait(), timeout)
+                break
+            except TimeoutError:
+                if stats.messages == delivered:
+                    await self.copier.stop()
+                    break
+        await self._close_driver()
 
     async def stop(self) -> None:
         """Stop copying now (daemon shutdown); what was read is written; the driver is closed."""
         await self.copier.stop()
-        await asyncio.to_thread(self.driver.close)
+        await self._close_driver()
+
+    async def _close_driver(self) -> None:
+        # a driver stuck on its target must not hold up the container's exit or the daemon's stop
+        what = f"closing log driver {self.driver.name} of container {self.copier.container_id[:12]}"
+        await asyncio.to_thread(call_bounded, self.driver.close, CLOSE_TIMEOUT, what)
 
 
 def start_logging(
@@ -152,15 +174,11 @@ def start_logging(
     The ``none`` driver still gets a copier: the output has to be drained from the spool.
     """
     driver = create_driver(daemon, container)
-    _, options = log_config_of(daemon, container)
-    mode, max_buffer = copier_mode(options)
     copier = Copier(
         source,
         driver,
         container_id=container.id,
         hook=daemon.hooks.log_message if daemon.hooks.wants_log_messages() else None,
-        mode=mode,
-        max_buffer_size=max_buffer,
         ack=ack,
     )
     copier.start()

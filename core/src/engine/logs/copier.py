@@ -12,9 +12,10 @@ daemon resumes there.
 - Lines of 16 KiB or more are cut into partial messages (``PartialMeta`` id/ordinal/last,
   all pieces with the first piece's time); a fragment left at end of stream is flushed as a
   partial that is not last (json-file then stores it without a newline).
-- ``mode=blocking`` (default): when the driver is slow, reading the spool waits (the spool
-  grows, the container does not notice). ``mode=non-blocking``: messages wait in a buffer of
-  ``max-buffer-size`` bytes and the oldest are dropped when it is full (as Docker documents).
+- The copier never drops: when the driver is slow, reading the spool waits (the spool grows,
+  the container does not notice); that is ``mode=blocking``. ``mode=non-blocking`` is the
+  driver's wrapper, :mod:`engine.logs.ring` (drop-oldest beyond ``max-buffer-size``, a thread of
+  its own), so the copier in front of it never waits.
 - Every message is also offered to the ``engine_log_message`` hook, only when a plugin
   implements it (checked per batch, so the hot path stays cheap otherwise).
 """
@@ -33,12 +34,11 @@ from typing import Any
 
 from engine import opcounters
 from engine.drivers.log import LogDriver, LogMessage, PartialMeta
-from engine.drivers.logopts import BLOCKING, DEFAULT_MAX_BUFFER_SIZE, NON_BLOCKING
 
 log = logging.getLogger(__name__)
 
 MAX_LINE = 16 * 1024  # moby's copier buffer: longer lines become partial messages
-HIGH_WATER_BYTES = 1 << 20  # blocking mode: stop reading the spool with this much unwritten
+HIGH_WATER_BYTES = 1 << 20  # stop reading the spool with this much unwritten
 HIGH_WATER_MESSAGES = 16384
 ACK_INTERVAL = 0.2  # seconds between spool acknowledgements
 
@@ -50,7 +50,6 @@ _STREAMS = {1: "stdout", 2: "stderr", "stdout": "stdout", "stderr": "stderr"}
 class CopierStats:
     messages: int = 0
     bytes: int = 0  # output bytes read (newlines included)
-    dropped: int = 0  # non-blocking mode: oldest messages dropped when the buffer was full
     errors: int = 0  # driver errors
 
 
@@ -119,18 +118,12 @@ class Copier:
         *,
         container_id: str = "",
         hook: Any = None,
-        mode: str = BLOCKING,
-        max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
         ack: Callable[[int], None] | None = None,
     ) -> None:
-        if mode not in (BLOCKING, NON_BLOCKING):
-            raise ValueError(f"logger: logging mode not supported: {mode}")
         self.source = source
         self.driver = driver
         self.container_id = container_id
         self.hook = hook  # Hooks.log_message when a plugin tees log messages, or None
-        self.mode = mode
-        self.max_buffer_size = max_buffer_size
         self.ack = ack  # blocking; called from the worker thread
         self.stats = CopierStats()
         self._splitters = {"stdout": _LineSplitter("stdout"), "stderr": _LineSplitter("stderr")}
@@ -219,21 +212,11 @@ class Copier:
                 self._cond.notify()
 
     def _put(self, messages: list[LogMessage], offset: int | None, size: int) -> None:
-        """Queue messages of ``size`` bytes (lock held); non-blocking mode drops the oldest
-        beyond the buffer size."""
+        """Queue messages of ``size`` bytes (lock held)."""
         if offset is not None:
             self._queued_offset = offset
-        queue = self._queue
-        queue.extend(messages)
+        self._queue.extend(messages)
         self._queued_bytes += size
-        if self.mode == NON_BLOCKING and self._queued_bytes > self.max_buffer_size:
-            dropped = 0
-            while self._queued_bytes > self.max_buffer_size and len(queue) > 1:
-                self._queued_bytes -= len(queue.popleft().line) + 1
-                dropped += 1
-            self.stats.dropped += dropped
-            if dropped:
-                opcounters.LOG_DROPPED.inc(self.driver.name, dropped)
 
     async def _enqueue(self, messages: list[LogMessage], offset: int | None, size: int) -> None:
         assert self._drained is not None
@@ -245,8 +228,6 @@ class Copier:
         with self._cond:
             self._put(messages, offset, size)
             self._cond.notify()
-        if self.mode != BLOCKING:
-            return
         while True:
             with self._cond:
                 if (self._queued_bytes <= HIGH_WATER_BYTES and len(self._queue) <= HIGH_WATER_MESSAGES) or self.done:
