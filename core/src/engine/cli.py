@@ -93,6 +93,8 @@ async def _run(config: DaemonConfig, pm: pluggy.PluginManager, schema: ConfigSch
         if metrics is not None:
             await metrics.stop()
         return fail(getattr(exc, "message", None) or f"failed to start daemon: {exc}")
+    if metrics is not None:
+        metrics.daemon_started()
     systemd.ready()
     systemd.start_watchdog(loop)
     await stopping.wait()

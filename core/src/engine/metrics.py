@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from engine import hookimpl, opcounters
+from engine import opcounters
 from engine.api import request_log
 from engine.config_options import split_listen_address
 from engine.errors import ConfigError
@@ -138,10 +138,9 @@ class DaemonCollector(Collector):
 
     def _fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {}
-        for subsystem in self.daemon.subsystems:
-            contribute = getattr(subsystem, "info_fields", None)
-            if contribute is not None:
-                fields.update(contribute())
+        daemon = self.daemon
+        for contribute in (daemon.images.info_fields, daemon.containers.info_fields):
+            fields.update(contribute())
         return fields
 
     def collect(self) -> Iterator[Metric]:
@@ -218,7 +217,6 @@ class MetricsServer:
         self.daemon = daemon
         self.runner: web.AppRunner | None = None
         self._collector: DaemonCollector | None = None
-        self._hooks: _Hooks | None = None
 
     async def start(self) -> None:
         """:raises ConfigError: the address cannot be listened on."""
@@ -239,14 +237,20 @@ class MetricsServer:
             self.runner = None
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise ConfigError(f"failed to start metrics server: listen tcp {addr}: bind: {reason}") from None
-        self._collector = DaemonCollector(self.daemon)
-        REGISTRY.register(self._collector)
         self.daemon.events.add_observer(_count_event)
         EVENT_SUBSCRIBERS.set_function(self.daemon.events.subscriber_count)
         request_log.observers.append(_observe)
-        self._hooks = _Hooks()
-        self.daemon.pm.register(self._hooks, name="engine-metrics")
         log.info("metrics API listening on %s", addr)
+
+    def daemon_started(self) -> None:
+        """Once the daemon has started: time its storage driver's operations, count its containers and images."""
+        if self.runner is None:
+            return
+        if self.daemon.storage is not None:
+            instrument_storage(self.daemon.storage)
+        # the subsystems the collector reads exist only now (it is asked once at registration)
+        self._collector = DaemonCollector(self.daemon)
+        REGISTRY.register(self._collector)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         import asyncio
@@ -262,9 +266,6 @@ class MetricsServer:
     async def stop(self) -> None:
         if _observe in request_log.observers:
             request_log.observers.remove(_observe)
-        if self._hooks is not None:
-            self.daemon.pm.unregister(self._hooks)
-            self._hooks = None
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
             self._collector = None
@@ -320,15 +321,6 @@ def _timed(method: Any, histogram: Any) -> Any:
 
     timed._engine_timed = True  # type: ignore[attr-defined]
     return timed
-
-
-class _Hooks:
-    """The hook implementations the metrics server registers with the daemon's plugin manager."""
-
-    @hookimpl
-    def engine_daemon_started(self, daemon: Daemon) -> None:
-        if daemon.storage is not None:
-            instrument_storage(daemon.storage)
 
 
 def _count_event(event: dict[str, Any]) -> None:
