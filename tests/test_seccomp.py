@@ -32,6 +32,10 @@ _DEFAULT = {"mount": EPERM, "unshare": EPERM, "unshare_user": EPERM, "keyctl": E
             "kexec_load": EPERM, "open_by_handle_at": EPERM, "personality": 0, "personality_linux32": 0,
             "personality_norandom": EPERM, "ptrace": 0}  # fmt: skip
 
+_UNCONFINED = {"mount": ENOENT, "unshare": EPERM, "unshare_user": 0, "keyctl": 0, "bpf": EPERM,
+               "kexec_load": ENOSYS, "open_by_handle_at": EFAULT, "personality": 0, "personality_linux32": 0,
+               "personality_norandom": 0, "ptrace": 0}  # fmt: skip
+
 #: flags -> {syscall: errno} as dockerd 20.10.24 gives them here (0: the kernel accepted the call;
 #: EPERM from the filter; any other errno is the kernel's own answer, past seccomp).
 EXPECTED: dict[str, dict[str, int]] = {
@@ -43,16 +47,9 @@ EXPECTED: dict[str, dict[str, int]] = {
     "--cap-add SYS_PTRACE": _DEFAULT,
     "--cap-add DAC_READ_SEARCH": {**_DEFAULT, "open_by_handle_at": EFAULT},
     # no filter at all: the kernel answers (no CAP_SYS_ADMIN for mount/unshare(NEWUTS); no kexec here)
-    "--security-opt seccomp=unconfined": {"mount": ENOENT, "unshare": EPERM, "unshare_user": 0, "keyctl": 0,
-                                          "bpf": EPERM, "kexec_load": ENOSYS, "open_by_handle_at": EFAULT,
-                                          "personality": 0, "personality_linux32": 0, "personality_norandom": 0,
-                                          "ptrace": 0},  # fmt: skip
+    "--security-opt seccomp=unconfined": _UNCONFINED,
     # a custom profile: everything allowed except unshare
-    "--security-opt seccomp=DENY_UNSHARE": {"mount": ENOENT, "unshare": EPERM, "unshare_user": EPERM,
-                                            "keyctl": 0, "bpf": EPERM, "kexec_load": ENOSYS,
-                                            "open_by_handle_at": EFAULT, "personality": 0,
-                                            "personality_linux32": 0, "personality_norandom": 0,
-                                            "ptrace": 0},  # fmt: skip
+    "--security-opt seccomp=DENY_UNSHARE": {**_UNCONFINED, "unshare_user": EPERM},
 }
 
 #: --privileged: no filter and every capability. Not checked against the reference here: this host's
@@ -150,7 +147,9 @@ def test_daemon_seccomp_profile_and_no_new_privileges(probe_context: Path, busyb
         status = docker("run", "--rm", "--network", "none", IMAGE, "grep", "NoNewPrivs", "/proc/self/status")
         assert status.out.split()[-1] == "1"
         # the container's own choice wins over the daemon's
-        assert run_probe(docker, "", probe_context) != run_probe(docker, "--security-opt seccomp=unconfined", probe_context)
+        assert run_probe(docker, "", probe_context) != run_probe(
+            docker, "--security-opt seccomp=unconfined", probe_context
+        )
 
 
 @pytest.mark.skipif(not os.environ.get("ENGINE_REFERENCE_DOCKER_HOST"), reason="no reference dockerd named")
