@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Go's http.DefaultMaxHeaderBytes
+MAX_HEADER_BYTES = (1 << 20) + 4096  # with the slack net/http adds
+
 #: the socket group used when none is configured; like dockerd's ``docker``, it may be absent
 DEFAULT_SOCKET_GROUP = "engine"
 
@@ -219,7 +222,15 @@ class APIServer:
         from engine.api.request_log import RequestLog, logger
 
         self.runner = web.AppRunner(
-            app, access_log_class=RequestLog, access_log=logger, shutdown_timeout=2.0, handle_signals=False
+            app,
+            access_log_class=RequestLog,
+            access_log=logger,
+            shutdown_timeout=2.0,
+            handle_signals=False,
+            # dockerd (Go's net/http) takes header lines up to 1 MiB: X-Registry-Config and
+            # X-Registry-Auth can outgrow aiohttp's 8 KiB default; larger ones are a 4xx
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
         )
         await self.runner.setup()
         for sock, context, shown in self._bound:

@@ -255,7 +255,10 @@ class Unpacked:
         return open(path, "rb")
 
     def size(self, name: str) -> int:
-        return self.path(name).stat().st_size
+        path = self.path(name)
+        if not path.is_file() or path.is_symlink():
+            raise InvalidParameter(f"open {name}: no such file or directory")
+        return path.stat().st_size
 
 
 def unpack(stream: BinaryIO, root: Path) -> Unpacked:
