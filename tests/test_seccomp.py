@@ -144,6 +144,8 @@ def test_daemon_seccomp_profile_and_no_new_privileges(probe_context: Path, busyb
         docker("import", "-c", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
         build_probe(docker, probe_context)
         assert run_probe(docker, "", probe_context) == EXPECTED["--security-opt seccomp=DENY_UNSHARE"]
+        profile = str(probe_context / "deny-unshare.json")
+        assert docker("info", "--format", "{{json .SecurityOptions}}").out == f'["name=seccomp,profile={profile}"]'
         status = docker("run", "--rm", "--network", "none", IMAGE, "grep", "NoNewPrivs", "/proc/self/status")
         assert status.out.split()[-1] == "1"
         # the container's own choice wins over the daemon's
