@@ -5,7 +5,7 @@ bind mounts of /, /proc and the API socket; oversized headers and bodies.
 Every case checks three things: nothing is written outside its place (a canary directory on the host,
 named by the archives' escapes, stays as it was: same files, same contents, same link counts), the
 daemon still answers ``/_ping`` afterwards, and the outcome is dockerd's kind: EXPECTED was recorded
-against dockerd 20.10.24 (scripts/reference-dockerd) with ``ENGINE_REFERENCE_DOCKER_HOST`` set, which
+against dockerd 20.10.24 (``scripts/reference-compare``; ``ENGINE_REFERENCE_DOCKER_HOST`` set), which
 runs this same module against the reference instead of engine.
 """
 

@@ -4,7 +4,7 @@ A tiny static C program (tests/data/syscall_probe.c, built here with gcc -static
 harmless arguments and prints its errno. EXPECTED is what dockerd 20.10.24 (Debian's, the reference daemon
 of scripts/reference-dockerd) printed with the same flags on this kernel; engine must print the same.
 ``test_the_table_is_dockerds`` re-checks the table against a running reference daemon when
-ENGINE_REFERENCE_DOCKER_HOST names one (``scripts/seccomp-reference-table`` does it end to end).
+ENGINE_REFERENCE_DOCKER_HOST names one (``scripts/reference-compare`` does it end to end).
 """
 
 from __future__ import annotations
