@@ -174,3 +174,23 @@ def test_spec_files_any_deny_wins_and_sighup(tmp_path: Path, server: AuthzServer
     finally:
         spec.unlink(missing_ok=True)
         other.stop()
+
+
+def test_streams_and_hijacked_calls_pass_through_the_plugin(
+    server: AuthzServer, plugin_name: str, busybox_tar: bytes
+) -> None:
+    """attach, exec (hijacked) and logs (streamed) work with a plugin in the chain; the plugin is asked
+    about each before it runs."""
+    with EngineDaemon(config={**LIGHT, "authorization-plugins": [plugin_name]}) as daemon:
+        docker = DockerCLI(daemon.host)
+        docker("import", "-", "authz-busybox:1", input=busybox_tar)
+        run = ["run", "--network", "none", "--log-driver", "json-file", "--name", "authz-c"]
+        assert docker(*run, "authz-busybox:1", "echo", "hi").out == "hi"
+        assert docker("logs", "authz-c").out == "hi"
+        docker("run", "-d", "--network", "none", "--name", "authz-d", "authz-busybox:1", "sleep", "60")
+        assert docker("exec", "-i", "authz-d", "cat", input="piped").out == "piped"
+        docker("rm", "-f", "authz-c", "authz-d")
+        asked = [r["RequestURI"].split("?")[0] for r in server.records("req")]
+        for end in ("/attach", "/logs", "/json", "/start"):
+            assert any(uri.endswith(end) for uri in asked), (end, asked)
+        assert any(uri.startswith("/v1.41/exec/") for uri in asked), asked
