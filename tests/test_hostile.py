@@ -463,3 +463,18 @@ def test_oversized_tar_headers(daemon: Daemon, canary: Canary, box: str, untouch
                          ("POST", f"/v1.41/images/create?fromSrc=-&repo={NAME_PREFIX}bigpax&tag=1")):  # fmt: skip
         answer = send(daemon, method, path, buf.getvalue())
         assert outcome(answer) in ("error", "refused"), (path, error_text(answer))
+
+
+def test_the_docker_cli_reports_the_refusals(daemon: Daemon, canary: Canary, box: str, untouched: None) -> None:
+    """The same archives through the docker CLI (load -i, import, cp -): it exits non-zero with the
+    daemon's error; the daemon stays up."""
+    c = str(canary.path).lstrip("/")
+    docker = daemon.docker
+    docker("exec", box, "sh", "-c", "rm -rf /dst && mkdir /dst")
+    failed = docker.fails("cp", "-", f"{box}:/dst", input=corpus(canary)["dotdot"])
+    assert "is outside of" in failed.stderr
+    archive = image_archive(tar_of(("a", "f", b"a")), f"{NAME_PREFIX}cli:1", layer_name=f"{DEEP}{c}/secret")
+    failed = docker.fails("load", input=archive)
+    assert failed.stderr.strip()
+    failed = docker.fails("import", "-", f"{NAME_PREFIX}cli-import:1", input=corpus(canary)["hardlink-rel"])
+    assert "Error" in failed.stderr or "error" in failed.stderr
