@@ -48,6 +48,8 @@ async def authz_req(request):
     record("req", body)
     if body["RequestURI"].split("?")[0].endswith(deny_request):
         return web.json_response({"Allow": False, "Msg": "no " + deny_request + " for you"})
+    if body["RequestURI"].split("?")[0].endswith("/networks"):
+        return web.json_response({"Allow": False, "Err": "the plugin broke"})
     return web.json_response({"Allow": True})
 
 async def authz_res(request):
@@ -112,6 +114,9 @@ def test_the_plugin_denies_and_the_cli_sees_it(server: AuthzServer, plugin_name:
         assert f"Error response from daemon: authorization denied by plugin {plugin_name}: no /info for you" in (
             denied.stderr
         )
+        # the plugin's own failure: a 500 naming it
+        broken = docker.fails("network", "ls")
+        assert f"Error response from daemon: plugin {plugin_name} failed with error: the plugin broke" in broken.stderr
         # the response check: the handler ran, its answer is withheld
         denied = docker.fails("images")
         assert f"authorization denied by plugin {plugin_name}: this answer stays here" in denied.stderr

@@ -210,6 +210,6 @@ class AuthzChain:
             except SystemError as exc:
                 raise SystemError(f"plugin {plugin.name} failed with error: {exc.message}") from None
             if answer.get("Err"):
-                raise SystemError(f"plugin {plugin.name} failed with error: {method}: {answer['Err']}")
+                raise SystemError(f"plugin {plugin.name} failed with error: {answer['Err']}")
             if not answer.get("Allow"):
                 raise Forbidden(f"authorization denied by plugin {plugin.name}: {answer.get('Msg', '')}")
