@@ -143,6 +143,7 @@ def test_a_plugin_that_is_not_there_stops_start_up(plugin_name: str) -> None:
         with pytest.raises(RuntimeError, match="engined exited"):
             daemon.start()
         assert f"failed to validate authorization plugin: plugin {plugin_name} not found" in daemon.log()
+        assert not daemon.socket.exists()  # the listeners opened first are closed again
     finally:
         daemon.cleanup()
 
