@@ -171,6 +171,7 @@ def test_spec_files_any_deny_wins_and_sighup(tmp_path: Path, server: AuthzServer
                     time.sleep(0.1)
 
             reload([second], lambda: docker.run("info").returncode == 0)
+            assert json.loads(docker("info", "--format", "{{json .Plugins.Authorization}}").out) == [second]
             assert docker("info", "--format", "{{.ServerVersion}}").out == "20.10.24"
             assert f"plugin {second}: no /version for you" in docker.fails("version").stderr
 
