@@ -478,3 +478,11 @@ def test_the_docker_cli_reports_the_refusals(daemon: Daemon, canary: Canary, box
     assert failed.stderr.strip()
     failed = docker.fails("import", "-", f"{NAME_PREFIX}cli-import:1", input=corpus(canary)["hardlink-rel"])
     assert "Error" in failed.stderr or "error" in failed.stderr
+
+
+def test_cp_into_a_symlink_that_names_a_host_path(daemon: Daemon, canary: Canary, box: str, untouched: None) -> None:
+    """``docker cp`` to a container path that is a link to a host directory: resolved in the container,
+    where that directory does not exist (dockerd: 404)."""
+    daemon.docker("exec", box, "sh", "-c", f"ln -sfn {canary.path} /hostlink")
+    answer = send(daemon, "PUT", f"/v1.41/containers/{box}/archive?path=/hostlink", tar_of(("pwned", "f", b"x")))
+    assert answer is not None and answer.status == 404, error_text(answer)
