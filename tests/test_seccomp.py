@@ -166,3 +166,16 @@ def test_the_table_is_dockerds(probe_context: Path, busybox_tar: bytes) -> None:
             assert run_probe(ref, flags, probe_context) == expected, flags
     finally:
         ref.run("rmi", IMAGE)
+
+
+def test_an_unreadable_daemon_profile_stops_start_up(tmp_path: Path) -> None:
+    daemon = EngineDaemon(config={"storage-driver": "vfs", "seccomp-profile": str(tmp_path / "nope.json")})
+    try:
+        with pytest.raises(RuntimeError, match="engined exited"):
+            daemon.start()
+        assert (
+            f"failed to start daemon: opening seccomp profile ({tmp_path}/nope.json) failed: "
+            f"open {tmp_path}/nope.json: no such file or directory"
+        ) in daemon.log()
+    finally:
+        daemon.cleanup()

@@ -95,6 +95,19 @@ class Daemon:
             write_atomic(id_file, ":".join(raw[i : i + 4] for i in range(0, len(raw), 4)))
         self.id = id_file.read_text().strip()
 
+    def _check_seccomp_profile(self) -> None:
+        """dockerd reads ``seccomp-profile`` when it starts: an unreadable file stops start-up."""
+        profile = self.config["seccomp-profile"]
+        if not profile or profile == "unconfined":
+            return
+        try:
+            Path(profile).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"failed to start daemon: opening seccomp profile ({profile}) failed: "
+                f"open {profile}: {(exc.strerror or str(exc)).lower()}"
+            ) from None
+
     def _check_log_driver(self) -> None:
         """The default log driver must be installed and accept the default options."""
         cls = self.log_drivers.load(self.config["log-driver"])
@@ -109,6 +122,7 @@ class Daemon:
         # listeners are opened first, as dockerd does: a bad -H fails before anything else starts
         self.api = APIServer(self.config)
         await self.api.bind()
+        self._check_seccomp_profile()
         await self._load_authz(reloading=False)
         # the storage driver starts in a worker thread (mostly mkdir and mount system calls, which
         # release the GIL) while this thread imports and builds the API application (Python)
