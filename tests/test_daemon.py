@@ -378,7 +378,12 @@ def test_tls_without_client_verification(certs):
     """``tls`` with ``tlsverify`` false: encrypted, any client; dockerd's warning stays. (``tls`` alone
     verifies clients: 20.10 copies ``tls`` into an unset ``tlsverify``.)"""
     port = free_port()
-    tls = {"tls": True, "tlsverify": False, "tlscert": str(certs / "server-cert.pem"), "tlskey": str(certs / "server-key.pem")}
+    tls = {
+        "tls": True,
+        "tlsverify": False,
+        "tlscert": str(certs / "server-cert.pem"),
+        "tlskey": str(certs / "server-key.pem"),
+    }
     daemon = EngineDaemon(config={**LIGHT, **tls})
     daemon.config["hosts"] = [daemon.host, f"tcp://127.0.0.1:{port}"]
     with daemon:
