@@ -72,7 +72,6 @@ class AuthzServer:
         self.sock, self.log = sock, tmp / f"{sock.stem}.log"
         script = tmp / "authz_server.py"
         script.write_text(SERVER)
-        sock.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, str(script), str(sock), str(self.log), deny_request, deny_response]
         )
@@ -91,6 +90,20 @@ class AuthzServer:
         self.proc.terminate()
         self.proc.wait(30)
         self.sock.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugin_dirs() -> Iterator[None]:
+    """engine's plugin directories, made if missing and removed again (when empty) afterwards."""
+    made = [d for d in (SOCKETS_DIR.parent, SOCKETS_DIR, SPEC_DIR.parent, SPEC_DIR) if not d.exists()]
+    for d in made:
+        d.mkdir(mode=0o755)
+    yield
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            pass  # something else put a file there meanwhile: leave it
 
 
 @pytest.fixture
@@ -155,7 +168,6 @@ def test_spec_files_any_deny_wins_and_sighup(tmp_path: Path, server: AuthzServer
     second = f"{plugin_name}-spec"
     other = AuthzServer(tmp_path, tmp_path / "other.sock", deny_request="/version")
     spec = SPEC_DIR / f"{second}.spec"
-    SPEC_DIR.mkdir(parents=True, exist_ok=True)
     spec.write_text(f"unix://{other.sock}\n")
     try:
         with EngineDaemon(config={**LIGHT, "authorization-plugins": [plugin_name, second]}) as daemon:
