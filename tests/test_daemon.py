@@ -154,7 +154,8 @@ def group():
 def tcp_daemon(group):
     """A daemon with its socket group, a unix and a tcp listener, and reloadable keys set."""
     port = free_port()
-    daemon = EngineDaemon(config={**LIGHT, "group": group, "labels": ["a=1"], "max-concurrent-downloads": 7})
+    config = {**LIGHT, "group": group, "labels": ["a=1"], "max-concurrent-downloads": 7, "tls": False}
+    daemon = EngineDaemon(config=config)
     daemon.config["hosts"] = [daemon.host, f"tcp://127.0.0.1:{port}"]
     daemon.start()
     yield daemon, port
@@ -351,3 +352,54 @@ def test_tlsverify_with_the_docker_cli_and_the_client_cn_for_authorization(certs
         # plain http to a TLS port
         assert docker.run("version", timeout=30).returncode != 0
         assert "Binding to IP address without --tlsverify" not in daemon.log()
+
+
+def test_tcp_without_tls_is_refused_unless_turned_off():
+    """dockerd 20.10 warns and sleeps; engine refuses (docs/differences.md), and says how to go on."""
+    daemon = EngineDaemon(config=dict(LIGHT))
+    daemon.config["hosts"] = [daemon.host, f"tcp://127.0.0.1:{free_port()}"]
+    try:
+        with pytest.raises(RuntimeError, match="engined exited"):
+            daemon.start()
+        log = daemon.log()
+        assert "failed to load listeners: refusing to listen on tcp://127.0.0.1:" in log
+        assert "without TLS: anyone who can reach it would have root access on this machine" in log
+        assert "turn TLS off explicitly with --tls=false" in log
+        assert not daemon.socket.exists()
+    finally:
+        daemon.cleanup()
+
+
+def test_tcp_with_tls_turned_off_by_flag():
+    port = free_port()
+    daemon = EngineDaemon(config=dict(LIGHT), args=["--tls=false"])
+    daemon.config["hosts"] = [daemon.host, f"tcp://127.0.0.1:{port}"]
+    with daemon:
+        docker = DockerCLI(f"tcp://127.0.0.1:{port}")
+        assert docker("info", "--format", "{{.ServerVersion}}").out == "20.10.24"
+        assert "Binding to IP address without --tlsverify is insecure" in daemon.log()
+
+
+def test_tls_without_client_verification(certs):
+    """``tls`` with ``tlsverify`` false: encrypted, any client; dockerd's warning stays. (``tls`` alone
+    verifies clients: 20.10 copies ``tls`` into an unset ``tlsverify``.)"""
+    port = free_port()
+    tls = {
+        "tls": True,
+        "tlsverify": False,
+        "tlscert": str(certs / "server-cert.pem"),
+        "tlskey": str(certs / "server-key.pem"),
+    }
+    daemon = EngineDaemon(config={**LIGHT, **tls})
+    daemon.config["hosts"] = [daemon.host, f"tcp://127.0.0.1:{port}"]
+    with daemon:
+        docker = DockerCLI(f"tcp://127.0.0.1:{port}")
+        # --tls alone: the CLI encrypts without checking the server (it still wants a CA file to exist)
+        assert (
+            docker("--tls", "--tlscacert", str(certs / "ca.pem"), "version", "--format", "{{.Server.Version}}").out
+            == "20.10.24"
+        )
+        verified = docker("--tlsverify", "--tlscacert", str(certs / "ca.pem"), "info", "--format", "{{.ID}}")
+        assert verified.out
+        assert docker.run("version", timeout=30).returncode != 0  # plain http to a TLS port
+        assert "Binding to IP address without --tlsverify is insecure" in daemon.log()

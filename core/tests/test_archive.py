@@ -94,12 +94,27 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 # -- safety ------------------------------------------------------------------------------------------------
 
 
-def test_dotdot_paths_are_refused(sandbox: tuple[Path, Path], resolver: str) -> None:
+def below(target: Path, tar: io.BytesIO) -> int:
+    """Extract into ``target/sub`` (as ``docker cp`` into a directory), bounded by ``target``."""
+    (target / "sub").mkdir(exist_ok=True)
+    return layers.Extractor(target, "sub", whiteouts=None, layer=False).extract(tar)
+
+
+def test_dotdot_paths_are_refused_below_the_root(sandbox: tuple[Path, Path], resolver: str) -> None:
     target, _ = sandbox
     for name in ("../sentinel/evil", "a/../../sentinel/evil", "./../evil"):
         with pytest.raises(layers.BreakoutError):
-            layers.apply_layer(target, make_tar(entry(name, data=b"x")))
-    assert list(target.iterdir()) == []
+            below(target, make_tar(entry(name, data=b"x")))
+    assert [p.name for p in target.iterdir()] == ["sub"] and list((target / "sub").iterdir()) == []
+
+
+def test_dotdot_paths_fold_at_the_root(sandbox: tuple[Path, Path], resolver: str) -> None:
+    """At the root ``..`` cannot climb: folded there, as moby's chrooted ApplyLayer does (dockerd
+    imports such a layer with the file at the top)."""
+    target, _ = sandbox
+    layers.apply_layer(target, make_tar(entry("../sentinel/evil", data=b"x"), entry("a/../../b", data=b"y")))
+    assert (target / "sentinel" / "evil").read_bytes() == b"x"
+    assert (target / "b").read_bytes() == b"y"
 
 
 def test_absolute_paths_are_made_relative(sandbox: tuple[Path, Path], resolver: str) -> None:
@@ -152,12 +167,20 @@ def test_symlink_loop_and_dotdot_symlinks_stay_inside(sandbox: tuple[Path, Path]
 def test_relative_symlink_climbing_out_is_refused(sandbox: tuple[Path, Path], resolver: str) -> None:
     target, _ = sandbox
     with pytest.raises(layers.BreakoutError, match="symlink"):
-        layers.apply_layer(target, make_tar(entry("a/b", tarfile.SYMTYPE, linkname="../../sentinel")))
+        below(target, make_tar(entry("a/b", tarfile.SYMTYPE, linkname="../../../sentinel")))
+    # at the root it is kept (a link climbing above / names / in the container) and followed inside
+    layers.apply_layer(target, make_tar(entry("sentinel", tarfile.DIRTYPE),
+                                        entry("a/b", tarfile.SYMTYPE, linkname="../../../sentinel"),
+                                        entry("a/b/x", data=b"inside")))  # fmt: skip
+    assert (target / "sentinel" / "x").read_bytes() == b"inside"
 
 
 def test_hardlinks_outside_are_refused_or_contained(sandbox: tuple[Path, Path], resolver: str) -> None:
     target, sentinel = sandbox
     with pytest.raises(layers.BreakoutError):
+        below(target, make_tar(entry("h", tarfile.LNKTYPE, linkname="../sentinel/secret")))
+    # at the root, ``..`` folds: the link names a file inside the target, missing there
+    with pytest.raises(layers.ArchiveError, match="No such file"):
         layers.apply_layer(target, make_tar(entry("h", tarfile.LNKTYPE, linkname="../sentinel/secret")))
     # an absolute link name means a file inside the target: missing there, so it fails
     with pytest.raises(layers.ArchiveError, match="No such file"):
@@ -506,3 +529,20 @@ def test_extract_to_options(tmp_path: Path) -> None:
     )
     assert (tmp_path / "dst" / "afile").is_dir()
     assert (os.stat(tmp_path / "dst" / "new").st_uid, os.stat(tmp_path / "dst" / "new").st_gid) == (1234, 4321)
+
+
+def test_oversized_pax_and_long_name_headers_are_refused(tmp_path: Path) -> None:
+    """Go's archive/tar bound (1 MiB): tarfile alone would read any size into memory."""
+    for fmt, info in (
+        (tarfile.PAX_FORMAT, tarfile.TarInfo("x")),
+        (tarfile.GNU_FORMAT, tarfile.TarInfo("y" * (2 << 20))),
+    ):
+        if fmt == tarfile.PAX_FORMAT:
+            info.pax_headers = {"comment": "z" * (2 << 20)}
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+            tar.addfile(info, io.BytesIO(b""))
+        buf.seek(0)
+        with pytest.raises(layers.HeaderTooLong, match="header field too long"):
+            layers.apply_layer(tmp_path, buf)
+    assert list(tmp_path.iterdir()) == []

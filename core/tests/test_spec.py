@@ -434,5 +434,5 @@ def test_seccomp_custom_profiles(rootfs: Path, tmp_path: Path) -> None:
         "seccomp"
         not in build_spec({"Cmd": ["x"]}, {}, SpecInputs("c", rootfs), {"seccomp-profile": "unconfined"})["linux"]
     )
-    with pytest.raises(InvalidParameter, match="decoding seccomp profile failed"):
+    with pytest.raises(InvalidParameter, match="Decoding seccomp profile failed"):
         spec(rootfs, hc={"SecurityOpt": ["seccomp={nope"]})

@@ -32,6 +32,7 @@ from engine.events import EventBus
 from engine.hooks import DaemonContext, Hooks
 
 if TYPE_CHECKING:
+    from engine.api.authz import AuthzChain
     from engine.api.server import APIServer
     from engine.containers.service import ContainerService
     from engine.images.service import ImageService
@@ -68,6 +69,9 @@ class Daemon:
         # the subsystems' start/stop steps, in start order (stopped in reverse)
         self.subsystems: list[Stage] = []
         self.api: APIServer | None = None
+        #: the out-of-process authorization plugins (``authorization-plugins``), set at start and on SIGHUP
+        self.authz: AuthzChain | None = None
+        self._reload_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
     # -- paths -------------------------------------------------------------------------------------
@@ -91,6 +95,19 @@ class Daemon:
             write_atomic(id_file, ":".join(raw[i : i + 4] for i in range(0, len(raw), 4)))
         self.id = id_file.read_text().strip()
 
+    def _check_seccomp_profile(self) -> None:
+        """dockerd reads ``seccomp-profile`` when it starts: an unreadable file stops start-up."""
+        profile = self.config["seccomp-profile"]
+        if not profile or profile == "unconfined":
+            return
+        try:
+            Path(profile).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"failed to start daemon: opening seccomp profile ({profile}) failed: "
+                f"open {profile}: {(exc.strerror or str(exc)).lower()}"
+            ) from None
+
     def _check_log_driver(self) -> None:
         """The default log driver must be installed and accept the default options."""
         cls = self.log_drivers.load(self.config["log-driver"])
@@ -105,6 +122,8 @@ class Daemon:
         # listeners are opened first, as dockerd does: a bad -H fails before anything else starts
         self.api = APIServer(self.config)
         await self.api.bind()
+        self._check_seccomp_profile()
+        await self._load_authz(reloading=False)
         # the storage driver starts in a worker thread (mostly mkdir and mount system calls, which
         # release the GIL) while this thread imports and builds the API application (Python)
         # (run_in_executor, not to_thread: the thread must start now, not at this coroutine's next await)
@@ -152,6 +171,8 @@ class Daemon:
         self.hooks.daemon_stopping(self.context())
         if self.api is not None:
             await self.api.stop()
+        if self.authz is not None:
+            await self.authz.close()
         for stage in reversed(self.subsystems):
             try:
                 await _call_maybe_async(stage.stop)
@@ -182,8 +203,31 @@ class Daemon:
             set_log_level("debug" if new["debug"] else new["log-level"])
         attributes = {**result.attributes, "name": self.name}
         log.info("Reloaded configuration: %s", json.dumps(new.as_json(), separators=(",", ":")))
-        self.hooks.daemon_reloaded(self.context(), new, result.changed)
+        # the authorization plugins are looked up and activated again (network calls) before the
+        # reload is announced, so that whoever sees the event also sees the new set
+        self._reload_task = asyncio.get_running_loop().create_task(self._after_reload(new, result.changed, attributes))
+
+    async def _after_reload(self, new: DaemonConfig, changed: Any, attributes: dict[str, str]) -> None:
+        await self._load_authz(reloading=True)
+        self.hooks.daemon_reloaded(self.context(), new, changed)
         self.events.publish("daemon", "reload", self.id, attributes)
+
+    async def _load_authz(self, reloading: bool) -> None:
+        """Find and activate the ``authorization-plugins`` served out of process. At start-up a bad
+        one stops the daemon (as dockerd); on reload it is logged and the previous set stays (dockerd
+        exits)."""
+        from engine.api.authz import AuthzChain
+
+        try:
+            chain = await AuthzChain.load(self.config["authorization-plugins"], self.hooks.authorizers())
+        except ConfigError as exc:
+            if not reloading:
+                raise
+            log.error("Error validating authorization plugin: %s (the previous plugins stay)", exc.message)
+            return
+        old, self.authz = self.authz, chain
+        if old is not None:
+            await old.close()
 
     def _events_to_hooks(self, event: dict[str, Any]) -> None:
         if event["Type"] == "container":

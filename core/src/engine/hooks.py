@@ -111,6 +111,10 @@ class Hooks:
         """Whether any plugin authorizes requests: the API reads the body for them only then."""
         return bool(self._relay.engine_authorize_request.get_hookimpls())
 
+    def authorizers(self) -> list[str]:
+        """The names of the in-process plugins that implement ``engine_authorize_request``."""
+        return [impl.plugin_name for impl in self._relay.engine_authorize_request.get_hookimpls()]
+
     def authorize_request(
         self, user: str, method: str, uri: str, headers: dict[str, str], body: bytes
     ) -> tuple[str, str] | None:

@@ -65,7 +65,8 @@ def info(daemon: Daemon) -> dict[str, Any]:
             for name, spec in config["runtimes"].items()
         }
     )
-    security = ["name=seccomp,profile=default"]
+    # the daemon's seccomp-profile as dockerd shows it (a path, "unconfined", or "default")
+    security = [f"name=seccomp,profile={config['seccomp-profile'] or 'default'}"]
     if config["userns-remap"]:
         security.append("name=userns")
     data: dict[str, Any] = {

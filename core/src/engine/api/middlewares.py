@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from engine import API_VERSION, MIN_API_VERSION
+from engine.api import authz
 from engine.api.keys import DAEMON
 from engine.api.util import dumps, version_tuple
 from engine.errors import EngineError, Forbidden, InvalidParameter
@@ -85,19 +87,52 @@ def tls_user(request: web.Request) -> str:
     return ""
 
 
+def _canonical_headers(headers: Any) -> dict[str, str]:
+    """A header map as Go's ``http.Header`` shows it to plugins: canonical keys, first value of each."""
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        out.setdefault("-".join(part.capitalize() for part in key.split("-")), value)
+    return out
+
+
 @web.middleware
 async def authorization(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Ask every ``engine_authorize_request`` implementation in turn; the first deny is a 403 naming the
-    plugin, as moby's authorization chain answers ("authorization denied by plugin <name>: <msg>")."""
-    hooks = request.app[DAEMON].hooks
+    """Ask the in-process ``engine_authorize_request`` implementations, then the out-of-process
+    authorization plugins (AuthZReq); any deny is a 403 naming the plugin, as moby's authorization
+    chain answers ("authorization denied by plugin <name>: <msg>"). The plugins see a buffered
+    response too (AuthZRes) and may still deny it; a streamed response has gone out already."""
+    daemon = request.app[DAEMON]
+    hooks, chain = daemon.hooks, daemon.authz
+    if not chain and not hooks.wants_authorization():
+        return await handler(request)
+    uri = request.raw_path
+    body = b""
+    if (
+        authz.send_body(uri, request.headers.get("Content-Type", ""))
+        and 0 < (request.content_length or 0) < authz.MAX_BODY
+    ):
+        body = await request.read()
+    user = tls_user(request)
+    headers = _canonical_headers(request.headers)
     if hooks.wants_authorization():
-        body = b""
-        if request.content_type == "application/json" and (request.content_length or 0) < 1 << 20:
-            body = await request.read()
-        denied = hooks.authorize_request(
-            tls_user(request), request.method, str(request.rel_url), dict(request.headers), body
-        )
+        denied = hooks.authorize_request(user, request.method, str(request.rel_url), headers, body)
         if denied is not None:
             plugin, message = denied
             raise Forbidden(f"authorization denied by plugin {plugin}: {message}")
-    return await handler(request)
+    if not chain:
+        return await handler(request)
+    req = authz.AuthzRequest(user, request.method, uri, headers, body)
+    await chain.authorize_request(req)
+    try:
+        response = await handler(request)
+    except EngineError as exc:  # the plugins see error answers too
+        if exc.status == 304:
+            raise
+        response = error_response(exc.status, exc.message)
+    if isinstance(response, web.Response) and not response.prepared:
+        req.response_status = response.status
+        req.response_headers = _canonical_headers(response.headers)
+        if authz.send_body(uri, response.headers.get("Content-Type", "")) and isinstance(response.body, bytes):
+            req.response_body = response.body
+        await chain.authorize_response(req)
+    return response

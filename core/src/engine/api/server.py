@@ -1,5 +1,5 @@
 """Listeners, as dockerd 20.10 opens them: unix sockets (mode 0660, owned by root and the ``group``),
-tcp (with TLS when ``tls``/``tlsverify``), and ``fd://`` (systemd socket activation).
+tcp (with TLS when ``tls``/``tlsverify``; without TLS only when it was turned off explicitly), and ``fd://`` (systemd socket activation).
 
 ``config["hosts"]`` already holds resolved addresses (:func:`engine.hosts.parse_host`).
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import grp
-import ipaddress
 import logging
 import os
 import socket
@@ -27,6 +26,9 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 log = logging.getLogger(__name__)
+
+#: Go's http.DefaultMaxHeaderBytes
+MAX_HEADER_BYTES = (1 << 20) + 4096  # with the slack net/http adds
 
 #: the socket group used when none is configured; like dockerd's ``docker``, it may be absent
 DEFAULT_SOCKET_GROUP = "engine"
@@ -142,18 +144,6 @@ def _systemd_sockets(addr: str) -> list[socket.socket]:
     return [socket.socket(fileno=fd) for fd in fds]
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
-        except (OSError, ValueError):
-            return False
-
-
 def _split_tcp(addr: str) -> tuple[str, int]:
     """``host:port`` of a resolved tcp address; a path after the port cannot be listened on (as in Go)."""
     if addr.startswith("["):
@@ -232,7 +222,15 @@ class APIServer:
         from engine.api.request_log import RequestLog, logger
 
         self.runner = web.AppRunner(
-            app, access_log_class=RequestLog, access_log=logger, shutdown_timeout=2.0, handle_signals=False
+            app,
+            access_log_class=RequestLog,
+            access_log=logger,
+            shutdown_timeout=2.0,
+            handle_signals=False,
+            # dockerd (Go's net/http) takes header lines up to 1 MiB: X-Registry-Config and
+            # X-Registry-Auth can outgrow aiohttp's 8 KiB default; larger ones are a 4xx
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
         )
         await self.runner.setup()
         for sock, context, shown in self._bound:
@@ -257,18 +255,25 @@ class APIServer:
             self.unix_paths.append(path)
             return [(sock, None, str(path))]
         if proto == "tcp":
-            await self._warn_insecure_tcp(host, addr, tls)
             hostname, port = _split_tcp(addr)
+            self._check_insecure_tcp(host, tls)
             return [(sock, tls, addr) for sock in await asyncio.to_thread(tcp_sockets, hostname, port)]
         if proto == "fd":
             return [(sock, tls, host) for sock in _systemd_sockets(addr)]
         raise ConfigError(f'invalid protocol format: "{proto}"')
 
-    async def _warn_insecure_tcp(self, host: str, addr: str, tls: ssl.SSLContext | None) -> None:
-        """dockerd's deterrent: tcp without client verification warns and waits; 15 s more for a
-        non-loopback address unless ``tls``/``tlsverify`` was given explicitly."""
+    def _check_insecure_tcp(self, host: str, tls: ssl.SSLContext | None) -> None:
+        """tcp without TLS is refused unless TLS was turned off explicitly (``--tls=false`` or
+        ``"tls": false`` in daemon.json); dockerd 20.10 only warns and waits.
+        TLS without client verification is allowed with dockerd's warning."""
         if tls is not None and self.config["tlsverify"]:
             return
+        if tls is None and not self._tls_turned_off():
+            raise ConfigError(
+                f"refusing to listen on {host} without TLS: anyone who can reach it would have root access on "
+                "this machine. Use --tlsverify with --tlscacert, --tlscert and --tlskey, or turn TLS off "
+                'explicitly with --tls=false ("tls": false in daemon.json)'
+            )
         log.warning(
             "Binding to IP address without --tlsverify is insecure and gives root access on this machine "
             "to everyone who has access to your network. host=%s",
@@ -278,21 +283,11 @@ class APIServer:
             "Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there! host=%s",
             host,
         )
-        await asyncio.sleep(1)
-        explicit = {"tls", "tlsverify"} & (self.config.from_file | self.config.from_flags)
-        if explicit:
-            return
-        hostname = addr.rsplit(":", 1)[0].strip("[]")
-        if not _is_loopback(hostname):
-            log.warning(
-                "Binding to an IP address without --tlsverify is deprecated. Startup is intentionally being "
-                "slowed down to show this message host=%s",
-                host,
-            )
-            log.warning(
-                "You can override this by explicitly specifying '--tls=false' or '--tlsverify=false' host=%s", host
-            )
-            await asyncio.sleep(15)
+
+    def _tls_turned_off(self) -> bool:
+        """``tls`` set to false by a flag or in the file, not merely left unset (``tlsverify`` given at
+        all turns TLS on, as in dockerd)."""
+        return "tls" in (self.config.from_file | self.config.from_flags) and not self.config["tls"]
 
     async def stop(self) -> None:
         self._close_bound()

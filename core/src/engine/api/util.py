@@ -49,7 +49,7 @@ async def read_json(request: web.Request, *, required: bool = False) -> dict[str
         return {}
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also bytes that are not UTF-8, and nesting too deep
         raise InvalidParameter(f"invalid JSON: {exc}") from None
     if data is None:
         return {}

@@ -52,8 +52,10 @@ def _check_destination(dest: str, spec: str, kind: str) -> str:
             f"invalid mount path: '{dest}' mount path must be absolute"
         )
     clean = posixpath.normpath(dest)
-    if clean == "/":
-        raise InvalidParameter(f"invalid specification: destination can't be '/' in '{spec}'")
+    if _is_root(dest):
+        raise InvalidParameter(
+            f"invalid volume specification: '{spec}': invalid mount config for type \"{kind}\": {TARGET_IS_ROOT}"
+        )
     return clean
 
 
@@ -117,6 +119,14 @@ def parse_bind(spec: str) -> MountPoint:
     )
 
 
+TARGET_IS_ROOT = "invalid specification: destination can't be '/'"
+
+
+def _is_root(path: str) -> bool:
+    """``path`` cleans to ``/`` (as Go's path.Clean: ``//`` and ``/..`` too, unlike posixpath)."""
+    return path.startswith("/") and posixpath.normpath(path).strip("/") == ""
+
+
 def _mount_error(kind: str, message: str) -> InvalidParameter:
     return InvalidParameter(f'invalid mount config for type "{kind}": {message}')
 
@@ -142,6 +152,9 @@ def parse_mount(spec: dict[str, Any]) -> MountPoint:
         raise _mount_error(kind, "mount type unknown")
     if not target:
         raise _mount_error(kind, "field Target must not be empty")
+    if _is_root(target):
+        # before the absolute check, as moby's linuxValidateNotRoot: nothing is mounted over the container's /
+        raise _mount_error(kind, TARGET_IS_ROOT)
     if not target.startswith("/"):
         raise _mount_error(kind, f"invalid mount path: '{target}' mount path must be absolute")
     target = posixpath.normpath(target)

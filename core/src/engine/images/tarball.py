@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from engine.drivers import layers
 from engine.errors import InvalidParameter
 from engine.images import gojson
 
@@ -254,7 +255,10 @@ class Unpacked:
         return open(path, "rb")
 
     def size(self, name: str) -> int:
-        return self.path(name).stat().st_size
+        path = self.path(name)
+        if not path.is_file() or path.is_symlink():
+            raise InvalidParameter(f"open {name}: no such file or directory")
+        return path.stat().st_size
 
 
 def unpack(stream: BinaryIO, root: Path) -> Unpacked:
@@ -262,7 +266,7 @@ def unpack(stream: BinaryIO, root: Path) -> Unpacked:
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     unpacked = Unpacked(root)
     try:
-        tar = tarfile.open(fileobj=stream, mode="r|*")  # noqa: SIM115 - closed by the with below
+        tar = tarfile.open(fileobj=stream, mode="r|*", tarinfo=layers.BoundedTarInfo)  # noqa: SIM115 - closed by the with below
     except tarfile.TarError as exc:
         raise InvalidParameter(f"invalid archive: {exc}") from None
     with tar:
@@ -285,7 +289,7 @@ def unpack(stream: BinaryIO, root: Path) -> Unpacked:
                     assert src is not None
                     with open(target, "wb") as f:
                         shutil.copyfileobj(src, f, 1 << 20)
-        except tarfile.TarError as exc:
+        except (tarfile.TarError, layers.HeaderTooLong) as exc:
             raise InvalidParameter(f"invalid archive: {exc}") from None
     return unpacked
 

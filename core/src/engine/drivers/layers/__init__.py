@@ -29,7 +29,10 @@ Public API (all blocking: call from a worker thread):
   in tar form), no record padding; :func:`tar_tree` (a whole directory, sorted, depth first) and
   :func:`tar_changes` (a change list for the naive diff; deletions become ``.wh.`` entries).
 * :class:`Extractor` and :func:`untar`: the extraction machinery itself, for tars that are not layers
-  (build contexts, ``docker cp`` uploads).
+  (build contexts, ``docker cp`` uploads). At the root ``..`` folds (as moby's chrooted extraction);
+  below it (``docker cp`` into a directory) a name or relative link climbing out is a BreakoutError.
+* :class:`BoundedTarInfo` (``tarfile.open(..., tarinfo=BoundedTarInfo)``): PAX and GNU long-name
+  headers over 1 MiB (:data:`MAX_SPECIAL_SIZE`, Go's bound) raise :class:`HeaderTooLong`.
 * :func:`walk_tree` (a tree in tar order), :func:`read_xattr`, :func:`in_user_namespace`,
   :func:`member_xattrs`.
 * :func:`clean_name`, :func:`resolve_in_root`, :func:`open_in_root`: paths resolved as if a directory
@@ -47,6 +50,7 @@ from engine.drivers.layers._base import (
 )
 from engine.drivers.layers._compress import decompress
 from engine.drivers.layers._extract import Extractor, apply_layer, member_xattrs, untar
+from engine.drivers.layers._headers import MAX_SPECIAL_SIZE, BoundedTarInfo, HeaderTooLong
 from engine.drivers.layers._paths import clean_name, open_in_root, resolve_in_root
 from engine.drivers.layers._whiteouts import (
     DELETE_WHITEOUTS,
@@ -59,14 +63,17 @@ from engine.drivers.layers._write import TarWriter, read_xattr, tar_changes, tar
 
 __all__ = [
     "DELETE_WHITEOUTS",
+    "MAX_SPECIAL_SIZE",
     "OVERLAY_XATTR_PREFIXES",
     "WHITEOUT_META_PREFIX",
     "WHITEOUT_OPAQUE",
     "WHITEOUT_PREFIX",
     "ArchiveError",
+    "BoundedTarInfo",
     "BreakoutError",
     "DeleteWhiteouts",
     "Extractor",
+    "HeaderTooLong",
     "NotADirectory",
     "OverlayWhiteouts",
     "TarWriter",

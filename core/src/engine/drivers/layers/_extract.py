@@ -23,6 +23,7 @@ from engine.drivers.layers._base import (
     BreakoutError,
 )
 from engine.drivers.layers._compress import _drain, decompress
+from engine.drivers.layers._headers import BoundedTarInfo
 from engine.drivers.layers._paths import _clean_inside, _join, clean_name, open_in_root
 from engine.drivers.layers._whiteouts import DELETE_WHITEOUTS, WhiteoutHandler, in_user_namespace
 from engine.drivers.storage import IDENTITY, IdMap
@@ -100,7 +101,9 @@ class Extractor:
         self._root_fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | _O_CLOEXEC)
         size = 0
         try:
-            with tarfile.open(fileobj=raw, mode="r|", encoding="utf-8", errors="surrogateescape") as tf:  # type: ignore[call-overload]
+            with tarfile.open(  # type: ignore[call-overload]
+                fileobj=raw, mode="r|", encoding="utf-8", errors="surrogateescape", tarinfo=BoundedTarInfo
+            ) as tf:
                 while (member := tf.next()) is not None:
                     tf.members.clear()  # a stream can hold millions of entries: keep no history
                     size += member.size
@@ -143,7 +146,9 @@ class Extractor:
     # -- entries -------------------------------------------------------------------------------------
 
     def _entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        rel = clean_name(m.name)
+        # Extracting at the root itself, ``..`` cannot climb anywhere: moby (chrooted into the root)
+        # folds it there, as for any absolute name; below the root it is a breakout error.
+        rel = clean_name(m.name if self.base else "/" + m.name)
         if not rel:  # the top directory itself
             if not m.isdir():
                 raise ArchiveError(f"cannot replace the extraction directory with {m.name!r}")
@@ -234,13 +239,14 @@ class Extractor:
             os.close(fd)
 
     def _check_symlink(self, parent_rel: str, m: tarfile.TarInfo) -> None:
-        """moby refuses relative symlinks that climb above the extraction directory."""
-        if m.linkname.startswith("/"):
+        """moby refuses relative symlinks that climb above the extraction directory (below the root:
+        at the root, chrooted, they stay inside whatever they name, and so do ours when followed)."""
+        if m.linkname.startswith("/") or not self.base:
             return
         _clean_inside(_join(parent_rel, m.linkname) if parent_rel else m.linkname, "symlink target")
 
     def _link(self, m: tarfile.TarInfo, pfd: int, name: str) -> None:
-        target = _clean_inside(m.linkname, "hardlink target")
+        target = _clean_inside(m.linkname, "hardlink target") if self.base else clean_name("/" + m.linkname)
         if not target:
             raise BreakoutError(f"invalid hardlink {m.name!r} -> {m.linkname!r}")
         tparent, _, tname = target.rpartition("/")
