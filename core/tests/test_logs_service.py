@@ -200,7 +200,7 @@ class SlowDriver(DiscardDriver):
     def log_many(self, messages: Sequence[LogMessage]) -> None:
         import time
 
-        time.sleep(0.05)
+        time.sleep(0.15)
         self.seen.extend(m.line for m in messages)
 
 
@@ -214,13 +214,14 @@ def test_close_waits_for_a_backlog_while_the_driver_makes_progress(tmp_path: Pat
 
     async def burst() -> AsyncIterator[tuple[str, int, bytes]]:
         # 200k lines: well past the copier's high-water mark, so most are still unread when the
-        # close starts, and a dozen batches of 0.05 s each
+        # close starts, and a dozen batches of 0.15 s each: about 2 s in all, twice the close timeout,
+        # whose 1 s of no progress a loaded machine's thread switches stay well within
         for i in range(200):
             yield ("stdout", 1_700_000_000_000_000_000 + i, b"".join(b"%d\n" % (i * 1000 + j) for j in range(1000)))
 
     async def scenario() -> None:
         logger = start_logging(daemon, container, burst())
-        await logger.close(0.2)
+        await logger.close(1.0)
 
     asyncio.run(scenario())
     assert SlowDriver.seen == [b"%d" % i for i in range(200_000)]
