@@ -18,6 +18,7 @@ SHIPPED = frozenset(
         "engine-plugin-host",
         "engine-plugin-none",
         "engine-plugin-json-file",
+        "engine-plugin-userns-remap",
     }
 )
 

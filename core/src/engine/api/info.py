@@ -66,7 +66,7 @@ def info(daemon: Daemon) -> dict[str, Any]:
         }
     )
     security = ["name=seccomp,profile=default"]
-    if config["userns-remap"]:
+    if not daemon.id_map.identity:  # only when a remapping is in effect (userns-remap=root is none)
         security.append("name=userns")
     data: dict[str, Any] = {
         "ID": daemon.id,

@@ -8,6 +8,7 @@ namespace from the runtime (no path in the spec), ``host`` the host's, and /etc/
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,7 @@ def teardown(service: ContainerService, container: Container) -> dict[str, Any] 
         return None
 
 
-def write_files(container: Container, net: NetworkSetup) -> None:
+def write_files(container: Container, net: NetworkSetup, owner: tuple[int, int] = (0, 0)) -> None:
     """containers/<id>/{hostname,hosts,resolv.conf}: rewritten at each start (the runtime bind-mounts
     them), as dockerd does. Plain writes: they are regenerated on every start."""
     for filename, content in (("hostname", net.hostname), ("hosts", net.hosts), ("resolv.conf", net.resolv_conf)):
@@ -88,6 +89,8 @@ def write_files(container: Container, net: NetworkSetup) -> None:
         with open(path, "w") as f:
             f.write(content)
         path.chmod(0o644)
+        if owner != (0, 0):  # userns-remap: container root owns them, as dockerd
+            os.chown(path, *owner)
     container.hostname_path = str(container.root / "hostname")
     container.hosts_path = str(container.root / "hosts")
     container.resolv_conf_path = str(container.root / "resolv.conf")

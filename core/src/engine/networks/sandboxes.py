@@ -114,6 +114,7 @@ class Sandboxes:
     def sweep_namespaces(self) -> None:
         """Delete namespace files no sandbox knows about (left by a crash)."""
         keys = {sb.key for sb in self.records.values() if sb.key}
+        keys |= {str(netns.user_ns_of(key)) for key in keys}
         for file in self.netns_dir.iterdir() if self.netns_dir.exists() else []:
             if str(file) not in keys:
                 netns.delete(file)
@@ -178,7 +179,9 @@ class Sandboxes:
             try:
                 if drv.needs_sandbox:
                     sb.key = str(self.netns_dir / sb.id[:12])
-                    netns.create(Path(sb.key))
+                    # userns-remap: the namespace belongs to the container's user namespace
+                    remapped = host_config.get("UsernsMode") != "host"
+                    netns.create(Path(sb.key), id_map=getattr(self.ctl.daemon, "id_map", None) if remapped else None)
                 self.records[container_id] = sb
                 self._join(sb, primary, endpoints_cfg.pop(primary.id, {}), config)
                 if not drv.exclusive:
