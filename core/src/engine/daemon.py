@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from engine import registry
+from engine import registry, rootless
 from engine.config import ConfigSchema, DaemonConfig
 from engine.config import reload as reload_config
 from engine.drivers.log import LogDriver
@@ -90,6 +90,15 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    def _check_rootless(self) -> None:
+        """dockerd's rules: RootlessKit's child must run in rootless mode; rootless mode is limited."""
+        if rootless.running_with_rootlesskit():
+            if not self.config["rootless"]:
+                raise ConfigError("rootless mode needs to be enabled for running with RootlessKit")
+            log.info("Running with RootlessKit integration")
+        if self.config["rootless"]:
+            log.warning("Running in rootless mode. This mode has feature limitations.")
+
     def _resolve_id_map(self) -> None:
         value = self.config["userns-remap"]
         if value and not self.hooks.resolves_id_map():
@@ -128,6 +137,7 @@ class Daemon:
         from engine.api.server import APIServer
         from engine.storage import start_storage_driver
 
+        self._check_rootless()
         self._resolve_id_map()
         self._prepare_dirs()
         self._check_log_driver()

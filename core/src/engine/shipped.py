@@ -19,6 +19,7 @@ SHIPPED = frozenset(
         "engine-plugin-none",
         "engine-plugin-json-file",
         "engine-plugin-userns-remap",
+        "engine-plugin-rootless",
     }
 )
 
