@@ -212,3 +212,19 @@ def test_root_remap_is_off(tmp_path: Path):
         cli = DockerCLI(daemon.host, config_dir=tmp_path)
         assert "userns" not in cli("info", "--format", "{{json .SecurityOptions}}").out
         assert cli("info", "--format", "{{.DockerRootDir}}").out == str(daemon.data_root)
+
+
+def test_joining_another_containers_network_joins_its_user_namespace(rdocker: DockerCLI, cname: str):
+    rdocker("run", "-d", "--name", cname, "busybox", "sleep", "300")
+    first = rdocker("exec", cname, "readlink", "/proc/self/ns/user").out
+    out = rdocker(
+        "run", "--rm", "--network", f"container:{cname}", "busybox", "sh", "-c", "readlink /proc/self/ns/user; id -u"
+    )
+    assert out.lines() == [first, "0"]
+
+
+def test_exec_and_restart(rdocker: DockerCLI, cname: str):
+    rdocker("run", "-d", "--name", cname, "busybox", "sleep", "300")
+    rdocker("restart", "-t", "0", cname)
+    assert rdocker("exec", cname, "id", "-u").out == "0"
+    assert rdocker("exec", cname, "sh", "-c", "head -1 /proc/self/uid_map").out.split()[0] == "0"
