@@ -182,6 +182,7 @@ def test_run_is_root_inside_and_the_user_outside(rl: DockerCLI, user: RootlessUs
         pid = rl("inspect", "-f", "{{.State.Pid}}", name).out
         uid_line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("Uid:"))
         assert uid_line.split()[1:] == [str(user.uid)] * 4
+        assert rl("exec", name, "id", "-u").out == "0"
     finally:
         rl.run("rm", "-f", name)
 
