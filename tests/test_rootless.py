@@ -242,3 +242,15 @@ def test_limits_without_cgroups_are_discarded_as_dockerd(rl: DockerCLI):
     # dockerd 20.10 rootless on cgroup v1: the container runs, without cgroup settings (info warns)
     out = rl("run", "--rm", "-m", "64m", "busybox", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").out
     assert int(out) > 64 * 1024 * 1024
+
+
+def test_rootlesskit_child_must_be_rootless(tmp_path: Path):
+    from engine_testkit.daemon import EngineDaemon
+
+    daemon = EngineDaemon(config={"rootless": False}, env={"ROOTLESSKIT_STATE_DIR": str(tmp_path)})
+    try:
+        with pytest.raises(RuntimeError, match="rootless mode needs to be enabled for running with RootlessKit"):
+            daemon.start()
+    finally:
+        daemon.stop()
+        daemon.cleanup()

@@ -228,3 +228,16 @@ def test_exec_and_restart(rdocker: DockerCLI, cname: str):
     rdocker("restart", "-t", "0", cname)
     assert rdocker("exec", cname, "id", "-u").out == "0"
     assert rdocker("exec", cname, "sh", "-c", "head -1 /proc/self/uid_map").out.split()[0] == "0"
+
+
+def test_remap_without_its_plugin_stops_start_up():
+    daemon = EngineDaemon(
+        config={"storage-driver": "vfs", "userns-remap": "default"}, env={"ENGINE_BLOCKED_PLUGINS": "userns-remap"}
+    )
+    try:
+        with pytest.raises(RuntimeError, match="userns-remap is set but no plugin resolves it"):
+            daemon.start()
+    finally:
+        daemon.stop()
+        daemon.cleanup()
+    assert not _user_exists("dockremap")
