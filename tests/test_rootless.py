@@ -254,3 +254,14 @@ def test_rootlesskit_child_must_be_rootless(tmp_path: Path):
     finally:
         daemon.stop()
         daemon.cleanup()
+
+
+def test_a_port_rootlesskit_refuses_fails_the_start(rl: DockerCLI):
+    # ports below net.ipv4.ip_unprivileged_port_start (1024 here) cannot be bound by the user
+    name = NAME_PREFIX + uuid.uuid4().hex[:8]
+    try:
+        result = rl.fails("run", "-d", "--name", name, "-p", "127.0.0.1:81:80", "busybox", "sleep", "300")
+        assert "Error starting userland proxy: error while calling PortManager.AddPort(): " in result.stderr
+        assert "cannot expose privileged port 81" in result.stderr
+    finally:
+        rl.run("rm", "-f", name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 from engine_plugin_rootless import rootlesskit
 
 REAL_PROXY = "engine-proxy"
+READY_FD = 3
 
 
 def _real_proxy() -> str:
@@ -23,6 +25,16 @@ def _real_proxy() -> str:
     if beside.exists():
         return str(beside)
     return shutil.which(REAL_PROXY) or REAL_PROXY
+
+
+def _report(message: str) -> None:
+    """docker-proxy's readiness protocol: fd 3, when the daemon passed one, gets ``0`` or ``1`` and
+    the error, then is closed."""
+    try:
+        os.write(READY_FD, message.encode())
+        os.close(READY_FD)
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except rootlesskit.RootlessKitError as exc:
         if not v6:
             print(exc, file=sys.stderr)
+            _report(f"1\nerror while calling PortManager.AddPort(): {exc.reason}")
             return 1
         port_id = None  # RootlessKit's network may have no IPv6: the IPv4 forward still serves
     child = subprocess.Popen(
@@ -54,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             "-container-port", str(args.container_port),
         ]
     )  # fmt: skip
+
+    _report("0\n")
 
     def stop(*_: object) -> None:
         child.terminate()

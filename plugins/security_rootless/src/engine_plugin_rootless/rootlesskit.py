@@ -13,7 +13,9 @@ API_SOCKET = "api.sock"
 
 
 class RootlessKitError(RuntimeError):
-    pass
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message  #: RootlessKit's own message, when it gave one
 
 
 class _UnixConnection(http.client.HTTPConnection):
