@@ -234,10 +234,38 @@ def test_remap_without_its_plugin_stops_start_up():
     daemon = EngineDaemon(
         config={"storage-driver": "vfs", "userns-remap": "default"}, env={"ENGINE_BLOCKED_PLUGINS": "userns-remap"}
     )
+    existed = _user_exists("dockremap")
     try:
         with pytest.raises(RuntimeError, match="userns-remap is set but no plugin resolves it"):
             daemon.start()
     finally:
         daemon.stop()
         daemon.cleanup()
-    assert not _user_exists("dockremap")
+    assert _user_exists("dockremap") == existed  # nothing resolved the map: nobody made the user
+
+
+def test_live_restore_keeps_a_remapped_container(remap_daemon: EngineDaemon, base: int, tmp_path: Path):
+    """A daemon restart with live-restore: the container, its network namespace and the user
+    namespace that owns it (pinned beside it) are adopted, and exec still joins both."""
+    daemon = EngineDaemon(config={"storage-driver": "overlay2", "userns-remap": "default", "live-restore": True})
+    daemon.root.chmod(0o711)
+    cli = DockerCLI(daemon.host, config_dir=tmp_path)
+    try:
+        daemon.start()
+        cli("import", "-c", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_rootfs_tar())
+        cli("run", "-d", "--name", "lr", "busybox", "sleep", "300")
+        netns_files = sorted(p.name for p in (daemon.exec_root / "netns").iterdir())
+        assert any(name.endswith(".userns") for name in netns_files)
+        assert daemon.stop() == 0
+        daemon.start()
+        assert sorted(p.name for p in (daemon.exec_root / "netns").iterdir()) == netns_files
+        assert cli("exec", "lr", "sh", "-c", "id -u; head -1 /proc/self/uid_map").lines()[1].split()[:2] == [
+            "0",
+            str(base),
+        ]
+        cli("rm", "-f", "lr")
+        assert list((daemon.exec_root / "netns").iterdir()) == []
+    finally:
+        cli.run("rm", "-f", "lr")
+        daemon.stop()
+        daemon.cleanup()
