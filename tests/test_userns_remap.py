@@ -269,3 +269,14 @@ def test_live_restore_keeps_a_remapped_container(remap_daemon: EngineDaemon, bas
         cli.run("rm", "-f", "lr")
         daemon.stop()
         daemon.cleanup()
+
+
+def test_sharing_a_pid_namespace_shares_the_user_namespace(rdocker: DockerCLI, cname: str):
+    rdocker("run", "-d", "--name", cname, "busybox", "sleep", "300")
+    first = rdocker("exec", cname, "readlink", "/proc/self/ns/user").out
+    out = rdocker(
+        "run", "--rm", "--pid", f"container:{cname}", "busybox", "sh", "-c",
+        "readlink /proc/self/ns/user; id -u; ps -o args | grep -c '^sleep 300'; ls /sys/class/net",
+    ).lines()  # fmt: skip
+    assert out[:3] == [first, "0", "1"]
+    assert "eth0" in out[3:]  # its own network namespace (sysfs mounted for it)

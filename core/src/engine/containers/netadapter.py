@@ -39,6 +39,20 @@ def mode_of(container: Container) -> str:
     return container.host_config.get("NetworkMode") or "default"
 
 
+def _joined_user_ns(service: ContainerService, container: Container) -> str | None:
+    """userns-remap: a container sharing another's IPC or PID namespace (``container:<ref>``) must
+    live in that one's user namespace, so its network namespace is made there too (as dockerd)."""
+    if service.id_map.identity or container.host_config.get("UsernsMode") == "host":
+        return None
+    for key in ("IpcMode", "PidMode"):
+        mode = container.host_config.get(key) or ""
+        if mode.startswith("container:"):
+            other = service.get(mode.partition(":")[2])
+            if other.state.running and other.state.pid:
+                return f"/proc/{other.state.pid}/ns/user"
+    return None
+
+
 def setup(service: ContainerService, container: Container) -> NetworkSetup:
     networks = service.networks
     mode = mode_of(container)
@@ -49,7 +63,12 @@ def setup(service: ContainerService, container: Container) -> NetworkSetup:
             raise Conflict(f"cannot join network of a non running container: {other.id}")
         host_config["NetworkMode"] = f"container:{other.id}"
     sandbox = networks.setup_sandbox(
-        container.id, container.name, container.config, host_config, container.networking_config
+        container.id,
+        container.name,
+        container.config,
+        host_config,
+        container.networking_config,
+        user_ns=_joined_user_ns(service, container),
     )
     netns = sandbox.netns_path
     if mode.startswith("container:"):

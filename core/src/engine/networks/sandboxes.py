@@ -139,6 +139,7 @@ class Sandboxes:
         config: Mapping[str, Any],
         host_config: Mapping[str, Any],
         networking_config: Mapping[str, Any] | None = None,
+        user_ns: str | None = None,
     ) -> Sandbox:
         """Create the container's network namespace and join its networks (container start).
 
@@ -181,7 +182,11 @@ class Sandboxes:
                     sb.key = str(self.netns_dir / sb.id[:12])
                     # userns-remap: the namespace belongs to the container's user namespace
                     remapped = host_config.get("UsernsMode") != "host"
-                    netns.create(Path(sb.key), id_map=getattr(self.ctl.daemon, "id_map", None) if remapped else None)
+                    netns.create(
+                        Path(sb.key),
+                        id_map=getattr(self.ctl.daemon, "id_map", None) if remapped else None,
+                        user_ns=user_ns if remapped else None,
+                    )
                 self.records[container_id] = sb
                 self._join(sb, primary, endpoints_cfg.pop(primary.id, {}), config)
                 if not drv.exclusive:
