@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 # importable from Debian's python3, hence a venv made from /usr/bin/python3 with system site-packages.
 # docker-compose (v1, with its own docker-py) is for the compose interop test.
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
-	iproute2 btrfs-progs python3-btrfsutil zfs-fuse rsyslog rsyslog-gnutls python3-systemd uidmap tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
+	iproute2 btrfs-progs python3-btrfsutil zfs-fuse rsyslog rsyslog-gnutls python3-systemd uidmap rootlesskit slirp4netns fuse-overlayfs tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
 	docker-compose docker-registry apache2-utils
 DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed

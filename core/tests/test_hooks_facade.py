@@ -79,3 +79,52 @@ def test_the_spec_hook_sees_a_container_context_and_shapes_the_spec(tmp_path: Pa
     )
     assert seen == [context]
     assert spec["process"]["noNewPrivileges"] is True
+
+
+def _pm_with(*plugins: object):
+    import pluggy
+
+    pm = pluggy.PluginManager("engine")
+    pm.add_hookspecs(hookspecs)
+    for plugin in plugins:
+        pm.register(plugin)
+    return pm
+
+
+def test_a_refusal_of_the_create_check_is_a_400(tmp_path: Path) -> None:
+    from engine import hookimpl
+    from engine.errors import InvalidParameter
+    from engine.hooks import ContainerContext
+    from engine.runtime import Runtime
+
+    class Accepts:
+        @hookimpl
+        def engine_security_container_create(self, container: ContainerContext) -> None:
+            return None
+
+    class RefusesPrivileged:
+        @hookimpl
+        def engine_security_container_create(self, container: ContainerContext) -> str | None:
+            return "no privileged here" if container.host_config.get("Privileged") else None
+
+    runtime = Runtime(tmp_path / "exec", config={}, hooks=Hooks(_pm_with(Accepts(), RefusesPrivileged())))
+    runtime.check_container(ContainerContext("", "", "", {}, {}))
+    with pytest.raises(InvalidParameter, match="no privileged here"):
+        runtime.check_container(ContainerContext("", "", "", {}, {"Privileged": True}))
+
+
+def test_the_id_map_is_resolved_by_the_first_plugin_that_answers() -> None:
+    from engine import hookimpl
+    from engine.drivers.storage import IdMap, IdMapping
+
+    mapped = IdMap(uids=(IdMapping(0, 100000, 65536),), gids=(IdMapping(0, 100000, 65536),))
+
+    class Resolves:
+        @hookimpl
+        def engine_security_resolve_id_map(self, config: object) -> IdMap:
+            return mapped
+
+    assert Hooks(_pm_with()).resolves_id_map() is False
+    hooks = Hooks(_pm_with(Resolves()))
+    assert hooks.resolves_id_map() is True
+    assert hooks.security_resolve_id_map({}) == mapped

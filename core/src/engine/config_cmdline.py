@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import rootless
 from engine.config_schema import BOOL, INT, LIST, MAP, STR, ConfigSchema, Option, copy_value
 from engine.drivers.strconv import parse_bool, parse_int
 from engine.drivers.units import bytes_size
 from engine.errors import ConfigError
 
 PROG = "engined"
-DEFAULT_CONFIG_FILE = Path("/etc/engine/daemon.json")
+#: under RootlessKit: ~/.config/engine/daemon.json (rootless mode, as dockerd's ~/.config/docker)
+DEFAULT_CONFIG_FILE = rootless.config_file() if rootless.ROOTLESSKIT else Path("/etc/engine/daemon.json")
 SHORT_DESCRIPTION = "A self-sufficient runtime for containers."
 
 #: flags that are not configuration keys: name -> (shorthand, is_bool, help)

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine import hosts
+from engine import hosts, rootless
 from engine.config_schema import BOOL, INT, LIST, MAP, OBJECT, STR, ConfigSchema, Option, type_error
 from engine.drivers.strconv import parse_int
 from engine.drivers.units import parse_size
+from engine.rootless import ROOTLESSKIT
 
 # ---- value checks (the messages are dockerd's) -------------------------------------------------------
 
@@ -383,11 +384,15 @@ def _core_options() -> list[Option]:
     return [
         # daemon and API
         opt("hosts", LIST, [], ("--host", "-H"), "Daemon socket(s) to connect to", flag_value=append_item(hosts.validate_host)),
-        opt("group", STR, "engine", ("--group", "-G"), "Group for the unix socket"),
-        opt("data-root", STR, "/var/lib/engine", ("--data-root",), "Root directory of persistent engine state"),
+        # under RootlessKit: the per-user defaults (rootless mode, as dockerd's getDefaultPaths)
+        opt("group", STR, "" if ROOTLESSKIT else "engine", ("--group", "-G"), "Group for the unix socket"),
+        opt("data-root", STR, str(rootless.data_root()) if ROOTLESSKIT else "/var/lib/engine", ("--data-root",),
+          "Root directory of persistent engine state"),
         opt("graph", STR, "", ("--graph", "-g"), "Root of the engine runtime (deprecated: use data-root)"),
-        opt("exec-root", STR, "/run/engine", ("--exec-root",), "Root directory for execution state files"),
-        opt("pidfile", STR, "/run/engine.pid", ("--pidfile", "-p"), "Path to use for daemon PID file"),
+        opt("exec-root", STR, str(rootless.exec_root()) if ROOTLESSKIT else "/run/engine", ("--exec-root",),
+          "Root directory for execution state files"),
+        opt("pidfile", STR, str(rootless.pidfile()) if ROOTLESSKIT else "/run/engine.pid", ("--pidfile", "-p"),
+          "Path to use for daemon PID file"),
         opt("debug", BOOL, False, ("--debug", "-D"), "Enable debug mode", reloadable=True),
         opt("log-level", STR, "info", ("--log-level", "-l"), 'Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")'),
         opt("raw-logs", BOOL, False, ("--raw-logs",), "Full timestamps without ANSI coloring"),
@@ -459,7 +464,7 @@ def _core_options() -> list[Option]:
         opt("seccomp-profile", STR, "", ("--seccomp-profile",), "Path to seccomp profile"),
         opt("selinux-enabled", BOOL, False, ("--selinux-enabled",), "Enable selinux support", supported=False),
         opt("userns-remap", STR, "", ("--userns-remap",), "User/Group setting for user namespaces"),
-        opt("rootless", BOOL, False, ("--rootless",), "Enable rootless mode; typically used with RootlessKit"),
+        opt("rootless", BOOL, ROOTLESSKIT, ("--rootless",), "Enable rootless mode; typically used with RootlessKit"),
         # network: what every driver shares (the bridge plugin declares the bridge's own keys)
         opt("dns", LIST, [], ("--dns",), "DNS server to use", validate=each(validate_ip), flag_value=append_item(validate_ip)),
         opt("dns-opts", LIST, [], ("--dns-opt",), "DNS options to use", flag_value=append_item()),

@@ -13,6 +13,7 @@ import asyncio
 import gc
 import inspect
 import logging
+import os
 import secrets
 import socket
 from pathlib import Path
@@ -20,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from engine import registry
+from engine import registry, rootless
 from engine.config import ConfigSchema, DaemonConfig
 from engine.config import reload as reload_config
 from engine.drivers.log import LogDriver
 from engine.drivers.network import NetworkDriver
 from engine.drivers.records import write_atomic
-from engine.drivers.storage import StorageDriver
+from engine.drivers.storage import IDENTITY, IdMap, StorageDriver
 from engine.errors import ConfigError
 from engine.events import EventBus
 from engine.hooks import DaemonContext, Hooks
@@ -66,6 +67,8 @@ class Daemon:
         self.id = ""
         self.name = socket.gethostname()
         self.storage: StorageDriver | None = None
+        # userns-remap: resolved by a security plugin at start-up (identity: no remapping)
+        self.id_map: IdMap = IDENTITY
         # the subsystems' start/stop steps, in start order (stopped in reverse)
         self.subsystems: list[Stage] = []
         self.api: APIServer | None = None
@@ -78,7 +81,12 @@ class Daemon:
 
     @property
     def data_root(self) -> Path:
-        return self.config.data_root
+        """Where this daemon keeps its state: with userns-remap, a subdirectory per mapping
+        (``<data-root>/<uid>.<gid>``, as dockerd), so remapped and plain layers never mix."""
+        if self.id_map.identity:
+            return self.config.data_root
+        uid, gid = self.id_map.root()
+        return self.config.data_root / f"{uid}.{gid}"
 
     @property
     def exec_root(self) -> Path:
@@ -86,10 +94,39 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    def _check_rootless(self) -> None:
+        """dockerd's rules: RootlessKit's child must run in rootless mode; rootless mode is limited."""
+        if rootless.running_with_rootlesskit():
+            if not self.config["rootless"]:
+                raise ConfigError("rootless mode needs to be enabled for running with RootlessKit")
+            log.info("Running with RootlessKit integration")
+        if self.config["rootless"]:
+            log.warning("Running in rootless mode. This mode has feature limitations.")
+
+    def _resolve_id_map(self) -> None:
+        value = self.config["userns-remap"]
+        if value and not self.hooks.resolves_id_map():
+            raise ConfigError(
+                "userns-remap is set but no plugin resolves it: install it with `pip install engine-plugin-userns-remap`"
+            )
+        self.id_map = self.hooks.security_resolve_id_map(self.config) or IDENTITY
+        if value and self.id_map.identity:
+            log.warning("User namespaces: root cannot be remapped with itself; user namespaces are OFF")
+        elif value:
+            log.info("User namespaces: ID ranges will be mapped to subuid/subgid ranges of: %s", value)
+
     def _prepare_dirs(self) -> None:
-        self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.config.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        if not self.id_map.identity:
+            # the remapped root must traverse to its layers, volumes and container files (dockerd:
+            # 0710, group the remapped root's group)
+            _, gid = self.id_map.root()
+            for path in (self.config.data_root, self.data_root):
+                path.mkdir(exist_ok=True, mode=0o710)
+                os.chown(path, 0, gid)
+                os.chmod(path, 0o710)
         self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        id_file = self.data_root / "engine-id"
+        id_file = self.config.data_root / "engine-id"
         if not id_file.exists():
             raw = secrets.token_hex(18).upper()
             write_atomic(id_file, ":".join(raw[i : i + 4] for i in range(0, len(raw), 4)))
@@ -117,6 +154,8 @@ class Daemon:
         from engine.api.server import APIServer
         from engine.storage import start_storage_driver
 
+        self._check_rootless()
+        self._resolve_id_map()
         self._prepare_dirs()
         self._check_log_driver()
         # listeners are opened first, as dockerd does: a bad -H fails before anything else starts
@@ -128,7 +167,7 @@ class Daemon:
         # release the GIL) while this thread imports and builds the API application (Python)
         # (run_in_executor, not to_thread: the thread must start now, not at this coroutine's next await)
         storage = asyncio.get_running_loop().run_in_executor(
-            None, start_storage_driver, self.config, self.storage_drivers
+            None, start_storage_driver, self.config, self.storage_drivers, self.id_map, self.data_root
         )
         try:
             app = _make_app(self)

@@ -17,6 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from engine.config import ConfigSchema, DaemonConfig
+    from engine.drivers.storage import IdMap
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,18 @@ class Hooks:
 
     def security_container_spec(self, container: ContainerContext, spec: dict[str, Any]) -> None:
         self._relay.engine_security_container_spec(container=container, spec=spec)
+
+    def resolves_id_map(self) -> bool:
+        """Whether any plugin resolves ``userns-remap`` (else the key cannot be honoured)."""
+        return bool(self._relay.engine_security_resolve_id_map.get_hookimpls())
+
+    def security_resolve_id_map(self, config: DaemonConfig) -> IdMap | None:
+        return self._relay.engine_security_resolve_id_map(config=config)
+
+    def security_container_create(self, container: ContainerContext) -> str | None:
+        """The first refusal of any implementation, or ``None``."""
+        refusals = self._relay.engine_security_container_create(container=container)
+        return next((r for r in refusals if r), None)
 
     def wants_authorization(self) -> bool:
         """Whether any plugin authorizes requests: the API reads the body for them only then."""

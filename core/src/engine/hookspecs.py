@@ -21,6 +21,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from engine.config import ConfigSchema, DaemonConfig
+    from engine.drivers.storage import IdMap
     from engine.hooks import ContainerContext, DaemonContext
 
 hookspec = pluggy.HookspecMarker("engine")
@@ -189,6 +190,29 @@ def engine_security_container_spec(container: ContainerContext, spec: dict[str, 
         image_id, config, host_config).
     :param spec: the OCI runtime spec (``config.json`` as a dict).
     :returns: nothing; the return value is ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def engine_security_resolve_id_map(config: DaemonConfig) -> IdMap | None:
+    """Resolve the daemon's user-namespace remapping (``userns-remap``) once, at start-up.
+
+    *firstresult*: the first non-None map wins. Core then keeps a data-root subdirectory per
+    mapping (``<data-root>/<uid>.<gid>``), hands the map to the storage driver (layers are unpacked
+    with shifted ownership) and owns volumes, bind-mount sources and ``docker cp`` content by it.
+
+    :param config: the daemon configuration in effect.
+    :returns: an :class:`engine.drivers.storage.IdMap`, or ``None`` when there is no remapping.
+    """
+
+
+@hookspec
+def engine_security_container_create(container: ContainerContext) -> str | None:
+    """Check a container's configuration before it is created; any refusal wins.
+
+    :param container: the container about to be created, as a :class:`engine.hooks.ContainerContext`
+        (its ``id`` is still empty).
+    :returns: ``None`` to accept, or the message that refuses the container (HTTP 400).
     """
 
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from engine import rootless
+
 DEFAULT_HTTP_HOST = "localhost"
 DEFAULT_HTTP_PORT = 2375
 DEFAULT_TLS_HTTP_PORT = 2376
-DEFAULT_UNIX_SOCKET = "/run/engine.sock"
+#: under RootlessKit: $XDG_RUNTIME_DIR/engine.sock (rootless mode)
+DEFAULT_UNIX_SOCKET = str(rootless.socket_path()) if rootless.ROOTLESSKIT else "/run/engine.sock"
 DEFAULT_TCP_HOST = f"tcp://{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}"
 DEFAULT_TLS_HOST = f"tcp://{DEFAULT_HTTP_HOST}:{DEFAULT_TLS_HTTP_PORT}"
 

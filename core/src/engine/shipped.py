@@ -22,7 +22,9 @@ SHIPPED = frozenset(
         "engine-plugin-local",
         "engine-plugin-none",
         "engine-plugin-overlay2",
+        "engine-plugin-rootless",
         "engine-plugin-syslog",
+        "engine-plugin-userns-remap",
         "engine-plugin-zfs",
     }
 )

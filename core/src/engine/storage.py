@@ -45,10 +45,14 @@ def _prior_state(root: Path, names: list[str]) -> list[str]:
 
 
 def start_storage_driver(
-    config: DaemonConfig, registry: DriverRegistry[StorageDriver], id_map: IdMap = IDENTITY
+    config: DaemonConfig,
+    registry: DriverRegistry[StorageDriver],
+    id_map: IdMap = IDENTITY,
+    root: Path | None = None,
 ) -> StorageDriver:
-    """Load, initialise and return the storage driver; raises ConfigError/DriverError naming the problem."""
-    root = config.data_root
+    """Load, initialise and return the storage driver under ``root`` (the data-root unless given:
+    userns-remap keeps one per mapping); raises ConfigError/DriverError naming the problem."""
+    root = root or config.data_root
     names = registry.names()
     explicit = config["storage-driver"]
     if explicit:

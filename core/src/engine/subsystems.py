@@ -58,7 +58,7 @@ def make_subsystems(daemon: Daemon) -> Subsystems:
     # images: first (containers need image configs and layers)
     images = ImageService(daemon)
     # volumes: before containers (containers reference and mount volumes)
-    volumes = VolumeService(daemon.data_root / "volumes", daemon.events, daemon.hooks)
+    volumes = VolumeService(daemon.data_root / "volumes", daemon.events, daemon.hooks, root_ids=daemon.id_map.root())
     # networks: before containers (containers join networks at start, leave them at stop)
     networks = NetworkController(daemon)
     # runtime: before containers (OCI specs, one shim per container; containers outlive the daemon)
@@ -74,5 +74,6 @@ def make_subsystems(daemon: Daemon) -> Subsystems:
         runtime=runtime,
         storage_driver=daemon.storage.name if daemon.storage is not None else "",
         logging=daemon,  # the daemon's config, log driver registry, data root and hooks (LogSetup)
+        id_map=daemon.id_map,
     )
     return Subsystems(images, volumes, networks, runtime, containers)

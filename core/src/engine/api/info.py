@@ -67,8 +67,21 @@ def info(daemon: Daemon) -> dict[str, Any]:
     )
     # the daemon's seccomp-profile as dockerd shows it (a path, "unconfined", or "default")
     security = [f"name=seccomp,profile={config['seccomp-profile'] or 'default'}"]
-    if config["userns-remap"]:
+    if not daemon.id_map.identity:  # only when a remapping is in effect (userns-remap=root is none)
         security.append("name=userns")
+    warnings: list[str] = []
+    cgroup_driver = "cgroupfs"
+    if config["rootless"]:
+        security.append("name=rootless")
+        if not cgroups_writable():
+            # dockerd's "none" cgroup driver: containers get no cgroups, and limits do nothing
+            cgroup_driver = "none"
+            warnings.append(
+                "WARNING: Running in rootless-mode without cgroups. To enable cgroups in rootless-mode, "
+                "you need to boot the system in cgroup v2 mode."
+                if cgroup_version() == "1"
+                else "WARNING: Running in rootless-mode without cgroups. Systemd is required to enable cgroups in rootless-mode."
+            )
     data: dict[str, Any] = {
         "ID": daemon.id,
         "Containers": 0,
@@ -102,7 +115,7 @@ def info(daemon: Daemon) -> dict[str, Any]:
         "NGoroutines": 0,
         "SystemTime": rfc3339nano(time.time_ns(), local=True),
         "LoggingDriver": config["log-driver"],
-        "CgroupDriver": "cgroupfs",
+        "CgroupDriver": cgroup_driver,
         "CgroupVersion": cgroup_version(),
         "NEventsListener": daemon.events.subscriber_count(),
         "KernelVersion": uname.release,
@@ -140,7 +153,7 @@ def info(daemon: Daemon) -> dict[str, Any]:
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": security,
-        "Warnings": [],
+        "Warnings": warnings,
         "EnginePlugins": plugin_names(daemon.pm),
     }
     for contribute in (
@@ -151,6 +164,15 @@ def info(daemon: Daemon) -> dict[str, Any]:
     ):
         data.update(contribute())
     return data
+
+
+def cgroups_writable() -> bool:
+    """Whether this daemon can make cgroups (a rootless one, without systemd delegation, cannot)."""
+    root = Path("/sys/fs/cgroup")
+    for candidate in (root / "memory", root):
+        if (candidate / "cgroup.procs").exists():
+            return os.access(candidate, os.W_OK)
+    return False
 
 
 def registry_config(config: Any) -> dict[str, Any]:

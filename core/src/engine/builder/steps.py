@@ -721,6 +721,8 @@ class Builder:
             root = Path(layers.mount_rw(layer_id))
             try:
                 owner = self._chown(root, chown) if chown else (0, 0)
+                # userns-remap: the layer holds host ids (the driver's map shifts them back in diffs)
+                owner = layers.driver.id_map.to_host(*owner)
                 for info in infos:
                     archive_source = extract and ctx.is_local_archive(info.path)
                     try:

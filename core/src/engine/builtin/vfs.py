@@ -46,6 +46,10 @@ class VfsStorageDriver(NaiveDiffMixin, StorageDriver):
     def init(cls, home: Path, options: Mapping[str, str], id_map: IdMap = IDENTITY) -> Self:
         driver = super().init(home, options, id_map)
         (home / "dir").mkdir(mode=0o700, exist_ok=True)
+        if not id_map.identity:  # the remapped root traverses to its rootfs (dockerd: 0710 root:<gid>)
+            for path in (home, home / "dir"):
+                os.chown(path, 0, id_map.root()[1])
+                os.chmod(path, 0o710)
         return driver
 
     def _dir(self, id: str) -> Path:

@@ -183,9 +183,17 @@ def extract(
             from engine.runtime.users import resolve_user
 
             user = resolve_user(fs.root, container.config.get("User") or "")
-            chown = (user.uid, user.gid)
+            chown = service.id_map.to_host(user.uid, user.gid)
         try:
-            archive.extract_to(fs.root, path, stream, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown=chown)
+            # tar ids are the container's: shifted to the host's by the userns-remap map, as dockerd
+            archive.extract_to(
+                fs.root,
+                path,
+                stream,
+                no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                chown=chown,
+                id_map=service.id_map,
+            )
         except FileNotFoundError:
             raise not_found(path, container) from None
 

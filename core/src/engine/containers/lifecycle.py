@@ -133,7 +133,7 @@ class Lifecycle:
             net = netadapter.setup(self.service, container)
             undo.append(lambda: netadapter.teardown(self.service, container))
             container.network_settings = net.network_settings
-            netadapter.write_files(container, net)
+            netadapter.write_files(container, net, self.service.id_map.root())
             timing.mark("network")
             inputs = spec_inputs(self.service, container, net)
             spec = self.runtime.build_spec(

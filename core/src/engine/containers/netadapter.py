@@ -8,6 +8,7 @@ namespace from the runtime (no path in the spec), ``host`` the host's, and /etc/
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,20 @@ def mode_of(container: Container) -> str:
     return container.host_config.get("NetworkMode") or "default"
 
 
+def _joined_user_ns(service: ContainerService, container: Container) -> str | None:
+    """userns-remap: a container sharing another's IPC or PID namespace (``container:<ref>``) must
+    live in that one's user namespace, so its network namespace is made there too (as dockerd)."""
+    if service.id_map.identity or container.host_config.get("UsernsMode") == "host":
+        return None
+    for key in ("IpcMode", "PidMode"):
+        mode = container.host_config.get(key) or ""
+        if mode.startswith("container:"):
+            other = service.get(mode.partition(":")[2])
+            if other.state.running and other.state.pid:
+                return f"/proc/{other.state.pid}/ns/user"
+    return None
+
+
 def setup(service: ContainerService, container: Container) -> NetworkSetup:
     networks = service.networks
     mode = mode_of(container)
@@ -48,7 +63,12 @@ def setup(service: ContainerService, container: Container) -> NetworkSetup:
             raise Conflict(f"cannot join network of a non running container: {other.id}")
         host_config["NetworkMode"] = f"container:{other.id}"
     sandbox = networks.setup_sandbox(
-        container.id, container.name, container.config, host_config, container.networking_config
+        container.id,
+        container.name,
+        container.config,
+        host_config,
+        container.networking_config,
+        user_ns=_joined_user_ns(service, container),
     )
     netns = sandbox.netns_path
     if mode.startswith("container:"):
@@ -80,7 +100,7 @@ def teardown(service: ContainerService, container: Container) -> dict[str, Any] 
         return None
 
 
-def write_files(container: Container, net: NetworkSetup) -> None:
+def write_files(container: Container, net: NetworkSetup, owner: tuple[int, int] = (0, 0)) -> None:
     """containers/<id>/{hostname,hosts,resolv.conf}: rewritten at each start (the runtime bind-mounts
     them), as dockerd does. Plain writes: they are regenerated on every start."""
     for filename, content in (("hostname", net.hostname), ("hosts", net.hosts), ("resolv.conf", net.resolv_conf)):
@@ -88,6 +108,8 @@ def write_files(container: Container, net: NetworkSetup) -> None:
         with open(path, "w") as f:
             f.write(content)
         path.chmod(0o644)
+        if owner != (0, 0):  # userns-remap: container root owns them, as dockerd
+            os.chown(path, *owner)
     container.hostname_path = str(container.root / "hostname")
     container.hosts_path = str(container.root / "hosts")
     container.resolv_conf_path = str(container.root / "resolv.conf")

@@ -27,6 +27,20 @@ def _joined_ns(service: ContainerService, mode: str, kind: str) -> str | None:
     return f"/proc/{other.state.pid}/ns/{kind}"
 
 
+def _make_bind_source(source: str, owner: tuple[int, int]) -> None:
+    """mkdir -p; the directories it makes belong to container root (userns-remap), as dockerd's
+    MkdirAllAndChownNew (existing ones keep their owner)."""
+    missing = []
+    path = Path(source)
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    os.makedirs(source, mode=0o755, exist_ok=True)
+    if owner != (0, 0):
+        for made in missing:
+            os.chown(made, *owner)
+
+
 def mount_specs(service: ContainerService, container: Container) -> list[MountSpec]:
     from engine.runtime.spec import MountSpec
 
@@ -39,7 +53,7 @@ def mount_specs(service: ContainerService, container: Container) -> list[MountSp
                     raise InvalidParameter(
                         f'invalid mount config for type "bind": bind source path does not exist: {source}'
                     )
-                os.makedirs(source, mode=0o755, exist_ok=True)  # -v creates it, as dockerd does
+                _make_bind_source(source, service.id_map.root())  # -v creates it, as dockerd does
             out.append(MountSpec(mp.destination, source, read_only=not mp.rw, propagation=mp.propagation))
         elif mp.type == VOLUME:
             source = str(service.volumes.mount(mp.name, container.id))

@@ -24,9 +24,11 @@ from engine.containers.mounts import parse_all
 from engine.containers.state import WAIT_CONDITIONS, WaitResult
 from engine.containers.store import ContainerStore
 from engine.containers.timefmt import now_ns
+from engine.drivers.storage import IDENTITY, IdMap
 from engine.drivers.units import parse_size
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.filters import Filters, timestamp_ns
+from engine.hooks import ContainerContext
 
 if TYPE_CHECKING:
     from engine.config import DaemonConfig
@@ -56,6 +58,7 @@ class ContainerService:
         runtime: Runtime,
         storage_driver: str,
         logging: LogSetup,
+        id_map: IdMap = IDENTITY,
     ) -> None:
         """``root``: ``<data-root>/containers``; ``config``: the daemon's configuration in effect
         (SIGHUP replaces it); ``storage_driver``: the name recorded as a new container's Driver."""
@@ -71,7 +74,9 @@ class ContainerService:
         self.storage_driver = storage_driver
         self.logging = logging
         self.root: Path = root
-        self.store = ContainerStore(self.root)
+        # userns-remap: container root is id_map.root() on the host (identity without remapping)
+        self.id_map = id_map
+        self.store = ContainerStore(self.root, id_map.root()[1])
         self.lifecycle = Lifecycle(self)
         self.execs = ExecManager(self)
         self._create_lock = threading.Lock()  # name generation + reservation only
@@ -196,6 +201,9 @@ class ContainerService:
         )
         warnings = createmod.validate_host_config(hc, runtimes={"runc", *self.config["runtimes"]})
         createmod.validate_network_mode(merged, hc)
+        self.runtime.check_container(
+            ContainerContext(id="", name=name or "", image_id=image.id, config=merged, host_config=hc)
+        )
         self._validate_log_config(hc)
         # ("container:<ref>" is resolved at start, as dockerd: a 404 here would send the CLI pulling)
         warnings += self.networks.validate_container(merged, hc, networking) or []

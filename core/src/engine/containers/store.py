@@ -46,8 +46,10 @@ def name_conflict(name: str, owner: str) -> Conflict:
 
 
 class ContainerStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, traverse_gid: int = 0) -> None:
         self.root = root  # <data-root>/containers
+        # userns-remap: the remapped root's group may traverse (0710) to the files runc mounts
+        self.traverse_gid = traverse_gid
         self._by_id: dict[str, Container] = {}
         self._names: dict[str, str] = {}  # "/name" -> container ID
         self._lock = threading.Lock()  # guards the indexes only
@@ -126,6 +128,8 @@ class ContainerStore:
         """Make the container's directory with its ``.creating`` journal before any side effect."""
         path = self.dir_of(container_id)
         path.mkdir(mode=0o710)
+        if self.traverse_gid:
+            os.chown(path, 0, self.traverse_gid)
         write_replace(path / CREATING, json.dumps(journal))
         return path
 
@@ -154,6 +158,8 @@ class ContainerStore:
         """Read every container directory. Returns the containers and the half-created ones
         (``(id, journal)``, journal ``{}`` when unreadable) for the caller to roll back."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o710)
+        if self.traverse_gid:
+            os.chown(self.root, 0, self.traverse_gid)
         containers: list[Container] = []
         unfinished: list[tuple[str, dict[str, Any]]] = []
         for entry in sorted(os.scandir(self.root), key=lambda e: e.name):

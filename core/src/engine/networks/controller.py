@@ -549,10 +549,12 @@ class NetworkController:
         config: Mapping[str, Any],
         host_config: Mapping[str, Any],
         networking_config: Mapping[str, Any] | None = None,
+        user_ns: str | None = None,
     ) -> Sandbox:
         """Create the container's network namespace and join its networks (container start); idempotent,
-        undone on error."""
-        return self._sandboxes.setup(container_id, name, config, host_config, networking_config)
+        undone on error. ``user_ns``: an existing user namespace to make the network namespace in
+        (userns-remap: the one of a container whose IPC or PID namespace this one shares)."""
+        return self._sandboxes.setup(container_id, name, config, host_config, networking_config, user_ns)
 
     @off_event_loop
     def teardown_sandbox(self, container_id: str) -> None:

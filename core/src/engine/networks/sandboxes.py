@@ -114,6 +114,7 @@ class Sandboxes:
     def sweep_namespaces(self) -> None:
         """Delete namespace files no sandbox knows about (left by a crash)."""
         keys = {sb.key for sb in self.records.values() if sb.key}
+        keys |= {str(netns.user_ns_of(key)) for key in keys}
         for file in self.netns_dir.iterdir() if self.netns_dir.exists() else []:
             if str(file) not in keys:
                 netns.delete(file)
@@ -138,6 +139,7 @@ class Sandboxes:
         config: Mapping[str, Any],
         host_config: Mapping[str, Any],
         networking_config: Mapping[str, Any] | None = None,
+        user_ns: str | None = None,
     ) -> Sandbox:
         """Create the container's network namespace and join its networks (container start).
 
@@ -178,7 +180,13 @@ class Sandboxes:
             try:
                 if drv.needs_sandbox:
                     sb.key = str(self.netns_dir / sb.id[:12])
-                    netns.create(Path(sb.key))
+                    # userns-remap: the namespace belongs to the container's user namespace
+                    remapped = host_config.get("UsernsMode") != "host"
+                    netns.create(
+                        Path(sb.key),
+                        id_map=getattr(self.ctl.daemon, "id_map", None) if remapped else None,
+                        user_ns=user_ns if remapped else None,
+                    )
                 self.records[container_id] = sb
                 self._join(sb, primary, endpoints_cfg.pop(primary.id, {}), config)
                 if not drv.exclusive:

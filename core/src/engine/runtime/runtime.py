@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.drivers.locks import KeyedLocks
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.runtime import cgroups, control, shimbin
 from engine.runtime.oci import OCIRuntime, log_error, resolve_runtime
 from engine.runtime.spool import Spool
@@ -125,6 +125,14 @@ class Runtime:
         return self.state_dir(container_id) / "exec" / exec_id
 
     # -- spec -------------------------------------------------------------------------------------
+
+    def check_container(self, container: ContainerContext) -> None:
+        """Before a create: the ``engine_security_container_create`` hook; a refusal is a 400."""
+        if self.hooks is None:
+            return
+        refusal = self.hooks.security_container_create(container)
+        if refusal:
+            raise InvalidParameter(refusal)
 
     def build_spec(
         self, container: ContainerContext, config: dict[str, Any], host_config: dict[str, Any], inputs: Any

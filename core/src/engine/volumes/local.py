@@ -166,8 +166,9 @@ class LocalDriver:
     name = DRIVER_NAME
     scope = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, root_ids: tuple[int, int] = (0, 0)) -> None:
         self.root = root
+        self.root_ids = root_ids  # owner of a new volume's _data: container root on the host
 
     def setup(self) -> dict[str, LocalVolume]:
         """Create the root and load every volume; undo mounts a crash left behind."""
@@ -195,6 +196,8 @@ class LocalDriver:
             path.mkdir(mode=0o701)
             (path / DATA_DIR).mkdir(mode=0o755)
             os.chmod(path / DATA_DIR, 0o755)  # not narrowed by the umask, as dockerd's MkdirAllAndChown
+            if self.root_ids != (0, 0):
+                os.chown(path / DATA_DIR, *self.root_ids)
             volume.save()
         except OSError as exc:
             shutil.rmtree(path, ignore_errors=True)

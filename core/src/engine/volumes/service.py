@@ -119,8 +119,11 @@ class VolumeService:
         root: Path,
         events: EventBus | None = None,
         hooks: Hooks | None = None,
+        *,
+        root_ids: tuple[int, int] = (0, 0),
     ) -> None:
-        self.driver = LocalDriver(root)
+        """``root_ids``: the host uid/gid of container root (userns-remap), owner of new volumes' data."""
+        self.driver = LocalDriver(root, root_ids)
         self.events = events
         self.hooks = hooks
         self._volumes: dict[str, LocalVolume] = {}

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine.drivers import hookimpl
 
 OWNER = "engine-plugin-bridge"
+ROOTLESSKIT_PROXY = "engine-rootlesskit-proxy"
 
 
 def _cidr(key: str) -> Callable[[str], str]:
@@ -37,6 +42,15 @@ def _ip(key: str) -> Callable[[str], str]:
     return check
 
 
+def _default_proxy_path() -> str:
+    """Under RootlessKit, as dockerd: a proxy that also has RootlessKit forward the host port into
+    the daemon's network namespace (engine-plugin-rootless's engine-rootlesskit-proxy)."""
+    if not os.environ.get("ROOTLESSKIT_STATE_DIR"):
+        return ""
+    beside = Path(sys.executable).with_name(ROOTLESSKIT_PROXY)
+    return str(beside) if beside.exists() else shutil.which(ROOTLESSKIT_PROXY) or ROOTLESSKIT_PROXY
+
+
 def _mtu(value: int) -> int:
     if value < 0:
         raise ValueError(f"invalid MTU: {value}")
@@ -62,7 +76,14 @@ KEYS: tuple[tuple[str, str, Any, tuple[str, ...], str, Any], ...] = (
     ("ipv6", "bool", False, ("--ipv6",), "Enable IPv6 networking", None),
     ("mtu", "int", 0, ("--mtu",), "Set the containers network MTU", _mtu),
     ("userland-proxy", "bool", True, ("--userland-proxy",), "Use userland proxy for loopback traffic", None),
-    ("userland-proxy-path", "string", "", ("--userland-proxy-path",), "Path to the userland proxy binary", None),
+    (
+        "userland-proxy-path",
+        "string",
+        _default_proxy_path(),
+        ("--userland-proxy-path",),
+        "Path to the userland proxy binary",
+        None,
+    ),
 )  # fmt: skip
 
 

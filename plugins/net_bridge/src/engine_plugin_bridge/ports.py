@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -236,7 +237,7 @@ def spawn_proxy(
                     "-container-port",
                     str(container_port),
                 ]
-                procs.append(_start(cmd, [], log_path))
+                procs.append(_start_external(cmd, log_path))
             return procs
         fds = [s.fileno() for b in bound for s in b.sockets]
         cmd = [
@@ -266,6 +267,51 @@ def spawn_proxy(
             for s in b.sockets:
                 s.close()
             b.sockets.clear()
+
+
+#: how long dockerd waits for a userland proxy to report on fd 3
+PROXY_READY_TIMEOUT = 16.0
+
+
+def _start_external(cmd: list[str], log_path: Path | None) -> ProxyProcess:
+    """A ``userland-proxy-path`` program, with docker-proxy's readiness protocol: its fd 3 is a pipe
+    on which it writes ``0`` once it serves, or ``1`` and the error; the start fails with it, as
+    dockerd's (bash, whose redirections take any fd number, puts the pipe on fd 3 and execs the
+    program: same PID)."""
+    read_end, write_end = os.pipe()
+    wrapped = ["/bin/bash", "-c", f'exec 3>&{write_end} {write_end}>&-; exec "$@"', "sh", *cmd]
+    try:
+        proc = _start(wrapped, [write_end], log_path)
+    finally:
+        os.close(write_end)
+    try:
+        report = _read_report(read_end, PROXY_READY_TIMEOUT)
+    finally:
+        os.close(read_end)
+    if report is None:
+        proc.stop()
+        raise ProxyStartError("Error starting userland proxy: timed out proxy starting the userland proxy")
+    if not report.startswith("0"):
+        proc.stop()
+        message = report[1:].strip() if report[:1] == "1" else report.strip()
+        raise ProxyStartError(f"Error starting userland proxy: {message or 'exited without a report'}")
+    return proc
+
+
+def _read_report(fd: int, timeout: float) -> str | None:
+    """Everything written to the pipe until its writer closes it or reports success; None on timeout."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return data.decode(errors="replace")
+        data += chunk
+        if data.startswith(b"0"):
+            return "0"
 
 
 def _start(cmd: list[str], fds: list[int], log_path: Path | None) -> ProxyProcess:

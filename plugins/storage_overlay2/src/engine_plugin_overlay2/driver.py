@@ -107,6 +107,8 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
     def init(cls, home: Path, options: Mapping[str, str], id_map: IdMap = IDENTITY) -> Self:
         cls.validate_options(options)
         home.mkdir(parents=True, exist_ok=True, mode=0o710)
+        if not id_map.identity:  # the remapped root traverses to its rootfs (dockerd: 0710 root:<gid>)
+            os.chown(home, 0, id_map.root()[1])
         driver = cls(home, options, id_map)
         driver.backing_fs = checks.check_host(home)
         if driver.quota_size and driver.backing_fs != "xfs":
