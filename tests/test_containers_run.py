@@ -88,8 +88,10 @@ def test_stop_kill_restart_pause_and_their_events(docker, busybox, cleanup, name
     cleanup.append(name)
     since = time.time()
     # a shell that exits on TERM (PID 1 ignores signals without a handler)
-    script = "trap 'exit 0' TERM; trap 'echo usr1' USR1; while true; do sleep 0.1; done"
+    script = "trap 'exit 0' TERM; trap 'echo usr1' USR1; echo trapped; while true; do sleep 0.1; done"
     docker("run", "-d", "--name", name, "--stop-signal", "SIGTERM", busybox, "sh", "-c", script)
+    # a signal before the traps are set is ignored by PID 1: wait for them
+    assert wait_for(lambda: "trapped" in docker("logs", name).stdout)
     docker("kill", "-s", "USR1", name)
     assert wait_for(lambda: "usr1" in docker("logs", name).stdout)
     assert inspect(docker, name)["State"]["Running"]

@@ -37,9 +37,13 @@ def test_exec_options_and_exit_codes(docker, name):
     assert docker("exec", "-i", name, "cat", input="through stdin\n").stdout == "through stdin\n"
     tty = docker("exec", "-t", name, "sh", "-c", "tty; echo $TERM").stdout
     assert "/dev/pts/" in tty and "xterm" in tty and "\r\n" in tty
-    docker("exec", "-d", name, "sh", "-c", "sleep 0.2; touch /tmp/detached")
+    # a detached exec runs on after the CLI returns: it waits for /tmp/go, which the test makes later
+    docker("exec", "-d", name, "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.05; done; touch /tmp/detached")
     assert docker.run("exec", name, "test", "-e", "/tmp/detached").returncode != 0
-    time.sleep(0.6)
+    docker("exec", name, "touch", "/tmp/go")
+    deadline = time.monotonic() + 15
+    while docker.run("exec", name, "test", "-e", "/tmp/detached").returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert docker("exec", name, "ls", "/tmp/detached").out == "/tmp/detached"
     missing = docker.run("exec", name, "nope-cmd")
     assert missing.returncode in (126, 127) and "executable file not found" in (missing.stdout + missing.stderr)

@@ -361,7 +361,12 @@ class StorageDriverSuite:
             os.mkfifo(root / "fifo", 0o640)
             os.chmod(root / "fifo", 0o640)
             sock = socket.socket(socket.AF_UNIX)
-            sock.bind(os.fspath(root / "sock"))
+            # through the directory's fd: a driver's home can be deeper than AF_UNIX's 108 bytes
+            dirfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                sock.bind(f"/proc/self/fd/{dirfd}/sock")
+            finally:
+                os.close(dirfd)
             sockets.append(sock)
 
         try:
