@@ -56,7 +56,15 @@ def make_subsystems(daemon: Daemon) -> Subsystems:
     from engine.volumes import VolumeService
 
     # images: first (containers need image configs and layers)
-    images = ImageService(daemon)
+    driver = daemon.storage
+    assert driver is not None, "the storage driver starts before the image service"
+    images = ImageService(
+        daemon.data_root / "image" / driver.name,
+        driver,
+        config=lambda: daemon.config,  # the configuration in effect (SIGHUP replaces it)
+        events=daemon.events,
+        hooks=daemon.hooks,
+    )
     # volumes: before containers (containers reference and mount volumes)
     volumes = VolumeService(daemon.data_root / "volumes", daemon.events, daemon.hooks)
     # networks: before containers (containers join networks at start, leave them at stop)
