@@ -200,7 +200,7 @@ async def build(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(ctx.extract, body_reader(request), context_dir)
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
         output = _Output(loop, queue, daemon.containers, aux=api_version(request) >= (1, 30))
-        builder = Builder(daemon, options, context_dir, output)
+        builder = Builder(daemon.images, daemon.containers, options, context_dir, output)
         parsed = await asyncio.to_thread(builder.prepare)
         handed_over = True  # from here the build thread removes the work directory
         return await _stream(request, builder, parsed, output, queue, quiet, work)
