@@ -63,9 +63,10 @@ class Sandboxes:
     stopped containers, and the embedded DNS. Networks, endpoints, IPAM, drivers and the per-key
     locks stay the controller's; this asks it for them."""
 
-    def __init__(self, controller: NetworkController, root: Path, netns_dir: Path) -> None:
+    def __init__(self, controller: NetworkController, root: Path, netns_dir: Path, containers_root: Path) -> None:
         self.ctl = controller
         self.netns_dir = netns_dir
+        self.containers_root = containers_root  # <id>/hosts: a running container's /etc/hosts
         #: the sandboxes of running containers, by container ID
         self.records: dict[str, SandboxRecord] = {}
         self._records_dir = RecordDir(root / "sandboxes")
@@ -291,10 +292,10 @@ class Sandboxes:
                 raise
         if not net.predefined and not sb.embedded_dns and sb.key:
             sb.embedded_dns = True
-        self.ctl.daemon.events.publish(
+        self.ctl.events.publish(
             "network", "connect", net.id, {"container": sb.container_id, "name": net.name, "type": net.driver}
         )
-        self.ctl.daemon.hooks.network_endpoint_joined(
+        self.ctl.hooks.network_endpoint_joined(
             network_id=net.id, container_id=sb.container_id, endpoint=self._settings(sb)["Networks"].get(net.name, {})
         )
         return ep
@@ -421,13 +422,13 @@ class Sandboxes:
             with self.ctl.locks(net_id):
                 self._drop_endpoint(ep, sb)
             if net is not None:
-                self.ctl.daemon.events.publish(
+                self.ctl.events.publish(
                     "network",
                     "disconnect",
                     net.id,
                     {"container": sb.container_id, "name": net.name, "type": net.driver},
                 )
-                self.ctl.daemon.hooks.network_endpoint_left(network_id=net.id, container_id=sb.container_id)
+                self.ctl.hooks.network_endpoint_left(network_id=net.id, container_id=sb.container_id)
         if sb.key and not sb.joined_to:
             netns.delete(Path(sb.key))
         self.records.pop(sb.container_id, None)
@@ -557,10 +558,10 @@ class Sandboxes:
                 raise InvalidParameter(f"container {container_id} is not connected to network {net.name}")
             with self.ctl.locks(net.id):
                 self._drop_endpoint(ep, sb)
-            self.ctl.daemon.events.publish(
+            self.ctl.events.publish(
                 "network", "disconnect", net.id, {"container": container_id, "name": net.name, "type": net.driver}
             )
-            self.ctl.daemon.hooks.network_endpoint_left(network_id=net.id, container_id=container_id)
+            self.ctl.hooks.network_endpoint_left(network_id=net.id, container_id=container_id)
             if ep.default_route:
                 self._reelect_default_route(sb)
             self._save_sandbox(sb)
@@ -582,7 +583,7 @@ class Sandboxes:
 
     def _refresh_files(self, sb: SandboxRecord) -> None:
         """Rewrite the running container's /etc/hosts in place (a bind-mounted file keeps its inode)."""
-        hosts_path = self.ctl.daemon.data_root / "containers" / sb.container_id / "hosts"
+        hosts_path = self.containers_root / sb.container_id / "hosts"
         if not hosts_path.exists():
             return
         content = self._hosts(sb)
