@@ -80,7 +80,7 @@ def make_subsystems(daemon: Daemon) -> Subsystems:
         networks=networks,
         runtime=runtime,
         storage_driver=driver.name,
-        logging=daemon,  # the daemon's config, log driver registry, data root and hooks (LogSetup)
+        logging=daemon,  # its default log driver and options, log driver registry and hooks (engine.logs LogSetup)
     )
     return Subsystems(images, volumes, networks, runtime, containers)
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.containers.collaborators import LogSetup
     from engine.containers.model import Container
+    from engine.logs.collaborators import LogSetup
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,9 @@ from engine.filters import Filters, timestamp_ns
 if TYPE_CHECKING:
     from engine.config import DaemonConfig
     from engine.containers.attach import AttachPlan
-    from engine.containers.collaborators import ImageSource, LogSetup
+    from engine.containers.collaborators import ImageSource
     from engine.events import EventBus
+    from engine.logs.collaborators import LogSetup
     from engine.networks import NetworkController
     from engine.runtime import Runtime
     from engine.streams.conn import Conn
