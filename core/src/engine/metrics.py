@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from engine.daemon import Daemon
+    from engine.hooks import DaemonContext
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +138,13 @@ class DaemonCollector(Collector):
         self.daemon = daemon
 
     def _fields(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
-        for subsystem in self.daemon.subsystems:
-            contribute = getattr(subsystem, "info_fields", None)
-            if contribute is not None:
-                fields.update(contribute())
-        return fields
+        # the subsystems by name (daemon.subsystems holds only their start/stop steps, which have
+        # no info_fields: probing those made every count 0)
+        from engine.api.info import subsystem_fields
+
+        if not self.daemon.subsystems:
+            return {}  # scraped during start-up, before the subsystems were built (no counts yet)
+        return subsystem_fields(self.daemon)
 
     def collect(self) -> Iterator[Metric]:
         from engine import DOCKER_VERSION, __version__
@@ -244,7 +246,7 @@ class MetricsServer:
         self.daemon.events.add_observer(_count_event)
         EVENT_SUBSCRIBERS.set_function(self.daemon.events.subscriber_count)
         request_log.observers.append(_observe)
-        self._hooks = _Hooks()
+        self._hooks = _Hooks(self.daemon)
         self.daemon.pm.register(self._hooks, name="engine-metrics")
         log.info("metrics API listening on %s", addr)
 
@@ -325,10 +327,14 @@ def _timed(method: Any, histogram: Any) -> Any:
 class _Hooks:
     """The hook implementations the metrics server registers with the daemon's plugin manager."""
 
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
     @hookimpl
-    def engine_daemon_started(self, daemon: Daemon) -> None:
-        if daemon.storage is not None:
-            instrument_storage(daemon.storage)
+    def engine_daemon_started(self, daemon: DaemonContext) -> None:
+        # hooks see a DaemonContext (no driver instance): the running driver is the daemon's own
+        if self._daemon.storage is not None:
+            instrument_storage(self._daemon.storage)
 
 
 def _count_event(event: dict[str, Any]) -> None:
