@@ -56,7 +56,7 @@ def test_core_calls_hooks_only_through_the_facade():
 def test_the_spec_hook_sees_a_container_context_and_shapes_the_spec(tmp_path: Path) -> None:
     import pluggy
 
-    from engine import hookimpl
+    from engine.drivers import hookimpl
     from engine.hooks import ContainerContext
     from engine.runtime import Runtime, SpecInputs
 

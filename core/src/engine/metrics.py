@@ -37,9 +37,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from engine import hookimpl, opcounters
+from engine import opcounters
 from engine.api import request_log
 from engine.config_options import split_listen_address
+from engine.drivers import hookimpl
 from engine.errors import ConfigError
 
 if TYPE_CHECKING:
