@@ -52,6 +52,7 @@ def make_subsystems(daemon: Daemon) -> Subsystems:
     # imported here: the daemon builds the API application meanwhile, and these pull in a lot
     from engine.containers.service import ContainerService
     from engine.images.service import ImageService
+    from engine.logs.collaborators import DaemonLogging
     from engine.runtime import Runtime
     from engine.volumes import VolumeService
 
@@ -80,7 +81,7 @@ def make_subsystems(daemon: Daemon) -> Subsystems:
         networks=networks,
         runtime=runtime,
         storage_driver=driver.name,
-        logging=daemon,  # its default log driver and options, log driver registry and hooks (engine.logs LogSetup)
+        logging=DaemonLogging(config, daemon.log_drivers, daemon.hooks),
     )
     return Subsystems(images, volumes, networks, runtime, containers)
 

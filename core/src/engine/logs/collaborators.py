@@ -1,12 +1,14 @@
 """What container logging uses of the daemon and of a container, as Protocols.
 
 engine.logs sits beside the containers subsystem and below it: it names what it reads instead of
-importing either the daemon (the composition root hands itself in as the :class:`LogSetup`) or the
-containers' model (tests hand in a stand-in with the same attributes).
+importing either the daemon (the composition root hands in a :class:`DaemonLogging`, tests may hand
+in a Daemon itself) or the containers' model (tests hand in a stand-in with the same attributes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +31,20 @@ class LogSetup(Protocol):
 
     @property
     def hooks(self) -> Hooks: ...
+
+
+@dataclass(frozen=True)
+class DaemonLogging:
+    """A :class:`LogSetup` of exactly those three: ``read_config`` returns the configuration in
+    effect (SIGHUP replaces it, and ``log-opts`` defaults apply to containers created after)."""
+
+    read_config: Callable[[], DaemonConfig]
+    log_drivers: DriverRegistry[LogDriver]
+    hooks: Hooks
+
+    @property
+    def config(self) -> DaemonConfig:
+        return self.read_config()
 
 
 class LoggedContainer(Protocol):
