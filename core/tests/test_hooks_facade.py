@@ -56,7 +56,7 @@ def test_core_calls_hooks_only_through_the_facade():
 def test_the_spec_hook_sees_a_container_context_and_shapes_the_spec(tmp_path: Path) -> None:
     import pluggy
 
-    from engine import hookimpl
+    from engine.drivers import hookimpl
     from engine.hooks import ContainerContext
     from engine.runtime import Runtime, SpecInputs
 
@@ -92,7 +92,7 @@ def _pm_with(*plugins: object):
 
 
 def test_a_refusal_of_the_create_check_is_a_400(tmp_path: Path) -> None:
-    from engine import hookimpl
+    from engine.drivers import hookimpl
     from engine.errors import InvalidParameter
     from engine.hooks import ContainerContext
     from engine.runtime import Runtime
@@ -114,7 +114,7 @@ def test_a_refusal_of_the_create_check_is_a_400(tmp_path: Path) -> None:
 
 
 def test_the_id_map_is_resolved_by_the_first_plugin_that_answers() -> None:
-    from engine import hookimpl
+    from engine.drivers import hookimpl
     from engine.drivers.storage import IdMap, IdMapping
 
     mapped = IdMap(uids=(IdMapping(0, 100000, 65536),), gids=(IdMapping(0, 100000, 65536),))

@@ -6,7 +6,6 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -29,9 +28,14 @@ def rootfs(files: dict[str, bytes]) -> bytes:
 
 def make_service(root: Path, hook: object = None) -> ImageService:
     driver = VfsStorageDriver.init(root / "vfs", {})
-    # the smallest host an ImageService needs: the driver, the data-root, an event bus, a hook relay
-    daemon = SimpleNamespace(storage=driver, data_root=root, events=EventBus(), hooks=hook)
-    return ImageService(daemon)  # type: ignore[arg-type]
+    # no registry here: the configuration is only read by pull, push and login
+    return ImageService(
+        root / "image" / driver.name,
+        driver,
+        config=lambda: pytest.fail("no test here reads the daemon configuration"),
+        events=EventBus(),
+        hooks=hook,  # type: ignore[arg-type]
+    )
 
 
 class RecordingHooks:

@@ -14,6 +14,7 @@ from engine.drivers import netns
 from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from engine.networks import NetworkController
 from engine.plugins import make_plugin_manager
+from engine.subsystems import network_controller
 
 pytestmark = pytest.mark.privileged
 
@@ -33,7 +34,7 @@ def make_daemon(tmp_path: Path, **config: Any) -> Daemon:
 
 @pytest.fixture
 def controller(tmp_path: Path):
-    ctl = NetworkController(make_daemon(tmp_path))
+    ctl = network_controller(make_daemon(tmp_path))
     ctl.start()
     yield ctl
     for cid in list(ctl.sandboxes):
@@ -62,11 +63,11 @@ def test_predefined_networks(controller: NetworkController) -> None:
 
 def test_predefined_networks_survive_restart(tmp_path: Path) -> None:
     daemon = make_daemon(tmp_path)
-    first = NetworkController(daemon)
+    first = network_controller(daemon)
     first.start()
     ids = {n.name: n.id for n in first.list()}
     first.stop()
-    second = NetworkController(daemon)
+    second = network_controller(daemon)
     second.start()
     assert {n.name: n.id for n in second.list()} == ids
     second.stop()
@@ -141,11 +142,11 @@ def test_errors(controller: NetworkController) -> None:
 def test_stale_sandbox_removed_at_start(tmp_path: Path) -> None:
     """A kill -9 leaves the namespace file and the record; the next start removes both."""
     daemon = make_daemon(tmp_path)
-    first = NetworkController(daemon)
+    first = network_controller(daemon)
     first.start()
     sb = first.setup_sandbox("f" * 64, "f", {}, {"NetworkMode": "none"})
     # no stop(): as after kill -9
-    second = NetworkController(daemon)
+    second = network_controller(daemon)
     second.start()
     assert second.sandbox_of("f" * 64) is None
     assert not Path(sb.netns_path).exists()
@@ -156,11 +157,11 @@ def test_stale_sandbox_removed_at_start(tmp_path: Path) -> None:
 def test_orphaned_pool_released_at_start(tmp_path: Path) -> None:
     """A crash between reserving a network's pool and saving the network must not block the subnet forever."""
     daemon = make_daemon(tmp_path)
-    ctl = NetworkController(daemon)
+    ctl = network_controller(daemon)
     ctl.start()
     ctl.ipam.request_pool("f" * 64 + "-0", "10.215.9.0/24")  # as a create cut short would leave it
     ctl.stop()
-    again = NetworkController(daemon)
+    again = network_controller(daemon)
     again.start()
     assert again.ipam.get_pool("f" * 64 + "-0") is None
     again.stop()

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -22,6 +22,10 @@ from engine.lazy_packages import defer_heavy_packages
 from engine.plugins import make_plugin_manager
 from engine.rootlock import lock_roots
 from engine.sdnotify import Notifier
+
+if TYPE_CHECKING:
+    from engine.daemon import Daemon
+    from engine.metrics import MetricsServer
 
 log = logging.getLogger("engined")
 
@@ -61,7 +65,7 @@ def fail(message: str) -> int:
     return 1
 
 
-def _metrics_server(daemon: Any) -> Any:
+def _metrics_server(daemon: Daemon) -> MetricsServer | None:
     """engine.metrics' server when ``metrics-addr`` is set (prometheus_client is imported only then)."""
     if not daemon.config["metrics-addr"]:
         return None

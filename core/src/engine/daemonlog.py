@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from engine.drivers.timefmt import rfc3339nano_fixed
+
 TEXT, JSON = "text", "json"
 FORMATS = (TEXT, JSON)
 
@@ -47,17 +49,10 @@ _BARE = re.compile(r"[A-Za-z0-9\-._/@^+]+")
 
 
 def rfc3339_fixed(seconds: float) -> str:
-    """``2026-12-08T01:02:03.123456000+01:00`` (``Z`` in UTC): local time, nine fraction digits."""
+    """``2026-12-08T01:02:03.123456000+01:00`` (``Z`` in UTC): a record's time (float seconds, to
+    the microsecond) in the local zone with nine fraction digits, by engine.drivers.timefmt."""
     whole = int(seconds)
-    nanos = round((seconds - whole) * 1e6) * 1000
-    if nanos >= 1_000_000_000:
-        whole, nanos = whole + 1, nanos - 1_000_000_000
-    local = time.localtime(whole)
-    offset = local.tm_gmtoff or 0
-    zone = (
-        "Z" if offset == 0 else f"{'+' if offset > 0 else '-'}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
-    )
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', local)}.{nanos:09d}{zone}"
+    return rfc3339nano_fixed(whole * 1_000_000_000 + round((seconds - whole) * 1e6) * 1000, local=True)
 
 
 def level_name(record: logging.LogRecord) -> str:

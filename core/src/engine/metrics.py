@@ -137,11 +137,11 @@ class DaemonCollector(Collector):
         self.daemon = daemon
 
     def _fields(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
-        daemon = self.daemon
-        for contribute in (daemon.images.info_fields, daemon.containers.info_fields):
-            fields.update(contribute())
-        return fields
+        # the subsystems' own info fields, as GET /info reads them (the collector is registered once
+        # the daemon has started: see MetricsServer.daemon_started)
+        from engine.api.info import subsystem_fields
+
+        return subsystem_fields(self.daemon)
 
     def collect(self) -> Iterator[Metric]:
         from engine import DOCKER_VERSION, __version__

@@ -1,6 +1,6 @@
 """The pluggy plugin manager: hook specs, built-in plugins, entry-point plugins, tracing.
 
-Plugins are modules (or objects) with ``@engine.hookimpl`` functions, published under the
+Plugins are modules (or objects) with ``@engine.drivers.hookimpl`` functions, published under the
 ``engine.plugins`` entry-point group. Built-ins come in through engine-core's own entry points,
 so they are loaded exactly like third-party plugins, and, as pytest's built-ins, are loaded even
 when autoloading is off.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from engine.config import DaemonConfig
     from engine.containers.service import ContainerService
     from engine.daemon import Daemon
     from engine.images.service import ImageService
@@ -51,29 +52,63 @@ def make_subsystems(daemon: Daemon) -> Subsystems:
     # imported here: the daemon builds the API application meanwhile, and these pull in a lot
     from engine.containers.service import ContainerService
     from engine.images.service import ImageService
-    from engine.networks import NetworkController
+    from engine.logs.collaborators import DaemonLogging
     from engine.runtime import Runtime
     from engine.volumes import VolumeService
 
+    driver = daemon.storage
+    assert driver is not None, "the storage driver starts before the subsystems"
+
+    config = _config_reader(daemon)
+
     # images: first (containers need image configs and layers)
-    images = ImageService(daemon)
+    images = ImageService(
+        daemon.data_root / "image" / driver.name, driver, config=config, events=daemon.events, hooks=daemon.hooks
+    )
     # volumes: before containers (containers reference and mount volumes)
     volumes = VolumeService(daemon.data_root / "volumes", daemon.events, daemon.hooks, root_ids=daemon.id_map.root())
     # networks: before containers (containers join networks at start, leave them at stop)
-    networks = NetworkController(daemon)
+    networks = network_controller(daemon)
     # runtime: before containers (OCI specs, one shim per container; containers outlive the daemon)
-    runtime = Runtime(daemon.exec_root, lambda: daemon.config, daemon.hooks)
+    runtime = Runtime(daemon.exec_root, config, daemon.hooks)
     # containers: last (they use images, volumes, networks and the runtime; stopped first)
     containers = ContainerService(
         daemon.data_root / "containers",
-        config=lambda: daemon.config,
+        config=config,
         events=daemon.events,
         images=images,
         volumes=volumes,
         networks=networks,
         runtime=runtime,
-        storage_driver=daemon.storage.name if daemon.storage is not None else "",
-        logging=daemon,  # the daemon's config, log driver registry, data root and hooks (LogSetup)
+        storage_driver=driver.name,
+        logging=DaemonLogging(config, daemon.log_drivers, daemon.hooks),
         id_map=daemon.id_map,
     )
     return Subsystems(images, volumes, networks, runtime, containers)
+
+
+def network_controller(daemon: Daemon) -> NetworkController:
+    """The network controller with its collaborators (also what engine's own networking tests build
+    over an unstarted daemon)."""
+    from engine.networks import NetworkController
+
+    return NetworkController(
+        daemon.data_root / "network",
+        daemon.exec_root,
+        config=_config_reader(daemon),
+        drivers=daemon.network_drivers,
+        events=daemon.events,
+        hooks=daemon.hooks,
+        containers_root=daemon.data_root / "containers",
+        id_map=daemon.id_map,
+    )
+
+
+def _config_reader(daemon: Daemon) -> Callable[[], DaemonConfig]:
+    """The configuration in effect: SIGHUP replaces the daemon's, so services that read reloadable
+    keys (registries, address pools, host-gateway-ip...) read it through this at each use."""
+
+    def config() -> DaemonConfig:
+        return daemon.config
+
+    return config

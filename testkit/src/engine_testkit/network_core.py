@@ -14,11 +14,12 @@ from typing import Any
 
 
 def make_controller(root: Path, config: dict[str, Any] | None = None) -> Any:
-    """A NetworkController over a real (unstarted) Daemon object with its own data-root/exec-root."""
+    """A NetworkController wired as engine.subsystems wires it, from a real (unstarted) Daemon's
+    configuration, registry, event bus and hooks, with its own data-root/exec-root."""
     from engine.config import core_schema, merge
     from engine.daemon import Daemon
-    from engine.networks import NetworkController
     from engine.plugins import make_plugin_manager
+    from engine.subsystems import network_controller
 
     pm = make_plugin_manager()
     schema = core_schema()
@@ -27,7 +28,7 @@ def make_controller(root: Path, config: dict[str, Any] | None = None) -> Any:
     daemon = Daemon(merge(schema, values, {}), pm, schema)
     daemon.data_root.mkdir(parents=True, exist_ok=True)
     daemon.exec_root.mkdir(parents=True, exist_ok=True)
-    return NetworkController(daemon)
+    return network_controller(daemon)
 
 
 def dismantle(ctl: Any) -> None:

@@ -156,14 +156,22 @@ def info(daemon: Daemon) -> dict[str, Any]:
         "Warnings": warnings,
         "EnginePlugins": plugin_names(daemon.pm),
     }
+    data.update(subsystem_fields(daemon))
+    return data
+
+
+def subsystem_fields(daemon: Daemon) -> dict[str, Any]:
+    """What the subsystems add to ``GET /info`` (image and container counts, address pools, runc
+    and docker-init versions); the metrics read their counts from here too."""
+    fields: dict[str, Any] = {}
     for contribute in (
         daemon.images.info_fields,
         daemon.networks.info_fields,
         daemon.runtime.info_fields,
         daemon.containers.info_fields,
     ):
-        data.update(contribute())
-    return data
+        fields.update(contribute())
+    return fields
 
 
 def cgroups_writable() -> bool:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp.abc import AbstractAccessLogger
 
+from engine.drivers.duration import format_duration
+
 if TYPE_CHECKING:
     from aiohttp.web import BaseRequest, StreamResponse
 
@@ -24,13 +26,8 @@ observers: list[Callable[[BaseRequest, StreamResponse, float], None]] = []
 
 
 def go_duration(seconds: float) -> str:
-    """Go's ``time.Duration.String()`` for the sub-minute durations requests take, rounded to µs."""
-    micros = round(seconds * 1e6)
-    if micros < 1000:
-        return f"{micros}µs"
-    if micros < 1_000_000:
-        return f"{micros / 1000:.3f}".rstrip("0").rstrip(".") + "ms"
-    return f"{micros / 1e6:.6f}".rstrip("0").rstrip(".") + "s"
+    """Go's ``time.Duration.String()`` of a request's duration (float seconds, rounded to µs)."""
+    return format_duration(round(seconds * 1e6) * 1000)
 
 
 class RequestLog(AbstractAccessLogger):

@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.streams.stdcopy import STDERR
+
+if TYPE_CHECKING:
+    from engine.containers.service import ContainerService
 
 Emit = Callable[[int, bytes], Awaitable[None]]
 
 
 async def run_container(
-    service: Any, container_id: str, emit: Emit, cancelled: asyncio.Event | None = None
+    service: ContainerService, container_id: str, emit: Emit, cancelled: asyncio.Event | None = None
 ) -> tuple[int, str]:
     """Start the container, pass its output to ``emit(stream, data)``; returns (exit code, error).
     ``cancelled`` (the client went away): the container is killed, as dockerd does."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.builder import context as ctx
 from engine.builder import dockerfile, healthcheck, imaging
@@ -28,6 +28,10 @@ from engine.builder.shell import Lexer, env_map
 from engine.drivers.layers import ArchiveError
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images.local import LocalImages
+
+if TYPE_CHECKING:
+    from engine.containers.service import ContainerService
+    from engine.images.service import ImageService
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -82,12 +86,20 @@ class Stage:
 
 
 class Builder:
-    def __init__(self, daemon: Any, options: BuildOptions, context_dir: Path, out: Output) -> None:
-        self.daemon = daemon
-        self.images = daemon.images  # resolve and pull
+    def __init__(
+        self,
+        images: ImageService,
+        containers: ContainerService,
+        options: BuildOptions,
+        context_dir: Path,
+        out: Output,
+    ) -> None:
+        """``images``: FROM's resolve and pull, and the stores step images go to; ``containers``:
+        the step containers (created, committed, removed)."""
+        self.images = images
         #: the stores step images go to (the image subsystem's public surface)
-        self.local: LocalImages = daemon.images.local
-        self.containers = daemon.containers
+        self.local: LocalImages = images.local
+        self.containers = containers
         self.options = options
         self.context = context_dir
         self.out = out

@@ -221,7 +221,7 @@ class Lifecycle:
         await asyncio.to_thread(self.handle_exit, container, task, status)
 
     async def _drain_readers(self, container: Container) -> None:
-        readers = [r for r in getattr(container, "readers", ()) if not r.done()]
+        readers = [r for r in container.readers if not r.done()]
         if readers:
             await asyncio.wait(readers, timeout=DRAIN_TIMEOUT)
 

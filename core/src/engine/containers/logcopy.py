@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.containers.collaborators import LogSetup
     from engine.containers.model import Container
+    from engine.logs.collaborators import LogSetup
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ async def start(logging: LogSetup, container: Container, task: Any, *, resume: b
     logger = start_logging(logging, container, source, ack=task.ack)
     container.log_copier = logger
     container.log_driver = logger.driver
-    container.log_path = str(getattr(logger.driver, "log_path", "") or "")
+    container.log_path = logger.driver.log_path  # "" for drivers that write no file
     return logger
 
 

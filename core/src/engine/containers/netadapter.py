@@ -81,7 +81,7 @@ def setup(service: ContainerService, container: Container) -> NetworkSetup:
         hosts=sandbox.hosts,
         resolv_conf=sandbox.resolv_conf,
         hostname=sandbox.hostname,
-        warnings=list(getattr(sandbox, "warnings", []) or []),
+        warnings=list(sandbox.warnings),
     )
 
 

@@ -74,17 +74,10 @@ def top(service: ContainerService, ref: str, ps_args: str) -> dict[str, Any]:
 
 def changes(service: ContainerService, ref: str) -> list[dict[str, Any]]:
     container = service.get(ref)
-    kinds = {"modify": 0, "add": 1, "delete": 2, "C": 0, "A": 1, "D": 2}
-    out = []
-    for change in service.images.layers.rw_changes(container.id):
-        kind = getattr(change, "kind", None)
-        path = getattr(change, "path", None)
-        if isinstance(change, dict):
-            kind, path = change.get("Kind"), change.get("Path")
-        if isinstance(kind, str):
-            kind = kinds.get(kind, kinds.get(kind.lower(), 0))
-        out.append({"Path": path, "Kind": int(getattr(kind, "value", kind) or 0)})
-    return out
+    # the storage driver contract: a list of engine.drivers.storage.Change (kind is Docker's number)
+    return [
+        {"Path": change.path, "Kind": int(change.kind)} for change in service.images.layers.rw_changes(container.id)
+    ]
 
 
 def update(service: ContainerService, ref: str, body: dict[str, Any]) -> list[str]:

@@ -33,8 +33,9 @@ from engine.hooks import ContainerContext
 if TYPE_CHECKING:
     from engine.config import DaemonConfig
     from engine.containers.attach import AttachPlan
-    from engine.containers.collaborators import ImageSource, LogSetup
+    from engine.containers.collaborators import ImageSource
     from engine.events import EventBus
+    from engine.logs.collaborators import LogSetup
     from engine.networks import NetworkController
     from engine.runtime import Runtime
     from engine.streams.conn import Conn

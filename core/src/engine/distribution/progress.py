@@ -7,26 +7,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from engine.drivers.units import human_size
+
 Emit = Callable[[dict[str, Any]], None]
 INTERVAL_S = 0.1
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.4g}{unit}"
-        size /= 1000
-    return f"{size}B"
 
 
 def progress_bar(current: int, total: int) -> str:
     """jsonmessage's ``[=====>     ]  1.2MB/2.3MB``."""
     if total <= 0:
-        return f"{_human(current):>8}"
+        return f"{human_size(current):>8}"
     width = 50
     filled = min(width, int(width * current / total))
     bar = "=" * filled + (">" if filled < width else "") + " " * max(0, width - filled - 1)
-    return f"[{bar}] {_human(current):>8}/{_human(total)}"
+    return f"[{bar}] {human_size(current):>8}/{human_size(total)}"
 
 
 class Progress:

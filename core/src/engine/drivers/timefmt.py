@@ -79,9 +79,13 @@ def rfc3339nano(ns: int, *, local: bool = False) -> str:
     return f"{prefix}.{frac:09d}".rstrip("0") + zone
 
 
-def rfc3339nano_fixed(ns: int) -> str:
-    """``2026-01-02T03:04:05.123400000Z`` as moby's ``jsonmessage.RFC3339NanoFixed`` in UTC."""
+def rfc3339nano_fixed(ns: int, *, local: bool = False) -> str:
+    """``2026-01-02T03:04:05.123400000Z`` as moby's ``jsonmessage.RFC3339NanoFixed``, in UTC or
+    (``local``: engined's own log, as logrus prints it) in the daemon's zone."""
     second, frac = divmod(ns, _NS)
+    if local:
+        prefix, zone = _local(second)
+        return f"{prefix}.{frac:09d}{zone}"
     return f"{_format_cache.get(second)}.{frac:09d}Z"
 
 

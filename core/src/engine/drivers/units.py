@@ -13,7 +13,10 @@ import re
 _SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _UNITS = "kmgtp"
 
-__all__ = ["bytes_size", "from_human_size", "parse_size", "ram_in_bytes"]
+__all__ = ["bytes_size", "from_human_size", "human_size", "parse_size", "ram_in_bytes"]
+
+_DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
 
 def _parse_size(text: str, base: int) -> int:
@@ -48,9 +51,18 @@ def parse_size(value: str | int) -> int:
 
 def bytes_size(size: float) -> str:
     """go-units ``BytesSize``: ``"%.4g"`` with binary units (``1.5GiB``)."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    return _custom_size(size, 1024, _BINARY)
+
+
+def human_size(size: float) -> str:
+    """go-units ``HumanSize``: ``"%.4g"`` with decimal units (``1.5GB``), as dockerd's messages and
+    progress bars print sizes."""
+    return _custom_size(size, 1000, _DECIMAL)
+
+
+def _custom_size(size: float, base: int, units: tuple[str, ...]) -> str:
     i = 0
-    while size >= 1024 and i < len(units) - 1:
-        size /= 1024
+    while size >= base and i < len(units) - 1:
+        size /= base
         i += 1
     return f"{size:.4g}{units[i]}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from engine.distribution.auth import AuthConfig
 from engine.errors import EngineError, NotFound, SystemError
@@ -16,6 +16,9 @@ from engine.images.local import LocalImages
 from engine.images.references import Reference, is_digest, parse_normalized_named
 from engine.images.store import Image
 from engine.images.streams import Emit
+
+if TYPE_CHECKING:
+    from engine.config import DaemonConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +75,13 @@ class RegistryImages:
         self.images.event(action, ref.familiar, ref.familiar)
 
 
-def _registry_options(config: Any) -> dict[str, Any]:
+def _registry_options(config: DaemonConfig) -> dict[str, Any]:
     return {"insecure_registries": list(config.get("insecure-registries") or [])}
 
 
 def pull(
     images: LocalImages,
-    config: Any,
+    config: DaemonConfig,
     image: str,
     tag: str = "",
     *,
@@ -126,7 +129,7 @@ def pull(
 
 def push(
     images: LocalImages,
-    config: Any,
+    config: DaemonConfig,
     name: str,
     tag: str = "",
     *,
@@ -163,7 +166,7 @@ def push(
     pusher.push(ref.trim(), tags)
 
 
-def login(config: Any, auth: AuthConfig) -> str:
+def login(config: DaemonConfig, auth: AuthConfig) -> str:
     """``POST /auth``: "Login Succeeded" or dockerd's error."""
     from engine.distribution.login import login as registry_login
 

@@ -17,6 +17,7 @@ Everything here blocks: routes call it from worker threads. Streaming operations
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
@@ -34,15 +35,27 @@ from engine.images.store import Image, ImageStore
 from engine.images.streams import Emit
 
 if TYPE_CHECKING:
-    from engine.daemon import Daemon
+    from engine.config import DaemonConfig
+    from engine.drivers.storage import StorageDriver
+    from engine.events import EventBus
+    from engine.hooks import Hooks
 
 
 class ImageService:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon  # its config is read at each pull and push (reloadable)
-        driver = daemon.storage
-        assert driver is not None, "the storage driver starts before the image service"
-        self.local = LocalImages(daemon.data_root / "image" / driver.name, driver, daemon.events, daemon.hooks)
+    def __init__(
+        self,
+        root: Path,
+        driver: StorageDriver,
+        *,
+        config: Callable[[], DaemonConfig],
+        events: EventBus,
+        hooks: Hooks,
+    ) -> None:
+        """``root``: ``<data-root>/image/<driver>``; ``driver``: the running storage driver;
+        ``config``: the daemon's configuration in effect, read at each pull, push and login (its
+        registry keys are reloadable); ``hooks``: the typed hook facade (storage hooks)."""
+        self._config = config
+        self.local = LocalImages(root, driver, events, hooks)
         self._remover = ImageRemover(self.local)
         self._pruner = ImagePruner(self.local, self._remover)
 
@@ -206,16 +219,16 @@ class ImageService:
     ) -> None:
         """``POST /images/create?fromImage=`` (see :func:`engine.images.registry.pull`)."""
         registry.pull(
-            self.local, self.daemon.config, image, tag, all_tags=all_tags, auth=auth, platform=platform, emit=emit
+            self.local, self._config(), image, tag, all_tags=all_tags, auth=auth, platform=platform, emit=emit
         )
 
     def push(self, name: str, tag: str = "", *, auth: AuthConfig | None = None, emit: Emit | None = None) -> None:
         """``POST /images/{name}/push``: one tag, or every local tag of the repository when ``tag`` is empty."""
-        registry.push(self.local, self.daemon.config, name, tag, auth=auth, emit=emit)
+        registry.push(self.local, self._config(), name, tag, auth=auth, emit=emit)
 
     def login(self, auth: AuthConfig) -> str:
         """``POST /auth``: "Login Succeeded" or dockerd's error."""
-        return registry.login(self.daemon.config, auth)
+        return registry.login(self._config(), auth)
 
     # -- system --------------------------------------------------------------------------------------------
 

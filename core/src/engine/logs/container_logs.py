@@ -2,10 +2,10 @@
 
 The containers subsystem calls, per container:
 
-- at create: ``host_config["LogConfig"] = validate_log_config(daemon, host_config.get("LogConfig"))``
+- at create: ``host_config["LogConfig"] = validate_log_config(setup, host_config.get("LogConfig"))``
   (fills in the daemon's default driver and options, validates; dockerd's
   ``mergeAndVerifyLogConfig``);
-- at start: ``logger = start_logging(daemon, container, task.output("acked"), ack=task.ack)``
+- at start: ``logger = start_logging(setup, container, task.output("acked"), ack=task.ack)``
   (the runtime's chunks; ``ack`` records how far the driver got, so a restarted daemon resumes
   there); then
   ``container.log_driver = logger.driver``, ``container.log_copier = logger`` and
@@ -14,7 +14,8 @@ The containers subsystem calls, per container:
   (every message written, driver closed, ``docker logs -f`` followers end);
   at daemon shutdown with live-restore: ``await logger.stop()``.
 
-The logs route calls :func:`open_reader`.
+The logs route calls :func:`open_reader`. ``setup`` is what logging uses of the daemon (its default
+driver and options, log driver registry and hooks: :class:`~engine.logs.collaborators.LogSetup`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from engine.drivers.logopts import CACHE_OPTIONS, NON_BLOCKING, copier_mode
 from engine.drivers.timefmt import rfc3339nano
 from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedByEngine
 from engine.logs import cache
+from engine.logs.collaborators import LoggedContainer, LogSetup
 from engine.logs.copier import Chunk, Copier
 from engine.logs.ring import RingDriver, call_bounded
 from engine.shipped import install_hint
@@ -42,23 +44,23 @@ CLOSE_TIMEOUT = 10.0  # dockerd's loggerCloseTimeout: a driver's close is not wa
 READ_NOT_SUPPORTED = "configured logging driver does not support reading"
 
 
-def _driver_class(daemon: Any, name: str) -> type[LogDriver]:
+def _driver_class(setup: LogSetup, name: str) -> type[LogDriver]:
     try:
-        return daemon.log_drivers.load(name)
+        return setup.log_drivers.load(name)
     except DriverNotInstalled as exc:
         hint = f" ({install_hint(exc.distribution)})" if exc.distribution else ""
         raise InvalidParameter(f"logger: no log driver named '{name}' is registered{hint}") from None
 
 
-def validate_log_config(daemon: Any, log_config: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_log_config(setup: LogSetup, log_config: Mapping[str, Any] | None) -> dict[str, Any]:
     """A container's ``HostConfig.LogConfig`` completed with the daemon's defaults and checked.
 
     :returns: ``{"Type": driver, "Config": options}`` to store in the host config.
     :raises InvalidParameter: unknown driver or bad option, with dockerd's message.
     """
     log_config = log_config or {}
-    default_type = daemon.config["log-driver"]
-    default_options: Mapping[str, str] = daemon.config["log-opts"] or {}
+    default_type = setup.config["log-driver"]
+    default_options: Mapping[str, str] = setup.config["log-opts"] or {}
     driver = log_config.get("Type") or default_type
     options = {str(k): str(v) for k, v in (log_config.get("Config") or {}).items()}
     if driver == default_type:
@@ -68,40 +70,36 @@ def validate_log_config(daemon: Any, log_config: Mapping[str, Any] | None) -> di
         if key in default_options:
             options.setdefault(key, default_options[key])
     if driver != NONE:  # dockerd accepts anything for "none"
-        _driver_class(daemon, driver).validate_options(options)
+        _driver_class(setup, driver).validate_options(options)
     return {"Type": driver, "Config": options}
 
 
-def log_config_of(daemon: Any, container: Any) -> tuple[str, dict[str, str]]:
+def log_config_of(setup: LogSetup, container: LoggedContainer) -> tuple[str, dict[str, str]]:
     config = (container.host_config or {}).get("LogConfig") or {}
-    driver = config.get("Type") or daemon.config["log-driver"]
+    driver = config.get("Type") or setup.config["log-driver"]
     options = dict(config.get("Config") or {})
     if not config.get("Type"):
-        options = {**dict(daemon.config["log-opts"] or {}), **options}
+        options = {**dict(setup.config["log-opts"] or {}), **options}
     return driver, options
 
 
-def make_log_info(daemon: Any, container: Any) -> LogInfo:
+def make_log_info(setup: LogSetup, container: LoggedContainer) -> LogInfo:
     """What the driver knows about the container (moby's ``logger.Info``)."""
-    _, options = log_config_of(daemon, container)
+    _, options = log_config_of(setup, container)
     config = container.config or {}
-    created = getattr(container, "created", "")
-    if isinstance(created, int):
-        created = rfc3339nano(created)
-    root = getattr(container, "root", None) or Path(daemon.data_root) / "containers" / container.id
-    path = getattr(container, "path", "") or ""
+    path = container.path or ""
     return LogInfo(
         container_id=container.id,
         container_name=container.name,
-        image_id=getattr(container, "image_id", "") or config.get("Image", ""),
+        image_id=container.image_id or config.get("Image", ""),
         image_name=config.get("Image", ""),
-        created=str(created),
+        created=rfc3339nano(container.created),
         env=tuple(config.get("Env") or ()),
         labels=dict(config.get("Labels") or {}),
         config=options,
-        log_dir=Path(root),
+        log_dir=Path(container.root),
         daemon_name="docker",  # what dockerd's {{.DaemonName}} says
-        command=tuple([path, *(getattr(container, "args", None) or [])] if path else ()),
+        command=tuple([path, *(container.args or [])] if path else ()),
     )
 
 
@@ -109,13 +107,13 @@ def can_read(driver_cls: type[LogDriver]) -> bool:
     return bool(driver_cls.capabilities.read_logs or hasattr(driver_cls, "read_logs"))
 
 
-def create_driver(daemon: Any, container: Any) -> LogDriver:
+def create_driver(setup: LogSetup, container: LoggedContainer) -> LogDriver:
     """The container's log driver, as dockerd's ``StartLogger`` assembles it: behind a drop-oldest
     buffer with ``mode=non-blocking`` (so a stuck target holds up nothing, the cache included),
     then wrapped with the local cache when it cannot read back."""
-    name, options = log_config_of(daemon, container)
-    cls = _driver_class(daemon, name)
-    info = make_log_info(daemon, container)
+    name, options = log_config_of(setup, container)
+    cls = _driver_class(setup, name)
+    info = make_log_info(setup, container)
     driver = cls(info)
     mode, max_buffer = copier_mode(options)
     if mode == NON_BLOCKING and name != NONE:
@@ -167,18 +165,18 @@ class ContainerLogger:
 
 
 def start_logging(
-    daemon: Any, container: Any, source: AsyncIterator[Chunk], ack: Callable[[int], None] | None = None
+    setup: LogSetup, container: LoggedContainer, source: AsyncIterator[Chunk], ack: Callable[[int], None] | None = None
 ) -> ContainerLogger:
     """Create the container's driver and start copying ``source`` to it (call on the loop).
 
     The ``none`` driver still gets a copier: the output has to be drained from the spool.
     """
-    driver = create_driver(daemon, container)
+    driver = create_driver(setup, container)
     copier = Copier(
         source,
         driver,
         container_id=container.id,
-        hook=daemon.hooks.log_message if daemon.hooks.wants_log_messages() else None,
+        hook=setup.hooks.log_message if setup.hooks.wants_log_messages() else None,
         ack=ack,
     )
     copier.start()
@@ -218,25 +216,24 @@ def read_batches(reader: Any, config: ReadConfig) -> AsyncIterator[list[LogMessa
     return single()
 
 
-def open_reader(daemon: Any, container: Any) -> LogSource:
+def open_reader(setup: LogSetup, container: LoggedContainer) -> LogSource:
     """The reader behind ``docker logs`` for a container (blocking: call in a thread).
 
     :raises NotImplementedByEngine: the driver is ``none``, or cannot read and has no cache
         ("configured logging driver does not support reading", as dockerd).
     """
-    name, options = log_config_of(daemon, container)
+    name, options = log_config_of(setup, container)
     if name == NONE:
         raise NotImplementedByEngine(READ_NOT_SUPPORTED)
-    running = getattr(container, "log_driver", None)
+    running = container.log_driver
     if running is not None and hasattr(running, "read_logs"):
         return LogSource(running, live=True)
-    cls = _driver_class(daemon, name)
+    cls = _driver_class(setup, name)
     if can_read(cls):
-        driver = cls(make_log_info(daemon, container))
+        driver = cls(make_log_info(setup, container))
         return LogSource(driver, live=False, owned=driver)
     if cache.cache_enabled(options):
-        root = getattr(container, "root", None) or Path(daemon.data_root) / "containers" / container.id
-        reader = cache.cache_file(Path(root), options)
+        reader = cache.cache_file(Path(container.root), options)
         return LogSource(_FileReader(reader), live=False)
     raise NotImplementedByEngine(READ_NOT_SUPPORTED)
 

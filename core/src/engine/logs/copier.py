@@ -35,6 +35,9 @@ from typing import Any
 from engine import opcounters
 from engine.drivers.log import LogDriver, LogMessage, PartialMeta
 
+#: ``Hooks.log_message``: called with keyword arguments (container_id, source, line, timestamp)
+LogHook = Callable[..., None]
+
 log = logging.getLogger(__name__)
 
 MAX_LINE = 16 * 1024  # moby's copier buffer: longer lines become partial messages
@@ -117,7 +120,7 @@ class Copier:
         driver: LogDriver,
         *,
         container_id: str = "",
-        hook: Any = None,
+        hook: LogHook | None = None,
         ack: Callable[[int], None] | None = None,
     ) -> None:
         self.source = source

@@ -50,7 +50,11 @@ from engine.networks.settings import network_resource
 from engine.networks.validation import validate_container
 
 if TYPE_CHECKING:
-    from engine.daemon import Daemon
+    from engine.config import DaemonConfig
+    from engine.drivers.storage import IdMap
+    from engine.events import EventBus
+    from engine.hooks import Hooks
+    from engine.registry import DriverRegistry
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +97,33 @@ def off_event_loop(fn: Callable[..., T]) -> Callable[..., T]:
 class NetworkController:
     """``daemon.networks``. The container-facing contract is in the package docstring."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.root = daemon.data_root / "network"
-        self.netns_dir = daemon.exec_root / "netns"
-        self.instance = instance_name(daemon.exec_root)
+    def __init__(
+        self,
+        root: Path,
+        exec_root: Path,
+        *,
+        config: Callable[[], DaemonConfig],
+        drivers: DriverRegistry[NetworkDriver],
+        events: EventBus,
+        hooks: Hooks,
+        containers_root: Path,
+        id_map: IdMap | None = None,
+    ) -> None:
+        """``root``: ``<data-root>/network``; ``exec_root``: the daemon's (namespace files, and the
+        instance name of host-global objects); ``config``: the daemon's configuration in effect
+        (SIGHUP replaces it); ``drivers``: the network driver registry; ``containers_root``:
+        ``<data-root>/containers``, where a running container's hosts file is rewritten in place
+        when it connects or disconnects; ``id_map``: the daemon's userns-remap mapping (None: none),
+        whose user namespace a remapped container's network namespace belongs to."""
+        self._config = config
+        self.id_map = id_map
+        self._driver_registry = drivers
+        self.events = events
+        self.hooks = hooks
+        self.root = root
+        self.exec_root = exec_root
+        self.netns_dir = exec_root / "netns"
+        self.instance = instance_name(exec_root)
         self._networks_dir = RecordDir(self.root / "networks")
         self.ipam: IPAMDriver = DefaultIPAM(self.root / "ipam", self._default_pools())
         self.networks: dict[str, Network] = {}
@@ -105,7 +131,7 @@ class NetworkController:
         self._drivers: dict[str, NetworkDriver] = {}
         #: per-key locks shared with the sandboxes: a network ID, or ``c:<container ID>``
         self.locks = KeyedLocks()
-        self._sandboxes = Sandboxes(self, self.root, self.netns_dir)
+        self._sandboxes = Sandboxes(self, self.root, self.netns_dir, containers_root)
 
     @property
     def sandboxes(self) -> dict[str, SandboxRecord]:
@@ -115,14 +141,14 @@ class NetworkController:
     # ---- configuration ---------------------------------------------------------------------------
 
     @property
-    def config(self) -> Any:
-        return self.daemon.config
+    def config(self) -> DaemonConfig:
+        return self._config()
 
     def _default_pools(self) -> list[dict[str, Any]] | None:
-        return list(self.daemon.config.get("default-address-pools") or []) or None
+        return list(self.config.get("default-address-pools") or []) or None
 
     def bridge_disabled(self) -> bool:
-        return self.config.get("bridge") == "none" or not self.daemon.network_drivers.is_installed("bridge")
+        return self.config.get("bridge") == "none" or not self._driver_registry.is_installed("bridge")
 
     # ---- drivers ---------------------------------------------------------------------------------
 
@@ -132,13 +158,13 @@ class NetworkController:
         if drv is not None:
             return drv
         try:
-            cls = self.daemon.network_drivers.load(name)
+            cls = self._driver_registry.load(name)
         except DriverNotInstalled as exc:
             raise NotFound(f'plugin "{name}" not found ({exc.message})') from None
         state_dir = self.root / "drivers" / name
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         context = NetworkDriverContext(
-            state_dir=state_dir, exec_root=self.daemon.exec_root, config=self.config, instance=self.instance
+            state_dir=state_dir, exec_root=self.exec_root, config=self.config, instance=self.instance
         )
         drv = cls(context)
         drv.start()
@@ -202,7 +228,7 @@ class NetworkController:
                 if old is not None:
                     self._forget_network(old)
                 continue
-            if name in existing or not self.daemon.network_drivers.is_installed(drv):
+            if name in existing or not self._driver_registry.is_installed(drv):
                 continue
             net = Network(
                 id=new_id(), name=name, driver=drv, created=rfc3339nano(time.time_ns(), local=True), predefined=True
@@ -221,7 +247,7 @@ class NetworkController:
         known = set(self.endpoints)
         for state_dir in sorted((self.root / "drivers").glob("*")):
             # drivers with state but no network left still get to clean up after themselves
-            if state_dir.name not in self._drivers and self.daemon.network_drivers.is_installed(state_dir.name):
+            if state_dir.name not in self._drivers and self._driver_registry.is_installed(state_dir.name):
                 try:
                     self.driver(state_dir.name)
                 except EngineError as exc:
@@ -397,8 +423,8 @@ class NetworkController:
                 raise
             self._save_network(net)
             self.networks[net.id] = net
-        self.daemon.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
-        self.daemon.hooks.network_created(self.inspect(net))
+        self.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
+        self.hooks.network_created(self.inspect(net))
         return net
 
     def _release_pools(self, net: Network) -> None:
@@ -488,7 +514,7 @@ class NetworkController:
                 raise Forbidden(f"error while removing network: network {net.name} id {net.id} has active endpoints")
             self.driver(net.driver).delete_network(net.id)
             self._forget_network(net)
-        self.daemon.events.publish("network", "destroy", net.id, {"name": net.name, "type": net.driver})
+        self.events.publish("network", "destroy", net.id, {"name": net.name, "type": net.driver})
 
     def _forget_network(self, net: Network) -> None:
         self._release_pools(net)
@@ -513,7 +539,7 @@ class NetworkController:
                 log.warning("prune: cannot remove network %s: %s", net.name, exc.message)
                 continue
             removed.append(net.name)
-        self.daemon.events.publish("network", "prune", "", {"reclaimed": "0"})
+        self.events.publish("network", "prune", "", {"reclaimed": "0"})
         return removed
 
     # ---- containers (the work is :class:`Sandboxes`'; these are the blocking entry points) -------------

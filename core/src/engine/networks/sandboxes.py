@@ -1,5 +1,6 @@
 """The container side of the NetworkController: sandboxes (a container's network namespace and
-endpoints), connect/disconnect, and the /etc/hosts, /etc/resolv.conf and hostname contents.
+endpoints) and connect/disconnect; their /etc/hosts and /etc/resolv.conf are rendered by
+:mod:`engine.networks.sandbox_files`.
 
 :class:`Sandboxes` is an object the :class:`engine.networks.controller.NetworkController` holds and
 calls (its container-facing methods delegate here); it asks the controller for the networks,
@@ -22,7 +23,7 @@ from engine.drivers import netns
 from engine.drivers.network import EndpointInterface, LinkRule, SandboxInfo
 from engine.drivers.records import RecordDir
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError
-from engine.networks import etcfiles
+from engine.networks import sandbox_files
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
 from engine.networks.ports import binding_json, stored_bindings, wanted_ports
 from engine.networks.settings import network_settings, ports_map
@@ -34,14 +35,6 @@ if TYPE_CHECKING:
     from engine.networks.dns import EmbeddedDNS
 
 log = logging.getLogger(__name__)
-
-HOST_RESOLV_CONF = Path("/etc/resolv.conf")
-HOST_HOSTS = Path("/etc/hosts")
-
-
-def host_resolv_conf_path() -> Path:
-    """The resolv.conf containers' files are derived from; ``ENGINE_RESOLV_CONF`` overrides it (tests)."""
-    return Path(os.environ.get("ENGINE_RESOLV_CONF") or HOST_RESOLV_CONF)
 
 
 @dataclass
@@ -63,9 +56,10 @@ class Sandboxes:
     stopped containers, and the embedded DNS. Networks, endpoints, IPAM, drivers and the per-key
     locks stay the controller's; this asks it for them."""
 
-    def __init__(self, controller: NetworkController, root: Path, netns_dir: Path) -> None:
+    def __init__(self, controller: NetworkController, root: Path, netns_dir: Path, containers_root: Path) -> None:
         self.ctl = controller
         self.netns_dir = netns_dir
+        self.containers_root = containers_root  # <id>/hosts: a running container's /etc/hosts
         #: the sandboxes of running containers, by container ID
         self.records: dict[str, SandboxRecord] = {}
         self._records_dir = RecordDir(root / "sandboxes")
@@ -184,7 +178,7 @@ class Sandboxes:
                     remapped = host_config.get("UsernsMode") != "host"
                     netns.create(
                         Path(sb.key),
-                        id_map=getattr(self.ctl.daemon, "id_map", None) if remapped else None,
+                        id_map=self.ctl.id_map if remapped else None,
                         user_ns=user_ns if remapped else None,
                     )
                 self.records[container_id] = sb
@@ -299,10 +293,10 @@ class Sandboxes:
                 raise
         if not net.predefined and not sb.embedded_dns and sb.key:
             sb.embedded_dns = True
-        self.ctl.daemon.events.publish(
+        self.ctl.events.publish(
             "network", "connect", net.id, {"container": sb.container_id, "name": net.name, "type": net.driver}
         )
-        self.ctl.daemon.hooks.network_endpoint_joined(
+        self.ctl.hooks.network_endpoint_joined(
             network_id=net.id, container_id=sb.container_id, endpoint=self._settings(sb)["Networks"].get(net.name, {})
         )
         return ep
@@ -429,13 +423,13 @@ class Sandboxes:
             with self.ctl.locks(net_id):
                 self._drop_endpoint(ep, sb)
             if net is not None:
-                self.ctl.daemon.events.publish(
+                self.ctl.events.publish(
                     "network",
                     "disconnect",
                     net.id,
                     {"container": sb.container_id, "name": net.name, "type": net.driver},
                 )
-                self.ctl.daemon.hooks.network_endpoint_left(network_id=net.id, container_id=sb.container_id)
+                self.ctl.hooks.network_endpoint_left(network_id=net.id, container_id=sb.container_id)
         if sb.key and not sb.joined_to:
             netns.delete(Path(sb.key))
         self.records.pop(sb.container_id, None)
@@ -565,10 +559,10 @@ class Sandboxes:
                 raise InvalidParameter(f"container {container_id} is not connected to network {net.name}")
             with self.ctl.locks(net.id):
                 self._drop_endpoint(ep, sb)
-            self.ctl.daemon.events.publish(
+            self.ctl.events.publish(
                 "network", "disconnect", net.id, {"container": container_id, "name": net.name, "type": net.driver}
             )
-            self.ctl.daemon.hooks.network_endpoint_left(network_id=net.id, container_id=container_id)
+            self.ctl.hooks.network_endpoint_left(network_id=net.id, container_id=container_id)
             if ep.default_route:
                 self._reelect_default_route(sb)
             self._save_sandbox(sb)
@@ -590,16 +584,9 @@ class Sandboxes:
 
     def _refresh_files(self, sb: SandboxRecord) -> None:
         """Rewrite the running container's /etc/hosts in place (a bind-mounted file keeps its inode)."""
-        hosts_path = self.ctl.daemon.data_root / "containers" / sb.container_id / "hosts"
-        if not hosts_path.exists():
-            return
-        content = self._hosts(sb)
-        try:
-            with open(hosts_path, "r+") as f:
-                f.write(content)
-                f.truncate()
-        except OSError as exc:
-            log.warning("updating %s failed: %s", hosts_path, exc)
+        hosts_path = self.containers_root / sb.container_id / "hosts"
+        if hosts_path.exists():
+            sandbox_files.rewrite_hosts(hosts_path, self._hosts(sb))
 
     # ---- what containers get -----------------------------------------------------------------------------
 
@@ -634,31 +621,11 @@ class Sandboxes:
         return network_settings(sandbox_id=sb.id, sandbox_key=key, networks=nets, ports=ports)
 
     def _hosts(self, sb: SandboxRecord) -> str:
-        extra = etcfiles.parse_extra_hosts(sb.extra_hosts, self.ctl.host_gateway_ip())
-        extra += [(ip, names) for ip, names in sb.links]
-        if sb.key is None:  # host network: the host's file plus --add-host
-            try:
-                base = HOST_HOSTS.read_text()
-            except OSError:
-                base = etcfiles.build_hosts()
-            if base and not base.endswith("\n"):
-                base += "\n"
-            return base + "".join(f"{ip}\t{names}\n" for ip, names in extra)
-        own = []
-        for ep in self._sandbox_endpoints(sb):
-            if ep.ipv4:
-                own.append((str(ipaddress.ip_interface(ep.ipv4).ip), etcfiles.own_names(sb.hostname, sb.domainname)))
-            if ep.ipv6:
-                own.append((str(ipaddress.ip_interface(ep.ipv6).ip), etcfiles.own_names(sb.hostname, sb.domainname)))
-        return etcfiles.build_hosts(own, extra)
+        return sandbox_files.hosts(sb, self._sandbox_endpoints(sb), self.ctl.host_gateway_ip())
 
     def _resolv_conf(self, sb: SandboxRecord) -> tuple[str, list[str]]:
-        host = etcfiles.ResolvConf.read(host_resolv_conf_path())
-        if sb.key is None and not (sb.dns_servers or sb.dns_search or sb.dns_options):
-            return host.text, []
-        dns = etcfiles.DNSSettings(sb.dns_servers, sb.dns_search, sb.dns_options)
         ipv6 = any(self.ctl.networks[n].enable_ipv6 for n in sb.endpoints if n in self.ctl.networks)
-        return etcfiles.container_resolv_conf(host, dns, embedded=sb.embedded_dns, ipv6=ipv6)
+        return sandbox_files.resolv_conf(sb, ipv6)
 
 
 # ---- helpers ----------------------------------------------------------------------------------------

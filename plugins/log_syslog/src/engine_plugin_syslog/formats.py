@@ -20,6 +20,8 @@ import datetime
 import os
 from collections.abc import Callable
 
+from engine.drivers import timefmt
+
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 SECURE_PROTO = "tcp+tls"
 
@@ -38,20 +40,14 @@ def stamp(timestamp: float) -> str:
     return f"{MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
 
 
-def _zone(t: datetime.datetime) -> str:
-    offset = t.utcoffset() or datetime.timedelta(0)
-    if not offset:
-        return "Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
 def rfc3339(timestamp: float, micro: bool = False) -> str:
-    """Go's ``time.RFC3339`` ("2006-01-02T15:04:05Z07:00"), or with ".000000" when ``micro``."""
-    t = _local(timestamp)
-    frac = f".{t.microsecond:06d}" if micro else ""
-    return f"{t:%Y-%m-%dT%H:%M:%S}{frac}{_zone(t)}"
+    """Go's ``time.RFC3339`` ("2006-01-02T15:04:05Z07:00"), or with ".000000" when ``micro``, in
+    the local zone (by engine.drivers.timefmt; the time is rounded to the microsecond)."""
+    whole = int(timestamp)
+    micros = round((timestamp - whole) * 1e6)
+    whole, micros = whole + micros // 1_000_000, micros % 1_000_000
+    text = timefmt.rfc3339(whole * 1_000_000_000, local=True)
+    return f"{text[:19]}.{micros:06d}{text[19:]}" if micro else text
 
 
 def unix_format(priority: int, hostname: str, tag: str, timestamp: float, content: bytes) -> bytes:

@@ -24,21 +24,11 @@ from typing import Any, Self
 from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, CreateOpts, IdMap, StorageDriver, SupportsQuota
-from engine.drivers.units import ram_in_bytes
+from engine.drivers.units import human_size, ram_in_bytes
 from engine.errors import Conflict, InvalidParameter, NotFound, PrerequisitesNotMet, SystemError
 from engine_plugin_btrfs import host, qgroup
 
 log = logging.getLogger(__name__)
-
-
-def human_size(size: float) -> str:
-    """go-units HumanSize (decimal units, four significant digits), as dockerd's messages print sizes."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.4g}{units[i]}"
 
 
 def _size_option(key: str, value: str) -> int:

@@ -14,7 +14,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -28,6 +28,9 @@ from engine.builder.steps import Builder, BuildOptions
 from engine.errors import EngineError, InvalidParameter
 from engine.images.references import parse_normalized_named
 from engine.streams.stdcopy import STDERR
+
+if TYPE_CHECKING:
+    from engine.containers.service import ContainerService
 
 _DONE = object()
 #: drains of builds whose handler was cancelled (kept referenced until they finish)
@@ -127,7 +130,9 @@ def _options(request: web.Request) -> BuildOptions:
 class _Output:
     """The builder's output (called from its worker thread) as messages on the loop's queue."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], containers: Any, aux: bool) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], containers: ContainerService, aux: bool
+    ) -> None:
         self.loop = loop
         self.queue = queue
         self.containers = containers
@@ -200,7 +205,7 @@ async def build(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(ctx.extract, body_reader(request), context_dir)
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
         output = _Output(loop, queue, daemon.containers, aux=api_version(request) >= (1, 30))
-        builder = Builder(daemon, options, context_dir, output)
+        builder = Builder(daemon.images, daemon.containers, options, context_dir, output)
         parsed = await asyncio.to_thread(builder.prepare)
         handed_over = True  # from here the build thread removes the work directory
         return await _stream(request, builder, parsed, output, queue, quiet, work)
