@@ -14,10 +14,12 @@ DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
 SHIM_SRC := core/src/engine/runtime/shim/engine-shim.c
+# Debian's docker CLI 20.10 (client only, never docker.io's dockerd) for the two-CLI tests
+DOCKER_2010 := $(VENV)/bin/docker-20.10
 
 .PHONY: install system-packages bytecode run test lint bench clean install-systemd
 
-install: system-packages $(STAMP) $(SHIM) bytecode
+install: system-packages $(STAMP) $(SHIM) $(DOCKER_2010) bytecode
 
 # compile engine's sources ahead: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 # engined start would otherwise compile ~200 modules again (0.3 s of its start-up)
@@ -27,6 +29,9 @@ bytecode: $(STAMP)
 # the per-container shim (C): static when libc.a is there (smallest RSS), else dynamic
 $(SHIM): $(SHIM_SRC) | $(STAMP)
 	gcc -O2 -Wall -static -s -o $@ $(SHIM_SRC) || gcc -O2 -Wall -s -o $@ $(SHIM_SRC)
+
+$(DOCKER_2010): scripts/docker-cli-20.10 | $(STAMP)
+	scripts/docker-cli-20.10 $@
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
