@@ -4,6 +4,8 @@ them at scrape time (the ``metrics-addr`` server) and nothing else pays for them
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 
 class Counter:
@@ -48,3 +50,13 @@ LOG_BYTES = LabeledCounter()
 #: messages dropped by non-blocking mode (buffer full), and driver errors, by driver
 LOG_DROPPED = LabeledCounter()
 LOG_ERRORS = LabeledCounter()
+
+#: called with (kind, driver) for every network driver ("network") and container log driver ("log")
+#: instance made; engine.metrics adds its timer here when ``metrics-addr`` is set (else it is empty)
+DRIVER_OBSERVERS: list[Callable[[str, Any], None]] = []
+
+
+def driver_made(kind: str, driver: Any) -> None:
+    """A network or log driver instance was made: let the observers (the metrics server) see it."""
+    for observe in DRIVER_OBSERVERS:
+        observe(kind, driver)

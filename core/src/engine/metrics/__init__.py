@@ -13,10 +13,12 @@ dockerd's families that apply to engine, with dockerd's names and help:
   ``engine_daemon_engine_cpus_cpus``, ``engine_daemon_engine_memory_bytes``;
 
 and engine's own: ``engine_api_request_duration_seconds{method,route,code}`` (the route as declared,
-``/containers/{id}/start``), ``engine_images_images``,
-``engine_storage_driver_operation_seconds{driver,operation}``, and per log driver
-``engine_log_messages_total``, ``engine_log_bytes_total``, ``engine_log_dropped_messages_total`` and
-``engine_log_errors_total`` (bumped in engine.opcounters); plus the ``process_*`` family.
+``/containers/{id}/start``), ``engine_images_images``; per-driver operation latencies
+``engine_{storage,network,log}_driver_operation_seconds{driver,operation}`` (engine.metrics.drivers);
+per log driver ``engine_log_messages_total``, ``engine_log_bytes_total``,
+``engine_log_dropped_messages_total`` and ``engine_log_errors_total`` (bumped in engine.opcounters);
+per running container ``engine_container_*`` cpu, memory, block I/O and network figures
+(engine.metrics.containers); plus the ``process_*`` family.
 
 The action timings are measured per API request, where the route names the action, so no
 subsystem carries metrics code; the counts are read at scrape time from the same subsystem fields
@@ -25,15 +27,12 @@ subsystem carries metrics code; the counts are read at scrape time from the same
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import platform
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -41,16 +40,18 @@ from engine import hookimpl, opcounters
 from engine.api import request_log
 from engine.config_options import split_listen_address
 from engine.errors import ConfigError
+from engine.metrics.containers import ContainerCollector
+from engine.metrics.drivers import instrument
+from engine.metrics.registry import REGISTRY
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from engine.daemon import Daemon
+    from engine.hookspecs import DaemonContext
 
 log = logging.getLogger(__name__)
 
-REGISTRY = CollectorRegistry(auto_describe=True)
-ProcessCollector(registry=REGISTRY)
 
 CONTAINER_ACTIONS = Histogram(
     "engine_daemon_container_actions_seconds",
@@ -137,16 +138,17 @@ class DaemonCollector(Collector):
         self.daemon = daemon
 
     def _fields(self) -> dict[str, Any]:
+        """The counts of ``GET /info`` (engine.api.info), from the same services' ``info_fields``."""
         fields: dict[str, Any] = {}
-        for subsystem in self.daemon.subsystems:
-            contribute = getattr(subsystem, "info_fields", None)
-            if contribute is not None:
+        for service in ("images", "containers"):
+            contribute = getattr(getattr(self.daemon, service, None), "info_fields", None)
+            if contribute is not None:  # None before the daemon made its services
                 fields.update(contribute())
         return fields
 
     def collect(self) -> Iterator[Metric]:
         from engine import DOCKER_VERSION, __version__
-        from engine.system_info import mem_total, os_release
+        from engine.system_info import host_fields
 
         fields = self._fields()
         states = GaugeMetricFamily(
@@ -166,8 +168,7 @@ class DaemonCollector(Collector):
             "The total number of failed health checks",
             value=opcounters.HEALTH_CHECKS_FAILED.value,
         )
-        uname = platform.uname()
-        osr = os_release()
+        host = host_fields()  # what GET /info says of the host
         info = GaugeMetricFamily(
             "engine_daemon_engine_info",
             "The information related to the engine and the OS it is running on",
@@ -186,14 +187,14 @@ class DaemonCollector(Collector):
         storage = self.daemon.storage
         info.add_metric(
             [
-                uname.machine,
+                host["Architecture"],
                 f"engine-{__version__}",
                 self.daemon.id,
                 storage.name if storage is not None else "",
-                uname.release,
-                osr.get("PRETTY_NAME", "Linux"),
-                "linux",
-                osr.get("VERSION_ID", ""),
+                host["KernelVersion"],
+                host["OperatingSystem"],
+                host["OSType"],
+                host["OSVersion"],
                 DOCKER_VERSION,
             ],
             1,
@@ -202,12 +203,12 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily(
             "engine_daemon_engine_cpus_cpus",
             "The number of cpus that the host system of the engine has",
-            value=os.cpu_count() or 1,
+            value=host["NCPU"],
         )
         yield GaugeMetricFamily(
             "engine_daemon_engine_memory_bytes",
             "The number of bytes of memory that the host system of the engine has",
-            value=mem_total(),
+            value=host["MemTotal"],
         )
 
 
@@ -217,7 +218,7 @@ class MetricsServer:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.runner: web.AppRunner | None = None
-        self._collector: DaemonCollector | None = None
+        self._collectors: list[Collector] = []
         self._hooks: _Hooks | None = None
 
     async def start(self) -> None:
@@ -239,12 +240,14 @@ class MetricsServer:
             self.runner = None
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise ConfigError(f"failed to start metrics server: listen tcp {addr}: bind: {reason}") from None
-        self._collector = DaemonCollector(self.daemon)
-        REGISTRY.register(self._collector)
+        self._collectors = [DaemonCollector(self.daemon), ContainerCollector(self.daemon)]
+        for collector in self._collectors:
+            REGISTRY.register(collector)
+        opcounters.DRIVER_OBSERVERS.append(instrument)  # network and log drivers made from now on
         self.daemon.events.add_observer(_count_event)
         EVENT_SUBSCRIBERS.set_function(self.daemon.events.subscriber_count)
         request_log.observers.append(_observe)
-        self._hooks = _Hooks()
+        self._hooks = _Hooks(self.daemon)
         self.daemon.pm.register(self._hooks, name="engine-metrics")
         log.info("metrics API listening on %s", addr)
 
@@ -265,9 +268,11 @@ class MetricsServer:
         if self._hooks is not None:
             self.daemon.pm.unregister(self._hooks)
             self._hooks = None
-        if self._collector is not None:
-            REGISTRY.unregister(self._collector)
-            self._collector = None
+        if instrument in opcounters.DRIVER_OBSERVERS:
+            opcounters.DRIVER_OBSERVERS.remove(instrument)
+        for collector in self._collectors:
+            REGISTRY.unregister(collector)
+        self._collectors = []
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -289,46 +294,17 @@ def _log_counters() -> Iterator[Metric]:
         yield family
 
 
-STORAGE_OPERATIONS = Histogram(
-    "engine_storage_driver_operation_seconds",
-    "The number of seconds each storage driver operation takes",
-    ["driver", "operation"],
-    registry=REGISTRY,
-)
-#: the StorageDriver methods timed (engine.drivers.storage's contract)
-STORAGE_TIMED = ("create", "create_read_write", "remove", "get", "put", "diff", "changes", "apply_diff", "diff_size")
-
-
-def instrument_storage(driver: Any) -> None:
-    """Time the driver's operations: each method is shadowed on the instance by a timed wrapper, so
-    neither the driver nor its callers know about metrics."""
-    for operation in STORAGE_TIMED:
-        method = getattr(driver, operation, None)
-        if method is None or getattr(method, "_engine_timed", False):
-            continue
-        setattr(driver, operation, _timed(method, STORAGE_OPERATIONS.labels(driver.name, operation)))
-
-
-def _timed(method: Any, histogram: Any) -> Any:
-    @functools.wraps(method)
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()  # per call: drivers run in many threads at once
-        try:
-            return method(*args, **kwargs)
-        finally:
-            histogram.observe(time.perf_counter() - start)
-
-    timed._engine_timed = True  # type: ignore[attr-defined]
-    return timed
-
-
 class _Hooks:
     """The hook implementations the metrics server registers with the daemon's plugin manager."""
 
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
     @hookimpl
-    def engine_daemon_started(self, daemon: Daemon) -> None:
-        if daemon.storage is not None:
-            instrument_storage(daemon.storage)
+    def engine_daemon_started(self, daemon: DaemonContext) -> None:
+        # the hook sees a DaemonContext (no driver in it): the storage driver is the daemon's own
+        if self.daemon.storage is not None:
+            instrument("storage", self.daemon.storage)
 
 
 def _count_event(event: dict[str, Any]) -> None:
