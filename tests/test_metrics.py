@@ -197,17 +197,30 @@ def test_engine_info_agrees_with_docker_info(metered):
     assert value(metrics["engine_daemon_engine_memory_bytes"], "engine_daemon_engine_memory_bytes") == info["MemTotal"]
 
 
-def test_a_bad_metrics_address_is_refused(tmp_path):
-    config = tmp_path / "daemon.json"
-    config.write_text(json.dumps({**LIGHT, "metrics-addr": "127.0.0.1"}))
+@pytest.mark.parametrize(
+    ("addr", "error"),
+    [
+        ("127.0.0.1", "listen tcp: address 127.0.0.1: missing port in address"),
+        ("127.0.0.1:metrics", "listen tcp: address tcp/metrics: unknown port"),
+        ("127.0.0.1:70000", "listen tcp: address 70000: invalid port"),
+        ("::1:9323", "listen tcp: address ::1:9323: too many colons in address"),
+    ],
+)
+def test_a_bad_metrics_address_is_refused(tmp_path, addr, error):
+    """--validate says what start-up would (Go's net.Listen wording); a good one validates."""
     import subprocess
     import sys
     from pathlib import Path
 
     engined = Path(sys.executable).with_name("engined")
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({**LIGHT, "metrics-addr": addr}))
     proc = subprocess.run([str(engined), "--config-file", str(config), "--validate"], capture_output=True, text=True)
     assert proc.returncode == 1
-    assert "listen tcp: address 127.0.0.1: missing port in address" in proc.stderr
+    assert error in proc.stderr
+    config.write_text(json.dumps({**LIGHT, "metrics-addr": "127.0.0.1:9323"}))
+    proc = subprocess.run([str(engined), "--config-file", str(config), "--validate"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "configuration OK" in proc.stderr
 
 
 def test_a_metrics_port_in_use_stops_start_up():
