@@ -6,7 +6,8 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 # Debian packages engine and its tests need. python3-btrfsutil and python3-systemd are only
 # importable from Debian's python3, hence a venv made from /usr/bin/python3 with system site-packages.
-# docker-compose (v1, with its own docker-py) is for the compose interop test.
+# docker-compose (v1, with its own docker-py) is for the compose interop test; it Recommends docker.io,
+# which --no-install-recommends keeps out (installing docker.io would start a real dockerd).
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
 	iproute2 btrfs-progs python3-btrfsutil zfs-fuse rsyslog rsyslog-gnutls python3-systemd uidmap tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
 	docker-compose docker-registry apache2-utils
