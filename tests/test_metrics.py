@@ -239,3 +239,44 @@ def test_a_metrics_port_in_use_stops_start_up():
         finally:
             daemon.stop()
             daemon.cleanup()
+
+
+def test_dockerd_builder_and_logger_families(metered, tmp_path):
+    """builder_builds_triggered_total, builder_builds_failed_total{reason} and logger_* as dockerd
+    names them: a good build, one with an unknown instruction, one whose RUN fails, a long line."""
+    _, cli, port = metered
+
+    def counts() -> tuple[float, dict[str, float], float, float]:
+        metrics = scrape(port)
+        failed = {s.labels["reason"]: s.value for s in metrics["builder_builds_failed"] if s.name.endswith("_total")}
+        return (
+            value(metrics["builder_builds_triggered"], "builder_builds_triggered_total"),
+            failed,
+            value(
+                metrics["logger_log_entries_size_greater_than_buffer"],
+                "logger_log_entries_size_greater_than_buffer_total",
+            ),
+            value(metrics["logger_log_write_operations_failed"], "logger_log_write_operations_failed_total"),
+        )
+
+    triggered, failed, partials, write_errors = counts()
+    assert set(failed) >= {"unknown_instruction_error", "error_processing_commands_error", "build_canceled"}
+    for name, dockerfile in (
+        ("good", "FROM busybox:latest\nRUN true\n"),
+        ("unknown", "FROM busybox:latest\nFROBNICATE x\n"),
+        ("runfails", "FROM busybox:latest\nRUN exit 3\n"),
+    ):
+        context = tmp_path / name
+        context.mkdir()
+        (context / "Dockerfile").write_text(dockerfile)
+        cli.run("build", "-t", f"mbuild-{name}", str(context))
+    # a line of 40000 bytes: cut into pieces of 16 KiB, 16 KiB and the rest (moby's copier buffer)
+    cli("run", "--rm", "--network", "none", "busybox", "sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo")
+    after = counts()
+    cli.run("rmi", "mbuild-good")
+    assert after[0] == triggered + 3
+    assert after[1]["unknown_instruction_error"] == failed["unknown_instruction_error"] + 1
+    assert after[1]["error_processing_commands_error"] == failed["error_processing_commands_error"] + 1
+    assert sum(after[1].values()) == sum(failed.values()) + 2
+    assert after[2] == partials + 3
+    assert after[3] == write_errors == 0

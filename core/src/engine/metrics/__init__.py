@@ -11,6 +11,9 @@ dockerd's families that apply to engine, with dockerd's names and help:
   could not run, as dockerd counts it; a probe that ran and failed is a result, not a failure);
 - ``engine_daemon_container_states_containers{state}``, ``engine_daemon_engine_info{...}``,
   ``engine_daemon_engine_cpus_cpus``, ``engine_daemon_engine_memory_bytes``;
+- ``builder_builds_triggered_total``, ``builder_builds_failed_total{reason}``;
+- ``logger_log_entries_size_greater_than_buffer_total`` (partial messages),
+  ``logger_log_read_operations_failed_total``, ``logger_log_write_operations_failed_total``;
 
 and engine's own: ``engine_api_request_duration_seconds{method,route,code}`` (the route as declared,
 ``/containers/{id}/start``), ``engine_images_images``; per-driver operation latencies
@@ -160,6 +163,7 @@ class DaemonCollector(Collector):
         yield states
         yield GaugeMetricFamily("engine_images_images", "The number of images", value=fields.get("Images", 0))
         yield from _log_counters()
+        yield from _dockerd_counters()
         yield CounterMetricFamily(
             "engine_daemon_health_checks", "The total number of health checks", value=opcounters.HEALTH_CHECKS.value
         )
@@ -292,6 +296,46 @@ def _log_counters() -> Iterator[Metric]:
         for driver, count in sorted(counter.values().items()):
             family.add_metric([driver], count)
         yield family
+
+
+#: dockerd's builder_builds_failed_total reasons (all served, zero or not, as dockerd does)
+BUILD_FAILURE_REASONS = (
+    "build_canceled",
+    "build_target_not_reachable_error",
+    "command_not_supported_error",
+    "dockerfile_empty_error",
+    "dockerfile_syntax_error",
+    "error_processing_commands_error",
+    "missing_onbuild_arguments_error",
+    "unknown_instruction_error",
+)
+
+
+def _dockerd_counters() -> Iterator[Metric]:
+    """dockerd's builder_* and logger_* families, with its names and help."""
+    yield CounterMetricFamily(
+        "builder_builds_triggered", "Number of triggered image builds", value=opcounters.BUILDS_TRIGGERED.value
+    )
+    failed = CounterMetricFamily("builder_builds_failed", "Number of failed image builds", labels=["reason"])
+    counts = opcounters.BUILDS_FAILED.values()
+    for reason in sorted({*BUILD_FAILURE_REASONS, *counts}):
+        failed.add_metric([reason], counts.get(reason, 0))
+    yield failed
+    yield CounterMetricFamily(
+        "logger_log_entries_size_greater_than_buffer",
+        "Number of log entries which are larger than the log buffer",
+        value=opcounters.LOG_PARTIAL_MESSAGES.value,
+    )
+    yield CounterMetricFamily(
+        "logger_log_read_operations_failed",
+        "Number of log reads from container stdio that failed",
+        value=opcounters.LOG_READS_FAILED.value,
+    )
+    yield CounterMetricFamily(
+        "logger_log_write_operations_failed",
+        "Number of log write operations that failed",
+        value=sum(opcounters.LOG_ERRORS.values().values()),
+    )
 
 
 class _Hooks:
