@@ -193,6 +193,8 @@ def test_engine_info_agrees_with_docker_info(metered):
     assert labels["os_version"] == info["OSVersion"]
     assert labels["architecture"] == info["Architecture"]
     assert labels["version"] == info["ServerVersion"]
+    timings = metrics["engine_daemon_host_info_functions_seconds"]
+    assert value(timings, "engine_daemon_host_info_functions_seconds_count", function="system_info") >= 1
     assert value(metrics["engine_daemon_engine_cpus_cpus"], "engine_daemon_engine_cpus_cpus") == info["NCPU"]
     assert value(metrics["engine_daemon_engine_memory_bytes"], "engine_daemon_engine_memory_bytes") == info["MemTotal"]
 

@@ -7,6 +7,7 @@ dockerd's families that apply to engine, with dockerd's names and help:
 - ``engine_daemon_network_actions_seconds{action}``: create, delete, connect, disconnect;
 - ``engine_daemon_image_actions_seconds{action}``: pull, push, delete, tag, build, load, import;
 - ``engine_daemon_events_total``, ``engine_daemon_events_subscribers_total``;
+- ``engine_daemon_host_info_functions_seconds{function="system_info"}`` (``GET /info``);
 - ``engine_daemon_health_checks_total``, ``engine_daemon_health_checks_failed_total`` (a probe that
   could not run, as dockerd counts it; a probe that ran and failed is a result, not a failure);
 - ``engine_daemon_container_states_containers{state}``, ``engine_daemon_engine_info{...}``,
@@ -74,6 +75,12 @@ IMAGE_ACTIONS = Histogram(
     ["action"],
     registry=REGISTRY,
 )
+HOST_INFO = Histogram(
+    "engine_daemon_host_info_functions_seconds",
+    "The number of seconds it takes to call functions gathering info about the host",
+    ["function"],
+    registry=REGISTRY,
+)
 EVENTS = Counter("engine_daemon_events", "The number of events logged", registry=REGISTRY)
 API_REQUESTS = Histogram(
     "engine_api_request_duration_seconds",
@@ -107,6 +114,8 @@ ACTIONS: dict[tuple[str, str], tuple[Histogram, str]] = {
     ("POST", "/images/{name}/tag"): (IMAGE_ACTIONS, "tag"),
     ("POST", "/build"): (IMAGE_ACTIONS, "build"),
     ("POST", "/images/load"): (IMAGE_ACTIONS, "load"),
+    # dockerd also times its operating_system and os_version lookups: engine reads both in system_info
+    ("GET", "/info"): (HOST_INFO, "system_info"),
 }
 
 
