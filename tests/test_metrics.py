@@ -170,6 +170,10 @@ def test_per_container_figures(metered):
         assert not any(s.labels["interface"] == "lo" for s in metrics["engine_container_network_receive_bytes"])
         assert value(metrics["engine_container_metrics_omitted_containers"],
                      "engine_container_metrics_omitted_containers") == 0  # fmt: skip
+        driver_ops = metrics["engine_network_driver_operation_seconds"]
+        for operation in ("create_endpoint", "join"):  # the two containers joined mnet3
+            name = "engine_network_driver_operation_seconds_count"
+            assert value(driver_ops, name, driver="bridge", operation=operation) >= 2, operation
         cli("rm", "-f", "mc2")
         after = scrape(port)["engine_container_cpu_usage_seconds"]
         assert {s.labels["name"] for s in after} == {"mc1"}
