@@ -5,7 +5,8 @@ dockerd's families that apply to engine, with dockerd's names and help:
 - ``engine_daemon_container_actions_seconds{action}``: create, start, delete, changes, commit (dockerd's),
   and stop, restart, kill, pause, unpause;
 - ``engine_daemon_network_actions_seconds{action}``: create, delete, connect, disconnect;
-- ``engine_daemon_image_actions_seconds{action}``: pull, push, delete, tag, build, load, import;
+- ``engine_daemon_image_actions_seconds{action}``: pull (also an import: both are POST /images/create), push,
+  delete, tag, build, load;
 - ``engine_daemon_events_total``, ``engine_daemon_events_subscribers_total``;
 - ``engine_daemon_host_info_functions_seconds{function="system_info"}`` (``GET /info``);
 - ``engine_daemon_health_checks_total``, ``engine_daemon_health_checks_failed_total`` (a probe that
