@@ -6,7 +6,8 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 # Debian packages engine and its tests need. python3-btrfsutil and python3-systemd are only
 # importable from Debian's python3, hence a venv made from /usr/bin/python3 with system site-packages.
-# docker-compose (v1, with its own docker-py) is for the compose interop test.
+# docker-compose (v1, with its own docker-py) is for the compose interop test; it Recommends docker.io,
+# which --no-install-recommends keeps out (installing docker.io would start a real dockerd).
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
 	iproute2 btrfs-progs python3-btrfsutil zfs-fuse rsyslog rsyslog-gnutls python3-systemd uidmap rootlesskit slirp4netns fuse-overlayfs tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
 	docker-compose docker-registry apache2-utils
@@ -14,10 +15,12 @@ DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
 SHIM_SRC := core/src/engine/runtime/shim/engine-shim.c
+# Debian's docker CLI 20.10 (client only, never docker.io's dockerd) for the two-CLI tests
+DOCKER_2010 := $(VENV)/bin/docker-20.10
 
 .PHONY: install system-packages bytecode run test lint bench clean install-systemd
 
-install: system-packages $(STAMP) $(SHIM) bytecode
+install: system-packages $(STAMP) $(SHIM) $(DOCKER_2010) bytecode
 
 # compile engine's sources ahead: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 # engined start would otherwise compile ~200 modules again (0.3 s of its start-up)
@@ -27,6 +30,9 @@ bytecode: $(STAMP)
 # the per-container shim (C): static when libc.a is there (smallest RSS), else dynamic
 $(SHIM): $(SHIM_SRC) | $(STAMP)
 	gcc -O2 -Wall -static -s -o $@ $(SHIM_SRC) || gcc -O2 -Wall -s -o $@ $(SHIM_SRC)
+
+$(DOCKER_2010): scripts/docker-cli-20.10 | $(STAMP)
+	scripts/docker-cli-20.10 $@
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \

@@ -1,6 +1,7 @@
-"""docker-compose (v1, Debian's package: its own docker-py) against engined: a project with two
-networks (one internal), a named volume, a published port, a health check, service-name DNS,
-exec, run, scale, and `down -v` leaving nothing behind."""
+"""docker-compose (v1, Debian's package: its own docker-py) against engined: a three-service project
+with two networks (one internal), a named volume, a published port, a health check that a
+`depends_on: condition: service_healthy` waits for, service-name DNS, exec, run, scale, and
+`down -v` leaving nothing behind."""
 
 from __future__ import annotations
 
@@ -30,10 +31,18 @@ services:
       test: ["CMD", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]
       interval: 1s
       retries: 5
+  worker:
+    image: busybox:latest
+    # started only once web is healthy, so its first fetch succeeds
+    command: ["sh", "-c", "wget -q -O /data/fetched http://web:8080/ && exec sleep 600"]
+    depends_on:
+      web: {{condition: service_healthy}}
+    networks: [back]
+    volumes: ["data:/data"]
   client:
     image: busybox:latest
     command: ["sh", "-c", "echo from-client > /data/note 2>/dev/null; sleep 600"]
-    depends_on: [web]
+    depends_on: [web, worker]
     networks: [back]
     environment: {{FOO: bar}}
     volumes: ["data:/data:ro"]
@@ -60,6 +69,8 @@ def test_compose_project_lifecycle(engine, busybox, docker, tmp_path: Path) -> N
     try:
         compose("up", "-d")
         web, client = f"{project}_web_1", f"{project}_client_1"
+        # `up` returned after worker started, which waited for web's health check
+        assert docker("inspect", "-f", "{{.State.Health.Status}}", web).out == "healthy"
         deadline = time.monotonic() + 30
         while docker("inspect", "-f", "{{.State.Health.Status}}", web).out != "healthy":
             assert time.monotonic() < deadline, "web never became healthy"
@@ -72,13 +83,19 @@ def test_compose_project_lifecycle(engine, busybox, docker, tmp_path: Path) -> N
             "exec", "-T", "client", "sh", "-c", "wget -q -O - http://web:8080/; echo $FOO; touch /data/x 2>&1 || true"
         ).stdout
         assert out.startswith("hello-from-web\nbar\n") and "Read-only file system" in out
+        # worker fetched from web (healthy before it started) into the shared named volume
+        deadline = time.monotonic() + 30
+        while (fetched := compose("exec", "-T", "client", "cat", "/data/fetched", check=False)).returncode != 0:
+            assert time.monotonic() < deadline, fetched.stderr
+            time.sleep(0.2)
+        assert fetched.stdout == "hello-from-web\n"
         assert compose("run", "--rm", "-T", "client", "echo", "run-ok").stdout.strip().endswith("run-ok")
         labels = json.loads(docker("inspect", "-f", "{{json .Config.Labels}}", client).out)
         assert labels["com.docker.compose.project"] == project and labels["com.docker.compose.service"] == "client"
         internal = docker("network", "inspect", "-f", "{{.Internal}}", f"{project}_back").out
         assert internal == "true"
         compose("up", "-d", "--scale", "client=2")
-        assert len(docker("ps", "-q", "--filter", f"label=com.docker.compose.project={project}").lines()) == 3
+        assert len(docker("ps", "-q", "--filter", f"label=com.docker.compose.project={project}").lines()) == 4
         compose("restart", "-t", "1", "web")
         assert docker("inspect", "-f", "{{.State.Running}}", web).out == "true"
     finally:

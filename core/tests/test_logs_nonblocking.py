@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 import pytest
 from logs_helpers import make_container, make_daemon
 
+from engine import opcounters
 from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.logs import open_reader, start_logging
@@ -106,6 +107,9 @@ def test_non_blocking_mode_with_a_dead_target(tmp_path, deaf_server) -> None:  #
     options = {"mode": "non-blocking", "max-buffer-size": "64k"}
     container = make_container(daemon, "deaf", {"Type": "stuck-tcp", "Config": options})
 
+    dropped_before = opcounters.LOG_DROPPED.values().get("stuck-tcp", 0)
+    bytes_before = opcounters.LOG_BYTES.values().get("stuck-tcp", 0)
+
     async def scenario() -> list[LogMessage]:
         logger = start_logging(daemon, container, output())
         assert isinstance(logger.driver, CachedLogDriver) and isinstance(logger.driver.inner, RingDriver)
@@ -114,12 +118,22 @@ def test_non_blocking_mode_with_a_dead_target(tmp_path, deaf_server) -> None:  #
         await asyncio.wait_for(logger.close(5.0), 60)
         ring = logger.driver.inner
         assert ring.dropped > 0 and StuckTcpDriver.instances[-1].sent < LINES
+        # the drops are counted for the driver by its own name (metrics-addr serves these counts)
+        assert opcounters.LOG_DROPPED.values()["stuck-tcp"] - dropped_before == ring.dropped
         reader = open_reader(daemon, container)
         return [m async for batch in reader.batches(ReadConfig()) for m in batch]
 
     cached = asyncio.run(scenario())
     # the cache beside the stuck driver got every line
     assert [m.line[:11] for m in cached] == [b"line %06d" % i for i in range(LINES)]
+    # bytes delivered to the driver (the ring took them all; it dropped some later), newlines included
+    assert opcounters.LOG_BYTES.values()["stuck-tcp"] - bytes_before == sum(len(m.line) + 1 for m in cached)
+    # and /metrics serves both, by driver
+    from engine.metrics import _log_counters
+
+    served = {f.name: {s.labels["driver"]: s.value for s in f.samples} for f in _log_counters()}
+    assert served["engine_log_dropped_messages"]["stuck-tcp"] == opcounters.LOG_DROPPED.values()["stuck-tcp"]
+    assert served["engine_log_bytes"]["stuck-tcp"] == opcounters.LOG_BYTES.values()["stuck-tcp"]
 
 
 def test_ring_drops_the_oldest_and_delivers_in_order() -> None:

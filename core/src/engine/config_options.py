@@ -159,8 +159,10 @@ def split_listen_address(addr: str) -> tuple[str, int]:
             raise ValueError(f"listen tcp: address {addr}: too many colons in address")
     if not sep:
         raise ValueError(f"listen tcp: address {addr}: missing port in address")
-    if not port.isdigit() or int(port) > 65535:
+    if not port.isdigit():  # Go looks a non-numeric port up as a service name (none here)
         raise ValueError(f"listen tcp: address tcp/{port}: unknown port")
+    if int(port) > 65535:
+        raise ValueError(f"listen tcp: address {port}: invalid port")
     return host, int(port)
 
 

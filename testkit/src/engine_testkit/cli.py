@@ -27,8 +27,9 @@ class Result:
 
 
 class DockerCLI:
-    def __init__(self, host: str, config_dir: Path | None = None) -> None:
+    def __init__(self, host: str, config_dir: Path | None = None, binary: str = DOCKER) -> None:
         self.host = host
+        self.binary = binary  # another docker CLI (Debian's 20.10 beside 28) for the same stories
         self.env = {**os.environ, "DOCKER_HOST": host, "DOCKER_BUILDKIT": "0", "DOCKER_CLI_HINTS": "false"}
         self.env.pop("DOCKER_CONTEXT", None)
         if config_dir is not None:
@@ -38,7 +39,7 @@ class DockerCLI:
         self, *args: str, input: bytes | str | None = None, timeout: float = 120, check: bool = False, text: bool = True
     ) -> Result:
         data = input.encode() if isinstance(input, str) else input
-        proc = subprocess.run([DOCKER, *args], input=data, capture_output=True, env=self.env, timeout=timeout)
+        proc = subprocess.run([self.binary, *args], input=data, capture_output=True, env=self.env, timeout=timeout)
         result = Result(
             list(args), proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
         )
@@ -56,4 +57,4 @@ class DockerCLI:
         return result
 
     def popen(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([DOCKER, *args], env=self.env, **kwargs)  # type: ignore[call-overload]
+        return subprocess.Popen([self.binary, *args], env=self.env, **kwargs)  # type: ignore[call-overload]

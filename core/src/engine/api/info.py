@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from engine import API_VERSION, DOCKER_VERSION, MIN_API_VERSION, __version__
 from engine.drivers.timefmt import rfc3339nano
 from engine.plugins import plugin_names
-from engine.system_info import GO_ARCH, cgroup_version, mem_total, os_release
+from engine.system_info import GO_ARCH, cgroup_version, host_fields
 
 if TYPE_CHECKING:
     from engine.daemon import Daemon
@@ -54,8 +54,6 @@ def version(daemon: Daemon) -> dict[str, Any]:
 
 
 def info(daemon: Daemon) -> dict[str, Any]:
-    uname = platform.uname()
-    osr = os_release()
     config = daemon.config
     storage = daemon.storage
     runtimes = {"runc": {"path": "runc"}}
@@ -118,15 +116,9 @@ def info(daemon: Daemon) -> dict[str, Any]:
         "CgroupDriver": cgroup_driver,
         "CgroupVersion": cgroup_version(),
         "NEventsListener": daemon.events.subscriber_count(),
-        "KernelVersion": uname.release,
-        "OperatingSystem": osr.get("PRETTY_NAME", "Linux"),
-        "OSVersion": osr.get("VERSION_ID", ""),
-        "OSType": "linux",
-        "Architecture": uname.machine,
+        **host_fields(),  # KernelVersion, OperatingSystem, OSVersion, OSType, Architecture, NCPU, MemTotal
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": registry_config(config),
-        "NCPU": os.cpu_count() or 1,
-        "MemTotal": mem_total(),
         "GenericResources": None,
         "DockerRootDir": str(daemon.data_root),
         "HttpProxy": os.environ.get("HTTP_PROXY", os.environ.get("http_proxy", "")),

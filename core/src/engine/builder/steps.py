@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import posixpath
 import secrets
@@ -19,8 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from engine import opcounters
 from engine.builder import context as ctx
 from engine.builder import dockerfile, healthcheck, imaging
 from engine.builder.context import BuildError
@@ -85,6 +87,41 @@ class Stage:
     args: dict[str, str | None] = field(default_factory=dict)  # ARGs declared in this stage
 
 
+_M = TypeVar("_M", bound=Callable[..., Any])
+
+
+def failure_reason(exc: BaseException, cancelled: bool) -> str:
+    """dockerd's ``builder_builds_failed_total`` reason for a failed build."""
+    message = str(exc)
+    if cancelled or message == "build cancelled":
+        return "build_canceled"
+    if "failed to reach build target" in message:
+        return "build_target_not_reachable_error"
+    if "cannot be empty" in message or "Is your Dockerfile empty" in message:
+        return "dockerfile_empty_error"
+    if "ONBUILD requires at least one argument" in message:
+        return "missing_onbuild_arguments_error"
+    if "isn't allowed as an ONBUILD trigger" in message or "Chaining ONBUILD" in message:
+        return "command_not_supported_error"
+    if isinstance(exc, dockerfile.ParseError):
+        return "unknown_instruction_error" if "unknown instruction" in message else "dockerfile_syntax_error"
+    return "error_processing_commands_error"
+
+
+def _failures_counted(method: _M) -> _M:
+    """Count the build as failed (with dockerd's reason) when ``method`` raises."""
+
+    @functools.wraps(method)
+    def counted(self: Builder, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            opcounters.BUILDS_FAILED.inc(failure_reason(exc, self.cancelled.is_set()))
+            raise
+
+    return counted  # type: ignore[return-value]
+
+
 class Builder:
     def __init__(
         self,
@@ -116,8 +153,10 @@ class Builder:
 
     # -- the build -------------------------------------------------------------------------------
 
+    @_failures_counted
     def prepare(self) -> dockerfile.Dockerfile:
         """Everything that fails before any output (dockerd answers those with an HTTP error)."""
+        opcounters.BUILDS_TRIGGERED.inc()
         rel, text = ctx.read_dockerfile(self.context, self.options.dockerfile)
         parsed = dockerfile.parse(text)
         dockerfile.validate(parsed)
@@ -136,6 +175,7 @@ class Builder:
             self.source_cache = imaging.SourceCache(self.local, sources)
         return parsed
 
+    @_failures_counted
     def build(self, parsed: dockerfile.Dockerfile) -> str:
         meta, stages = self._plan
         total = len(meta) + len(stages) + sum(len(s.instructions) for s in stages)

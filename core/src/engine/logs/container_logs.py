@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine import opcounters
 from engine.drivers.log import LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.drivers.logfile import messages_of
 from engine.drivers.logopts import CACHE_OPTIONS, NON_BLOCKING, copier_mode
@@ -115,6 +116,7 @@ def create_driver(setup: LogSetup, container: LoggedContainer) -> LogDriver:
     cls = _driver_class(setup, name)
     info = make_log_info(setup, container)
     driver = cls(info)
+    opcounters.driver_made("log", driver)  # the driver itself, not the ring or cache around it
     mode, max_buffer = copier_mode(options)
     if mode == NON_BLOCKING and name != NONE:
         driver = RingDriver(driver, max_buffer)

@@ -77,6 +77,7 @@ class _LineSplitter:
             self.ordinal += 1
         ts = self.partial_ns
         out.append(LogMessage(data, self.source, ts / 1e9, ts, PartialMeta(self.partial_id, self.ordinal, last)))
+        opcounters.LOG_PARTIAL_MESSAGES.inc()
         if last:
             self.partial_id = ""
 
@@ -204,6 +205,7 @@ class Copier:
         except asyncio.CancelledError:
             pass
         except Exception:
+            opcounters.LOG_READS_FAILED.inc()
             log.exception("error reading the output of container %s", self.container_id[:12])
         finally:
             out = []

@@ -117,6 +117,7 @@ class RingDriver(LogDriver):
             try:
                 self.inner.log_many(batch)
             except Exception as exc:
+                opcounters.LOG_ERRORS.inc(self.inner.name)  # the copier never sees this driver's errors
                 log.error("log driver %s failed to log %d messages: %s", self.inner.name, len(batch), exc)
             with self._cond:
                 self._busy = False

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from engine import opcounters
 from engine.drivers.locks import KeyedLocks
 from engine.drivers.network import (
     IPAMData,
@@ -167,6 +168,7 @@ class NetworkController:
             state_dir=state_dir, exec_root=self.exec_root, config=self.config, instance=self.instance
         )
         drv = cls(context)
+        opcounters.driver_made("network", drv)
         drv.start()
         self._drivers[name] = drv
         return drv

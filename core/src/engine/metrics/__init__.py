@@ -5,18 +5,25 @@ dockerd's families that apply to engine, with dockerd's names and help:
 - ``engine_daemon_container_actions_seconds{action}``: create, start, delete, changes, commit (dockerd's),
   and stop, restart, kill, pause, unpause;
 - ``engine_daemon_network_actions_seconds{action}``: create, delete, connect, disconnect;
-- ``engine_daemon_image_actions_seconds{action}``: pull, push, delete, tag, build, load, import;
+- ``engine_daemon_image_actions_seconds{action}``: pull (also an import: both are POST /images/create), push,
+  delete, tag, build, load;
 - ``engine_daemon_events_total``, ``engine_daemon_events_subscribers_total``;
+- ``engine_daemon_host_info_functions_seconds{function="system_info"}`` (``GET /info``);
 - ``engine_daemon_health_checks_total``, ``engine_daemon_health_checks_failed_total`` (a probe that
   could not run, as dockerd counts it; a probe that ran and failed is a result, not a failure);
 - ``engine_daemon_container_states_containers{state}``, ``engine_daemon_engine_info{...}``,
   ``engine_daemon_engine_cpus_cpus``, ``engine_daemon_engine_memory_bytes``;
+- ``builder_builds_triggered_total``, ``builder_builds_failed_total{reason}``;
+- ``logger_log_entries_size_greater_than_buffer_total`` (partial messages),
+  ``logger_log_read_operations_failed_total``, ``logger_log_write_operations_failed_total``;
 
 and engine's own: ``engine_api_request_duration_seconds{method,route,code}`` (the route as declared,
-``/containers/{id}/start``), ``engine_images_images``,
-``engine_storage_driver_operation_seconds{driver,operation}``, and per log driver
-``engine_log_messages_total``, ``engine_log_bytes_total``, ``engine_log_dropped_messages_total`` and
-``engine_log_errors_total`` (bumped in engine.opcounters); plus the ``process_*`` family.
+``/containers/{id}/start``), ``engine_images_images``; per-driver operation latencies
+``engine_{storage,network,log}_driver_operation_seconds{driver,operation}`` (engine.metrics.drivers);
+per log driver ``engine_log_messages_total``, ``engine_log_bytes_total``,
+``engine_log_dropped_messages_total`` and ``engine_log_errors_total`` (bumped in engine.opcounters);
+per running container ``engine_container_*`` cpu, memory, block I/O and network figures
+(engine.metrics.containers); plus the ``process_*`` family.
 
 The action timings are measured per API request, where the route names the action, so no
 subsystem carries metrics code; the counts are read at scrape time from the same subsystem fields
@@ -25,15 +32,12 @@ subsystem carries metrics code; the counts are read at scrape time from the same
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import platform
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -41,6 +45,9 @@ from engine import opcounters
 from engine.api import request_log
 from engine.config_options import split_listen_address
 from engine.errors import ConfigError
+from engine.metrics.containers import ContainerCollector
+from engine.metrics.drivers import instrument
+from engine.metrics.registry import REGISTRY
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -49,8 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REGISTRY = CollectorRegistry(auto_describe=True)
-ProcessCollector(registry=REGISTRY)
 
 CONTAINER_ACTIONS = Histogram(
     "engine_daemon_container_actions_seconds",
@@ -68,6 +73,12 @@ IMAGE_ACTIONS = Histogram(
     "engine_daemon_image_actions_seconds",
     "The number of seconds it takes to process each image action",
     ["action"],
+    registry=REGISTRY,
+)
+HOST_INFO = Histogram(
+    "engine_daemon_host_info_functions_seconds",
+    "The number of seconds it takes to call functions gathering info about the host",
+    ["function"],
     registry=REGISTRY,
 )
 EVENTS = Counter("engine_daemon_events", "The number of events logged", registry=REGISTRY)
@@ -103,6 +114,8 @@ ACTIONS: dict[tuple[str, str], tuple[Histogram, str]] = {
     ("POST", "/images/{name}/tag"): (IMAGE_ACTIONS, "tag"),
     ("POST", "/build"): (IMAGE_ACTIONS, "build"),
     ("POST", "/images/load"): (IMAGE_ACTIONS, "load"),
+    # dockerd also times its operating_system and os_version lookups: engine reads both in system_info
+    ("GET", "/info"): (HOST_INFO, "system_info"),
 }
 
 
@@ -145,7 +158,7 @@ class DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         from engine import DOCKER_VERSION, __version__
-        from engine.system_info import mem_total, os_release
+        from engine.system_info import host_fields
 
         fields = self._fields()
         states = GaugeMetricFamily(
@@ -157,6 +170,7 @@ class DaemonCollector(Collector):
         yield states
         yield GaugeMetricFamily("engine_images_images", "The number of images", value=fields.get("Images", 0))
         yield from _log_counters()
+        yield from _dockerd_counters()
         yield CounterMetricFamily(
             "engine_daemon_health_checks", "The total number of health checks", value=opcounters.HEALTH_CHECKS.value
         )
@@ -165,8 +179,7 @@ class DaemonCollector(Collector):
             "The total number of failed health checks",
             value=opcounters.HEALTH_CHECKS_FAILED.value,
         )
-        uname = platform.uname()
-        osr = os_release()
+        host = host_fields()  # what GET /info says of the host
         info = GaugeMetricFamily(
             "engine_daemon_engine_info",
             "The information related to the engine and the OS it is running on",
@@ -185,14 +198,14 @@ class DaemonCollector(Collector):
         storage = self.daemon.storage
         info.add_metric(
             [
-                uname.machine,
+                host["Architecture"],
                 f"engine-{__version__}",
                 self.daemon.id,
                 storage.name if storage is not None else "",
-                uname.release,
-                osr.get("PRETTY_NAME", "Linux"),
-                "linux",
-                osr.get("VERSION_ID", ""),
+                host["KernelVersion"],
+                host["OperatingSystem"],
+                host["OSType"],
+                host["OSVersion"],
                 DOCKER_VERSION,
             ],
             1,
@@ -201,12 +214,12 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily(
             "engine_daemon_engine_cpus_cpus",
             "The number of cpus that the host system of the engine has",
-            value=os.cpu_count() or 1,
+            value=host["NCPU"],
         )
         yield GaugeMetricFamily(
             "engine_daemon_engine_memory_bytes",
             "The number of bytes of memory that the host system of the engine has",
-            value=mem_total(),
+            value=host["MemTotal"],
         )
 
 
@@ -216,7 +229,7 @@ class MetricsServer:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.runner: web.AppRunner | None = None
-        self._collector: DaemonCollector | None = None
+        self._collectors: list[Collector] = []
 
     async def start(self) -> None:
         """:raises ConfigError: the address cannot be listened on."""
@@ -240,6 +253,7 @@ class MetricsServer:
         self.daemon.events.add_observer(_count_event)
         EVENT_SUBSCRIBERS.set_function(self.daemon.events.subscriber_count)
         request_log.observers.append(_observe)
+        opcounters.DRIVER_OBSERVERS.append(instrument)  # network and log drivers made from now on
         log.info("metrics API listening on %s", addr)
 
     def daemon_started(self) -> None:
@@ -247,10 +261,11 @@ class MetricsServer:
         if self.runner is None:
             return
         if self.daemon.storage is not None:
-            instrument_storage(self.daemon.storage)
-        # the subsystems the collector reads exist only now (it is asked once at registration)
-        self._collector = DaemonCollector(self.daemon)
-        REGISTRY.register(self._collector)
+            instrument("storage", self.daemon.storage)
+        # the subsystems the collectors read exist only now (each is asked once at registration)
+        self._collectors = [DaemonCollector(self.daemon), ContainerCollector(self.daemon)]
+        for collector in self._collectors:
+            REGISTRY.register(collector)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         import asyncio
@@ -266,9 +281,11 @@ class MetricsServer:
     async def stop(self) -> None:
         if _observe in request_log.observers:
             request_log.observers.remove(_observe)
-        if self._collector is not None:
-            REGISTRY.unregister(self._collector)
-            self._collector = None
+        if instrument in opcounters.DRIVER_OBSERVERS:
+            opcounters.DRIVER_OBSERVERS.remove(instrument)
+        for collector in self._collectors:
+            REGISTRY.unregister(collector)
+        self._collectors = []
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -290,37 +307,44 @@ def _log_counters() -> Iterator[Metric]:
         yield family
 
 
-STORAGE_OPERATIONS = Histogram(
-    "engine_storage_driver_operation_seconds",
-    "The number of seconds each storage driver operation takes",
-    ["driver", "operation"],
-    registry=REGISTRY,
+#: dockerd's builder_builds_failed_total reasons (all served, zero or not, as dockerd does)
+BUILD_FAILURE_REASONS = (
+    "build_canceled",
+    "build_target_not_reachable_error",
+    "command_not_supported_error",
+    "dockerfile_empty_error",
+    "dockerfile_syntax_error",
+    "error_processing_commands_error",
+    "missing_onbuild_arguments_error",
+    "unknown_instruction_error",
 )
-#: the StorageDriver methods timed (engine.drivers.storage's contract)
-STORAGE_TIMED = ("create", "create_read_write", "remove", "get", "put", "diff", "changes", "apply_diff", "diff_size")
 
 
-def instrument_storage(driver: Any) -> None:
-    """Time the driver's operations: each method is shadowed on the instance by a timed wrapper, so
-    neither the driver nor its callers know about metrics."""
-    for operation in STORAGE_TIMED:
-        method = getattr(driver, operation, None)
-        if method is None or getattr(method, "_engine_timed", False):
-            continue
-        setattr(driver, operation, _timed(method, STORAGE_OPERATIONS.labels(driver.name, operation)))
-
-
-def _timed(method: Any, histogram: Any) -> Any:
-    @functools.wraps(method)
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()  # per call: drivers run in many threads at once
-        try:
-            return method(*args, **kwargs)
-        finally:
-            histogram.observe(time.perf_counter() - start)
-
-    timed._engine_timed = True  # type: ignore[attr-defined]
-    return timed
+def _dockerd_counters() -> Iterator[Metric]:
+    """dockerd's builder_* and logger_* families, with its names and help."""
+    yield CounterMetricFamily(
+        "builder_builds_triggered", "Number of triggered image builds", value=opcounters.BUILDS_TRIGGERED.value
+    )
+    failed = CounterMetricFamily("builder_builds_failed", "Number of failed image builds", labels=["reason"])
+    counts = opcounters.BUILDS_FAILED.values()
+    for reason in sorted({*BUILD_FAILURE_REASONS, *counts}):
+        failed.add_metric([reason], counts.get(reason, 0))
+    yield failed
+    yield CounterMetricFamily(
+        "logger_log_entries_size_greater_than_buffer",
+        "Number of log entries which are larger than the log buffer",
+        value=opcounters.LOG_PARTIAL_MESSAGES.value,
+    )
+    yield CounterMetricFamily(
+        "logger_log_read_operations_failed",
+        "Number of log reads from container stdio that failed",
+        value=opcounters.LOG_READS_FAILED.value,
+    )
+    yield CounterMetricFamily(
+        "logger_log_write_operations_failed",
+        "Number of log write operations that failed",
+        value=sum(opcounters.LOG_ERRORS.values().values()),
+    )
 
 
 def _count_event(event: dict[str, Any]) -> None:
