@@ -76,7 +76,7 @@ def new_net(ctl: Any, **kwargs: Any) -> Any:
 def restarted(ctl: Any) -> Any:
     """A new controller on ``ctl``'s directories (a daemon restart with live-restore); ``ctl`` forgets
     what it had, so the fixture's teardown leaves the adopted objects to the new one."""
-    again = make_controller(Path(ctl.daemon.data_root).parent, ctl.test_config)
+    again = make_controller(ctl.root.parent.parent, ctl.test_config)
     again.start()
     ctl.sandboxes.clear()
     ctl.endpoints.clear()
@@ -454,11 +454,11 @@ def test_bridge_of_unsaved_network_removed_at_start(make: Callable[..., Any], tm
     name = f"tb{secrets.token_hex(3)}"
     subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
     try:
-        state = ctl.daemon.data_root / "network" / "drivers" / "bridge" / "networks"
+        state = ctl.root / "drivers" / "bridge" / "networks"
         state.mkdir(parents=True, exist_ok=True)
         (state / f"{'e' * 64}.json").write_text(json.dumps({"bridge": name, "created_bridge": True}))
         ctl.stop()
-        again = make_controller(Path(ctl.daemon.data_root).parent, ctl.test_config)
+        again = make_controller(ctl.root.parent.parent, ctl.test_config)
         again.start()
         again.stop()
         assert not Path(f"/sys/class/net/{name}").exists()
