@@ -46,7 +46,9 @@ $(STAMP): $(addsuffix /pyproject.toml,$(DISTRIBUTIONS)) requirements-dev.txt
 run: install
 	$(VENV)/bin/engined
 
+# the import contracts of pyproject.toml first (plugins on the driver SDK only, ...): seconds, not minutes
 test: install
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 lint: install

@@ -299,7 +299,7 @@ def certs(tmp_path_factory):
 
 
 AUTHZ_PLUGIN = """
-from engine import hookimpl
+from engine.drivers import hookimpl
 
 
 @hookimpl

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from engine import archive
+from engine.drivers import layers
+from engine.drivers.layers import _paths, _write
 from engine.drivers.storage import IdMap, IdMapping
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, mknod, trusted.* xattrs)")
@@ -58,7 +60,7 @@ def members(buf: io.BytesIO) -> list[tarfile.TarInfo]:
 def snapshot(path: Path) -> dict[str, tuple[int, int, int, int, bytes | str | None]]:
     """Everything observable below ``path``: mode, owner, size, content or link target."""
     out: dict[str, tuple[int, int, int, int, bytes | str | None]] = {}
-    for host, rel, st in archive.walk_tree(str(path)):
+    for host, rel, st in layers.walk_tree(str(path)):
         content: bytes | str | None = None
         if stat.S_ISREG(st.st_mode):
             content = Path(host).read_bytes()
@@ -72,7 +74,7 @@ def snapshot(path: Path) -> dict[str, tuple[int, int, int, int, bytes | str | No
 def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the safety cases with the kernel's RESOLVE_IN_ROOT and with the userspace fallback."""
     if request.param == "userspace":
-        monkeypatch.setattr(archive, "_openat2_ok", False)
+        monkeypatch.setattr(_paths, "_openat2_ok", False)
     return request.param
 
 
@@ -95,14 +97,14 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 def test_dotdot_paths_are_refused(sandbox: tuple[Path, Path], resolver: str) -> None:
     target, _ = sandbox
     for name in ("../sentinel/evil", "a/../../sentinel/evil", "./../evil"):
-        with pytest.raises(archive.BreakoutError):
-            archive.apply_layer(target, make_tar(entry(name, data=b"x")))
+        with pytest.raises(layers.BreakoutError):
+            layers.apply_layer(target, make_tar(entry(name, data=b"x")))
     assert list(target.iterdir()) == []
 
 
 def test_absolute_paths_are_made_relative(sandbox: tuple[Path, Path], resolver: str) -> None:
     target, sentinel = sandbox
-    archive.apply_layer(target, make_tar(entry(f"{sentinel}/evil", data=b"x"), entry("/../../top", data=b"y")))
+    layers.apply_layer(target, make_tar(entry(f"{sentinel}/evil", data=b"x"), entry("/../../top", data=b"y")))
     assert (target / str(sentinel).lstrip("/") / "evil").read_bytes() == b"x"
     assert (target / "top").read_bytes() == b"y"
 
@@ -111,13 +113,13 @@ def test_symlinked_parent_stays_inside(sandbox: tuple[Path, Path], resolver: str
     target, sentinel = sandbox
     # a -> /etc: the link resolves inside the target, where nothing exists yet: refused
     tar = make_tar(entry("a", tarfile.SYMTYPE, linkname="/etc"), entry("a/engine-test-evil", data=b"x"))
-    with pytest.raises(archive.ArchiveError, match="not a directory"):
-        archive.apply_layer(target, tar)
+    with pytest.raises(layers.ArchiveError, match="not a directory"):
+        layers.apply_layer(target, tar)
     assert not Path("/etc/engine-test-evil").exists()
     # etc -> /etc resolves to itself inside the target
     tar = make_tar(entry("etc", tarfile.SYMTYPE, linkname="/etc"), entry("etc/engine-test-evil", data=b"x"))
-    with pytest.raises(archive.ArchiveError, match="symbolic links"):
-        archive.apply_layer(target, tar)
+    with pytest.raises(layers.ArchiveError, match="symbolic links"):
+        layers.apply_layer(target, tar)
     assert not Path("/etc/engine-test-evil").exists()
     # once the link's target exists inside, writes through the link land there
     tar = make_tar(
@@ -126,7 +128,7 @@ def test_symlinked_parent_stays_inside(sandbox: tuple[Path, Path], resolver: str
         entry("a/secret", data=b"overwritten"),
         entry("a/sub/deeper", data=b"made"),
     )
-    archive.apply_layer(target, tar)
+    layers.apply_layer(target, tar)
     inside = target / str(sentinel).lstrip("/")
     assert (inside / "secret").read_bytes() == b"overwritten"
     assert (inside / "sub" / "deeper").read_bytes() == b"made"
@@ -141,31 +143,31 @@ def test_symlink_loop_and_dotdot_symlinks_stay_inside(sandbox: tuple[Path, Path]
         entry("d", tarfile.DIRTYPE),
         entry("d/loop", tarfile.SYMTYPE, linkname="/d/loop"),
     )
-    archive.apply_layer(target, tar)
+    layers.apply_layer(target, tar)
     assert (target / "x").read_bytes() == b"1"
-    with pytest.raises(archive.ArchiveError, match="symbolic links"):
-        archive.apply_layer(target, make_tar(entry("d/loop/y", data=b"2")))
+    with pytest.raises(layers.ArchiveError, match="symbolic links"):
+        layers.apply_layer(target, make_tar(entry("d/loop/y", data=b"2")))
 
 
 def test_relative_symlink_climbing_out_is_refused(sandbox: tuple[Path, Path], resolver: str) -> None:
     target, _ = sandbox
-    with pytest.raises(archive.BreakoutError, match="symlink"):
-        archive.apply_layer(target, make_tar(entry("a/b", tarfile.SYMTYPE, linkname="../../sentinel")))
+    with pytest.raises(layers.BreakoutError, match="symlink"):
+        layers.apply_layer(target, make_tar(entry("a/b", tarfile.SYMTYPE, linkname="../../sentinel")))
 
 
 def test_hardlinks_outside_are_refused_or_contained(sandbox: tuple[Path, Path], resolver: str) -> None:
     target, sentinel = sandbox
-    with pytest.raises(archive.BreakoutError):
-        archive.apply_layer(target, make_tar(entry("h", tarfile.LNKTYPE, linkname="../sentinel/secret")))
+    with pytest.raises(layers.BreakoutError):
+        layers.apply_layer(target, make_tar(entry("h", tarfile.LNKTYPE, linkname="../sentinel/secret")))
     # an absolute link name means a file inside the target: missing there, so it fails
-    with pytest.raises(archive.ArchiveError, match="No such file"):
-        archive.apply_layer(target, make_tar(entry("h", tarfile.LNKTYPE, linkname=f"{sentinel}/secret")))
+    with pytest.raises(layers.ArchiveError, match="No such file"):
+        layers.apply_layer(target, make_tar(entry("h", tarfile.LNKTYPE, linkname=f"{sentinel}/secret")))
     # through a symlinked parent: still resolved inside the target
     tar = make_tar(
         entry("s", tarfile.SYMTYPE, linkname=str(sentinel)), entry("h2", tarfile.LNKTYPE, linkname="s/secret")
     )
-    with pytest.raises(archive.ArchiveError, match="No such file"):
-        archive.apply_layer(target, tar)
+    with pytest.raises(layers.ArchiveError, match="No such file"):
+        layers.apply_layer(target, tar)
     assert os.stat(sentinel / "secret").st_nlink == 1
 
 
@@ -180,7 +182,7 @@ def test_symlink_then_file_replaces_the_symlink(sandbox: tuple[Path, Path], reso
         entry("fifo", tarfile.SYMTYPE, linkname=str(sentinel / "secret")),
         entry("fifo", tarfile.FIFOTYPE),
     )
-    archive.apply_layer(target, tar)
+    layers.apply_layer(target, tar)
     assert (target / "f").read_bytes() == b"mine" and not (target / "f").is_symlink()
     assert (target / "d").is_dir() and not (target / "d").is_symlink()
     assert stat.S_IMODE((target / "d").stat().st_mode) == 0o700
@@ -190,17 +192,17 @@ def test_symlink_then_file_replaces_the_symlink(sandbox: tuple[Path, Path], reso
 def test_whiteouts_through_symlinks_stay_inside(sandbox: tuple[Path, Path], resolver: str) -> None:
     target, sentinel = sandbox
     tar = make_tar(entry("s", tarfile.SYMTYPE, linkname=str(sentinel)), entry("s/.wh.secret"), entry("s/.wh..wh..opq"))
-    archive.apply_layer(target, tar)  # the link is dangling inside the target: nothing to hide
+    layers.apply_layer(target, tar)  # the link is dangling inside the target: nothing to hide
     inside = target / str(sentinel).lstrip("/")
-    archive.apply_layer(target, make_tar(entry(f"{sentinel}/secret", data=b"inner"), entry(f"{sentinel}/other")))
-    archive.apply_layer(target, make_tar(entry("s/.wh.secret")))
+    layers.apply_layer(target, make_tar(entry(f"{sentinel}/secret", data=b"inner"), entry(f"{sentinel}/other")))
+    layers.apply_layer(target, make_tar(entry("s/.wh.secret")))
     assert os.listdir(inside) == ["other"]
-    archive.apply_layer(target, make_tar(entry("s/.wh..wh..opq")))
+    layers.apply_layer(target, make_tar(entry("s/.wh..wh..opq")))
     assert os.listdir(inside) == []
-    with pytest.raises(archive.BreakoutError):
-        archive.apply_layer(target, make_tar(entry(".wh..")))
-    with pytest.raises(archive.BreakoutError):
-        archive.apply_layer(target, make_tar(entry("x/.wh...")))
+    with pytest.raises(layers.BreakoutError):
+        layers.apply_layer(target, make_tar(entry(".wh..")))
+    with pytest.raises(layers.BreakoutError):
+        layers.apply_layer(target, make_tar(entry("x/.wh...")))
 
 
 def test_extract_to_stays_inside_the_root(sandbox: tuple[Path, Path], resolver: str) -> None:
@@ -239,7 +241,7 @@ def test_delete_whiteouts(tmp_path: Path) -> None:
         entry("dir/sub", tarfile.DIRTYPE),
         entry(".wh..wh.plnk", tarfile.DIRTYPE),  # aufs bookkeeping: skipped
     )
-    size = archive.apply_layer(tmp_path, tar)
+    size = layers.apply_layer(tmp_path, tar)
     assert size == 3
     assert sorted(os.listdir(tmp_path)) == ["dir", "keep"]
     assert sorted(os.listdir(tmp_path / "dir")) == ["new", "sub"]
@@ -256,14 +258,14 @@ def test_overlay_whiteouts_round_trip(tmp_path: Path) -> None:
         entry("dir/new", data=b"new"),
         entry("plain/.wh.x"),
     )
-    archive.apply_layer(upper, tar, archive.OverlayWhiteouts())
+    layers.apply_layer(upper, tar, layers.OverlayWhiteouts())
     wh = os.lstat(upper / "gone")
     assert stat.S_ISCHR(wh.st_mode) and wh.st_rdev == 0 and (wh.st_uid, wh.st_gid) == (7, 8)
     assert os.getxattr(upper / "dir", "trusted.overlay.opaque") == b"y"
     assert stat.S_ISCHR(os.lstat(upper / "plain" / "x").st_mode)
 
     out = io.BytesIO()
-    archive.tar_tree(upper, out, overlay_whiteouts=True)
+    layers.tar_tree(upper, out, overlay_whiteouts=True)
     out.seek(0)
     names = [(m.name, m.type) for m in members(out)]
     assert names == [
@@ -283,23 +285,23 @@ def test_overlay_whiteouts_round_trip(tmp_path: Path) -> None:
     lower.mkdir()
     _lower(lower)
     out.seek(0)
-    archive.apply_layer(lower, out)
+    layers.apply_layer(lower, out)
     assert sorted(os.listdir(lower)) == ["dir", "gonedir", "keep", "plain"]
     assert os.listdir(lower / "dir") == ["new"]
 
 
 def test_userxattr_opaque(tmp_path: Path) -> None:
-    archive.apply_layer(tmp_path, make_tar(entry("d/.wh..wh..opq")), archive.OverlayWhiteouts("user.overlay.opaque"))
+    layers.apply_layer(tmp_path, make_tar(entry("d/.wh..wh..opq")), layers.OverlayWhiteouts("user.overlay.opaque"))
     assert os.getxattr(tmp_path / "d", "user.overlay.opaque") == b"y"
     out = io.BytesIO()
-    archive.tar_tree(tmp_path, out, overlay_whiteouts=True, overlay_xattr_prefix="user.overlay.")
+    layers.tar_tree(tmp_path, out, overlay_whiteouts=True, overlay_xattr_prefix="user.overlay.")
     out.seek(0)
     assert [m.name for m in members(out)] == ["d", "d/.wh..wh..opq"]
 
 
 def test_whiteouts_are_plain_files_for_untar(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("x")
-    archive.untar(tmp_path, make_tar(entry(".wh.x"), entry(".wh..wh..opq")))
+    layers.untar(tmp_path, make_tar(entry(".wh.x"), entry(".wh..wh..opq")))
     assert sorted(os.listdir(tmp_path)) == [".wh..wh..opq", ".wh.x", "x"]
 
 
@@ -332,12 +334,12 @@ def _rich_tree(root: Path) -> None:
 
 
 def _times(root: Path) -> dict[str, int]:
-    return {rel: st.st_mtime_ns // 1_000_000_000 for _, rel, st in archive.walk_tree(str(root))}
+    return {rel: st.st_mtime_ns // 1_000_000_000 for _, rel, st in layers.walk_tree(str(root))}
 
 
 def _xattrs(root: Path) -> dict[str, dict[str, bytes]]:
     out = {}
-    for host, rel, _ in archive.walk_tree(str(root)):
+    for host, rel, _ in layers.walk_tree(str(root)):
         names = os.listxattr(host, follow_symlinks=False)
         out[rel] = {n: os.getxattr(host, n, follow_symlinks=False) for n in names}
     return out
@@ -349,12 +351,12 @@ def test_tree_round_trip(tmp_path: Path) -> None:
     dst.mkdir()
     _rich_tree(src)
     out = io.BytesIO()
-    archive.tar_tree(src, out)
+    layers.tar_tree(src, out)
     out.seek(0)
     by_name = {m.name: m for m in members(out)}
     assert by_name["hardlink"].islnk() and by_name["hardlink"].linkname == "dir/file"
     out.seek(0)
-    size = archive.apply_layer(dst, out)
+    size = layers.apply_layer(dst, out)
     assert size == 4000 + 4 + len("bytes name")
     assert snapshot(dst) == snapshot(src)
     assert _times(dst) == _times(src)
@@ -365,8 +367,8 @@ def test_tree_round_trip(tmp_path: Path) -> None:
 def test_tar_is_deterministic(tmp_path: Path) -> None:
     _rich_tree(tmp_path)
     a, b = io.BytesIO(), io.BytesIO()
-    archive.tar_tree(tmp_path, a)
-    archive.tar_tree(tmp_path, b)
+    layers.tar_tree(tmp_path, a)
+    layers.tar_tree(tmp_path, b)
     assert a.getvalue() == b.getvalue()
     names = [m.name for m in members(a)]
     assert names.index("dir") < names.index("dir/file") < names.index("dir/nested")
@@ -387,7 +389,7 @@ def test_fast_headers_match_tarfile() -> None:
             info.linkname = "x/" * rng.randint(0, 52) if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
             if kind == tarfile.CHRTYPE:
                 info.devmajor, info.devminor = rng.randint(0, 255), rng.randint(0, 1 << 20)
-            fast = archive._ustar_header(info)
+            fast = _write._ustar_header(info)
             if fast is not None:
                 checked += 1
                 assert fast == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
@@ -403,36 +405,36 @@ def test_compressed_input(tmp_path: Path, codec: str) -> None:
         data = subprocess.run(["zstd", "-c"], input=raw, capture_output=True, check=True).stdout
     else:
         data = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}[codec](raw)
-    assert archive.apply_layer(tmp_path, io.BytesIO(data)) == 7
+    assert layers.apply_layer(tmp_path, io.BytesIO(data)) == 7
     assert (tmp_path / "a" / "b").read_bytes() == b"payload"
 
 
 def test_empty_and_broken_streams(tmp_path: Path) -> None:
-    assert archive.apply_layer(tmp_path, io.BytesIO(b"")) == 0
-    assert archive.apply_layer(tmp_path, io.BytesIO(bytes(1024))) == 0
-    with pytest.raises(archive.ArchiveError, match="invalid tar stream"):
-        archive.apply_layer(tmp_path, io.BytesIO(b"not a tar" * 100))
+    assert layers.apply_layer(tmp_path, io.BytesIO(b"")) == 0
+    assert layers.apply_layer(tmp_path, io.BytesIO(bytes(1024))) == 0
+    with pytest.raises(layers.ArchiveError, match="invalid tar stream"):
+        layers.apply_layer(tmp_path, io.BytesIO(b"not a tar" * 100))
     truncated = make_tar(entry("f", data=b"x" * 5000)).getvalue()[:2048]
-    with pytest.raises(archive.ArchiveError):
-        archive.apply_layer(tmp_path, io.BytesIO(truncated))
+    with pytest.raises(layers.ArchiveError):
+        layers.apply_layer(tmp_path, io.BytesIO(truncated))
     assert os.listdir(tmp_path) in ([], ["f"])
 
 
 def test_input_is_read_to_the_end(tmp_path: Path) -> None:
     stream = io.BytesIO(make_tar(entry("f", data=b"1")).getvalue() + bytes(8192))
-    archive.apply_layer(tmp_path, stream)
+    layers.apply_layer(tmp_path, stream)
     assert stream.read() == b""
 
 
 def test_id_mapping_both_ways(tmp_path: Path) -> None:
     id_map = IdMap(uids=(IdMapping(0, 100000, 65536),), gids=(IdMapping(0, 200000, 65536),))
-    archive.apply_layer(
+    layers.apply_layer(
         tmp_path, make_tar(entry("f", data=b"1", uid=0, gid=5), entry("d/g", uid=1000, gid=1000)), id_map=id_map
     )
     assert (os.stat(tmp_path / "f").st_uid, os.stat(tmp_path / "f").st_gid) == (100000, 200005)
     assert os.stat(tmp_path / "d").st_uid == 100000  # implicit parents belong to the mapped root
     out = io.BytesIO()
-    archive.tar_tree(tmp_path, out, id_map=id_map)
+    layers.tar_tree(tmp_path, out, id_map=id_map)
     out.seek(0)
     assert {m.name: (m.uid, m.gid) for m in members(out)} == {
         "d": (0, 0),
@@ -443,7 +445,7 @@ def test_id_mapping_both_ways(tmp_path: Path) -> None:
 
 def test_missing_parents_and_directory_times(tmp_path: Path) -> None:
     tar = make_tar(entry("p/q", tarfile.DIRTYPE, mtime=1_000_000), entry("p/q/f", data=b"x"), entry("x/y/z", data=b"1"))
-    archive.apply_layer(tmp_path, tar)
+    layers.apply_layer(tmp_path, tar)
     assert os.stat(tmp_path / "p" / "q").st_mtime == 1_000_000
     assert stat.S_IMODE(os.stat(tmp_path / "x" / "y").st_mode) == 0o755
 
@@ -456,12 +458,12 @@ def test_resolve_in_root(tmp_path: Path) -> None:
     os.symlink("/usr/bin", tmp_path / "bin")
     os.symlink("../../../../../..", tmp_path / "usr" / "up")
     os.symlink("loop", tmp_path / "loop")
-    assert archive.resolve_in_root(tmp_path, "/bin/sh") == tmp_path / "usr" / "bin" / "sh"
-    assert archive.resolve_in_root(tmp_path, "bin", follow_final=False) == tmp_path / "bin"
-    assert archive.resolve_in_root(tmp_path, "/usr/up/etc") == tmp_path / "etc"
-    assert archive.resolve_in_root(tmp_path, "../../x") == tmp_path / "x"
+    assert layers.resolve_in_root(tmp_path, "/bin/sh") == tmp_path / "usr" / "bin" / "sh"
+    assert layers.resolve_in_root(tmp_path, "bin", follow_final=False) == tmp_path / "bin"
+    assert layers.resolve_in_root(tmp_path, "/usr/up/etc") == tmp_path / "etc"
+    assert layers.resolve_in_root(tmp_path, "../../x") == tmp_path / "x"
     with pytest.raises(OSError, match="symbolic links"):
-        archive.resolve_in_root(tmp_path, "/loop/x")
+        layers.resolve_in_root(tmp_path, "/loop/x")
 
 
 def test_stat_and_tar_path(tmp_path: Path) -> None:
@@ -493,11 +495,11 @@ def test_stat_and_tar_path(tmp_path: Path) -> None:
 def test_extract_to_options(tmp_path: Path) -> None:
     (tmp_path / "dst" / "adir").mkdir(parents=True)
     (tmp_path / "dst" / "afile").write_text("x")
-    with pytest.raises(archive.ArchiveError, match="cannot overwrite directory"):
+    with pytest.raises(layers.ArchiveError, match="cannot overwrite directory"):
         archive.extract_to(tmp_path, "/dst", make_tar(entry("adir", data=b"1")), no_overwrite_dir_non_dir=True)
-    with pytest.raises(archive.ArchiveError, match="cannot overwrite non-directory"):
+    with pytest.raises(layers.ArchiveError, match="cannot overwrite non-directory"):
         archive.extract_to(tmp_path, "/dst", make_tar(entry("afile", tarfile.DIRTYPE)), no_overwrite_dir_non_dir=True)
-    with pytest.raises(archive.NotADirectory):
+    with pytest.raises(layers.NotADirectory):
         archive.extract_to(tmp_path, "/dst/afile", make_tar(entry("x")))
     archive.extract_to(
         tmp_path, "/dst", make_tar(entry("afile", tarfile.DIRTYPE), entry("new", data=b"n", uid=5)), chown=(1234, 4321)

@@ -21,9 +21,9 @@ from engine.config import (
 )
 from engine.config_cmdline import flag_repr
 from engine.config_schema import go_format
+from engine.drivers.strconv import parse_bool as parse_go_bool
+from engine.drivers.strconv import parse_int as parse_go_int
 from engine.errors import ConfigError
-from engine.strconv import parse_bool as parse_go_bool
-from engine.strconv import parse_int as parse_go_int
 
 
 @pytest.fixture(scope="module")

@@ -166,7 +166,8 @@ def test_hook_tee_only_when_implemented() -> None:
 def test_real_plugin_manager_hook() -> None:
     import pluggy
 
-    from engine import hookimpl, hookspecs
+    from engine import hookspecs
+    from engine.drivers import hookimpl
 
     pm = pluggy.PluginManager("engine")
     pm.add_hookspecs(hookspecs)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.drivers import logfile
 from engine.drivers.log import LogMessage, ReadConfig
-from engine.logs import logfile
+from engine.drivers.logfile import LogFile, LogFileClosed, Rotation
 from engine.logs.cache import CacheCodec
-from engine.logs.logfile import LogFile, LogFileClosed, Rotation
 
 T0 = 1_700_000_000_000_000_000
 

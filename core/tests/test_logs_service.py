@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from logs_helpers import make_container, make_daemon
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogDriver, LogMessage, ReadConfig
 from engine.errors import InvalidParameter, NotImplementedByEngine
 from engine.logs import open_reader, start_logging, validate_log_config

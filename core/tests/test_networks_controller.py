@@ -10,8 +10,9 @@ import pytest
 
 from engine.config import core_schema, merge
 from engine.daemon import Daemon
+from engine.drivers import netns
 from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
-from engine.networks import NetworkController, netns
+from engine.networks import NetworkController
 from engine.plugins import make_plugin_manager
 
 pytestmark = pytest.mark.privileged

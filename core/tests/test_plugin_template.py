@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _fakedist import forget_modules, make_dist
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.storage import StorageDriver
 from engine.registry import STORAGE, DriverRegistry
 

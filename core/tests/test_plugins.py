@@ -18,7 +18,7 @@ from engine.plugins import make_plugin_manager, plugin_names
 ENGINED = Path(sys.executable).with_name("engined")
 
 AUDIT_PLUGIN = """
-from engine import hookimpl
+from engine.drivers import hookimpl
 
 CALLS = []
 
@@ -35,7 +35,7 @@ def engine_container_event(container_id, action):
 """
 
 BOGUS_PLUGIN = """
-from engine import hookimpl
+from engine.drivers import hookimpl
 
 
 @hookimpl

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from _fakedist import forget_modules, make_dist
 
-from engine import DRIVER_API_VERSION, registry
+from engine import registry
+from engine.drivers import DRIVER_API_VERSION
 from engine.errors import DriverAPIMismatch, DriverError, DriverNotInstalled, DriverRemoved
 from engine.storage import PRIORITY
 
@@ -21,7 +22,7 @@ ENGINED = Path(sys.executable).with_name("engined")
 KINDS = (registry.STORAGE, registry.NETWORK, registry.LOG)
 
 FAKE_STORAGE = """
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.builtin.vfs import VfsStorageDriver
 
 

@@ -13,7 +13,6 @@ import pytest
 from engine.errors import Conflict, InvalidParameter, NotFound, SystemError
 from engine.events import EventBus
 from engine.volumes import VolumeService
-from engine.volumes.local import rfc3339
 from engine.volumes.mounts import is_mountpoint, parse_options
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
@@ -258,13 +257,6 @@ def test_disk_usage(populated):
         "scratch": {"Size": 0, "RefCount": 0},
         "web-data": {"Size": 5, "RefCount": 0},
     }
-
-
-def test_rfc3339():
-    assert rfc3339(0.0).startswith(("1970-01-01T00:00:00Z", "1970-01-01T", "1969-12-31T"))
-
-
-# ---- driver options: real mounts ----------------------------------------------------------------------
 
 
 def test_mount_option_parsing():

@@ -30,7 +30,7 @@ from typing import Any
 
 from engine import hosts as hosts_mod
 from engine.config_cmdline import DEFAULT_CONFIG_FILE, CommandLine, parse_command_line
-from engine.config_options import BUILTIN_RUNTIMES, LOG_LEVELS, core_schema, parse_size
+from engine.config_options import BUILTIN_RUNTIMES, LOG_LEVELS, core_schema
 from engine.config_schema import (
     ANY,
     BOOL,
@@ -66,7 +66,6 @@ __all__ = [
     "load",
     "merge",
     "parse_command_line",
-    "parse_size",
     "read_config_file",
     "reload",
 ]

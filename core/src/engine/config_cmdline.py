@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config_schema import BOOL, INT, LIST, MAP, STR, ConfigSchema, Option, copy_value
+from engine.drivers.strconv import parse_bool, parse_int
+from engine.drivers.units import bytes_size
 from engine.errors import ConfigError
-from engine.strconv import parse_bool, parse_int
-from engine.units import bytes_size
 
 PROG = "engined"
 DEFAULT_CONFIG_FILE = Path("/etc/engine/daemon.json")

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from engine import hosts
 from engine.config_schema import BOOL, INT, LIST, MAP, OBJECT, STR, ConfigSchema, Option, type_error
-from engine.strconv import parse_int
-from engine.units import ram_in_bytes
+from engine.drivers.strconv import parse_int
+from engine.drivers.units import parse_size
 
 # ---- value checks (the messages are dockerd's) -------------------------------------------------------
 
@@ -133,14 +133,6 @@ def runtimes_reserved(value: dict[str, Any]) -> dict[str, Any]:
     if STOCK_RUNTIME in value:
         raise ValueError(f"runtime name '{STOCK_RUNTIME}' is reserved")
     return value
-
-
-# ---- human sizes ------------------------------------------------------------------------------------
-
-
-def parse_size(value: str | int) -> int:
-    """go-units RAMInBytes ("64m", "1.5g", "1024"): binary multiples; an int is already bytes."""
-    return value if isinstance(value, int) else ram_in_bytes(value)
 
 
 def decode_shm_size(raw: Any) -> int:

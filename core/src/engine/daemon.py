@@ -23,10 +23,10 @@ from engine.config import ConfigSchema, DaemonConfig
 from engine.config import reload as reload_config
 from engine.drivers.log import LogDriver
 from engine.drivers.network import NetworkDriver
+from engine.drivers.records import write_atomic
 from engine.drivers.storage import StorageDriver
 from engine.errors import ConfigError
 from engine.events import EventBus
-from engine.fsutil import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,15 @@
-"""Docker's ``filters`` query parameter: ``{"key": {"value": true}}`` (or the old ``{"key": ["value"]}``)."""
+"""Docker's ``filters`` query parameter: ``{"key": {"value": true}}`` (or the old ``{"key": ["value"]}``),
+and the time values its ``until`` filters take."""
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterable, Mapping
 
+from engine.drivers.duration import parse_duration
+from engine.drivers.timefmt import parse_rfc3339nano, parse_unix_timestamp
 from engine.errors import InvalidParameter
 
 
@@ -79,3 +84,45 @@ class Filters:
             if k in labels and (not sep or labels[k] == v):
                 return False
         return True
+
+
+def timestamp_ns(value: str, now_ns: int | None = None) -> int:
+    """A time filter value (``until`` of the prunes) as moby's ``timetypes.GetTimestamp`` reads it, in
+    nanoseconds: a Go duration back from now (``10m``, ``1h30m``), an RFC 3339 time or a prefix of
+    one (``2006-01-02``, ``2006-01-02T15``, ``2006-01-02T15:04``...; in the daemon's local zone when
+    it names none), or unix seconds with an optional fraction.
+
+    :raises InvalidParameter: ``failed to parse value as time or duration: "<value>"``.
+    """
+    now = time.time_ns() if now_ns is None else now_ns
+    if value != "0":
+        try:
+            return now - parse_duration(value)
+        except ValueError:
+            pass
+    try:
+        return _go_time_ns(value)
+    except ValueError:
+        pass
+    if "-" not in value:  # not time-like: unix seconds
+        try:
+            return parse_unix_timestamp(value)
+        except ValueError:
+            pass
+    raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
+
+
+_TIME_PREFIX = re.compile(r"(\d{4}-\d\d-\d\d)(?:[Tt](\d\d)(?::(\d\d)(?::(\d\d)(\.\d+)?)?)?)?([Zz]|[+-]\d\d:\d\d)?")
+
+
+def _go_time_ns(value: str) -> int:
+    """An RFC 3339 time or date prefix (moby's layouts); no zone means the local zone."""
+    m = _TIME_PREFIX.fullmatch(value)
+    if m is None:
+        raise ValueError(value)
+    date, hour, minute, second, frac, zone = m.groups()
+    text = f"{date}T{hour or '00'}:{minute or '00'}:{second or '00'}{frac or ''}{zone or 'Z'}"
+    ns = parse_rfc3339nano(text)
+    if zone is None:  # local wall time: shift by the zone's offset at that moment
+        ns -= (time.localtime(ns // 1_000_000_000).tm_gmtoff or 0) * 1_000_000_000
+    return ns

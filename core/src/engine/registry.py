@@ -16,7 +16,8 @@ from typing import Generic, TypeVar
 from stevedore import driver as stevedore_driver
 from stevedore import extension as stevedore_extension
 
-from engine import DRIVER_API_VERSION, entrypoints
+from engine import entrypoints
+from engine.drivers import DRIVER_API_VERSION
 from engine.errors import DriverAPIMismatch, DriverError, DriverNotInstalled, DriverRemoved
 
 log = logging.getLogger(__name__)

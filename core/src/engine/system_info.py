@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import platform
-from datetime import UTC
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import API_VERSION, DOCKER_VERSION, MIN_API_VERSION, __version__
+from engine.drivers.timefmt import rfc3339nano
 from engine.plugins import plugin_names
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def info(daemon: Daemon) -> dict[str, Any]:
         "NFd": len(os.listdir("/proc/self/fd")),
         "OomKillDisable": True,
         "NGoroutines": 0,
-        "SystemTime": _now_rfc3339(),
+        "SystemTime": rfc3339nano(time.time_ns(), local=True),
         "LoggingDriver": config["log-driver"],
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": cgroup_version(),
@@ -200,9 +201,3 @@ def registry_config(config: Any) -> dict[str, Any]:
         "IndexConfigs": index,
         "Mirrors": mirrors,
     }
-
-
-def _now_rfc3339() -> str:
-    from datetime import datetime
-
-    return datetime.now(UTC).astimezone().isoformat()

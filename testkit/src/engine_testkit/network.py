@@ -251,7 +251,7 @@ class NetworkDriverSuite:
 
     def test_entry_point_loads(self) -> None:
         cls = self.driver_cls
-        from engine import DRIVER_API_VERSION
+        from engine.drivers import DRIVER_API_VERSION
 
         assert cls.API_VERSION == DRIVER_API_VERSION
         assert cls.capability.data_scope in ("local", "global")

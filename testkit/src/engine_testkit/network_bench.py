@@ -39,7 +39,7 @@ def _median_p90(values: list[float]) -> tuple[float, float]:
 
 
 def _socket_in(path: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
-    from engine.networks import netns
+    from engine.drivers import netns
 
     return netns.run_in(path, lambda: socket.socket(family, kind))
 

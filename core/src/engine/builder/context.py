@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from engine import archive
 from engine.builder import ignore
+from engine.drivers import layers
 from engine.errors import InvalidParameter, SystemError
 
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -38,14 +39,14 @@ class BuildError(Exception):
 
 def extract(stream: BinaryIO, target: Path) -> None:
     """The request body (tar, gzip/bzip2/xz tar, or a bare Dockerfile) into ``target``."""
-    raw = archive.decompress(stream)
+    raw = layers.decompress(stream)
     head = raw.read(512)
     if len(head) < 512 or head[257:262] != b"ustar":
         # not a tar: dockerd's clients only send tars, but a bare Dockerfile body is harmless to accept
         data = head + raw.read()
         (target / DEFAULT_DOCKERFILE).write_bytes(data)
         return
-    archive.untar(target, _Rejoined(head, raw))
+    layers.untar(target, _Rejoined(head, raw))
 
 
 class _Rejoined(io.RawIOBase):
@@ -70,9 +71,9 @@ def read_dockerfile(context: Path, name: str) -> tuple[str, str]:
     """(relative path, text) of the Dockerfile; dockerd's errors for a missing or empty one."""
     name = name or DEFAULT_DOCKERFILE
     rel = posixpath.normpath(name).lstrip("/")
-    path = archive.resolve_in_root(context, rel)
+    path = layers.resolve_in_root(context, rel)
     if not path.is_file() and name == DEFAULT_DOCKERFILE:
-        lower = archive.resolve_in_root(context, "dockerfile")
+        lower = layers.resolve_in_root(context, "dockerfile")
         if lower.is_file():
             path, rel = lower, "dockerfile"
     if not path.is_file():
@@ -131,7 +132,7 @@ def resolve_sources(root: Path, orig: str, *, allow_wildcards: bool, what: str, 
             raise BuildError(f"{what} failed: no source files were specified")
         return found
     rel = "" if norm == "." else norm
-    path = archive.resolve_in_root(root, rel, follow_final=False) if rel else root
+    path = layers.resolve_in_root(root, rel, follow_final=False) if rel else root
     if not os.path.lexists(path):
         if is_context:
             raise BuildError(
@@ -186,7 +187,7 @@ def is_local_archive(path: Path) -> bool:
         return False
     try:
         with open(path, "rb") as f:
-            raw = archive.decompress(f)
+            raw = layers.decompress(f)
             head = raw.read(512)
     except (OSError, EOFError, ValueError):
         return False
@@ -208,7 +209,7 @@ def copy_source(
         target_dir = dest
         base = ""
     else:
-        existing = archive.resolve_in_root(layer_root, dest)
+        existing = layers.resolve_in_root(layer_root, dest)
         if dest_is_dir or dest.endswith("/") or (existing.is_dir() and not existing.is_symlink()):
             target_dir = dest
             base = os.path.basename(source.path)
@@ -225,7 +226,7 @@ def copy_source(
         spool.seek(0)
         archive.extract_to(layer_root, target_dir, spool, chown=chown)
     if made and source.is_dir:
-        os.chown(archive.resolve_in_root(layer_root, target_dir), *chown)
+        os.chown(layers.resolve_in_root(layer_root, target_dir), *chown)
 
 
 def mkdir_in_root(root: Path, path: str, owner: tuple[int, int]) -> bool:
@@ -234,7 +235,7 @@ def mkdir_in_root(root: Path, path: str, owner: tuple[int, int]) -> bool:
     made = False
     for part in [p for p in path.split("/") if p]:
         current = posixpath.join(current, part)
-        host = archive.resolve_in_root(root, current)
+        host = layers.resolve_in_root(root, current)
         if host.is_dir():
             made = False
             continue

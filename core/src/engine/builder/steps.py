@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine import archive
 from engine.builder import context as ctx
 from engine.builder import dockerfile, healthcheck, imaging
 from engine.builder.context import BuildError
 from engine.builder.shell import Lexer, env_map
+from engine.drivers.layers import ArchiveError
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images.local import LocalImages
 
@@ -725,7 +725,7 @@ class Builder:
                     archive_source = extract and ctx.is_local_archive(info.path)
                     try:
                         ctx.copy_source(root, info, dest, len(infos) > 1, owner, extract_archive=archive_source)
-                    except (OSError, archive.ArchiveError) as exc:
+                    except (OSError, ArchiveError) as exc:
                         raise BuildError(f"failed to copy files: {exc}") from None
             finally:
                 layers.unmount_rw(layer_id)

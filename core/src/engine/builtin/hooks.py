@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine import hookimpl
 from engine.config import ConfigSchema
+from engine.drivers import hookimpl
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, CreateOpts, IdMap, StorageDriver
 from engine.errors import Conflict, InvalidParameter, NotFound, SystemError

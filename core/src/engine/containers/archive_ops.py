@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from engine import archive
 from engine.containers import mountutil
 from engine.containers.model import BIND, VOLUME
+from engine.drivers.layers import ArchiveError, resolve_in_root, tar_tree
 from engine.errors import EngineError, NotFound
 
 if TYPE_CHECKING:
@@ -29,8 +30,8 @@ def copy_image_content(rootfs: Path, destination: str, volume_path: Path) -> Non
     """dockerd's CopyImagePathContent: an empty volume gets the image's files at its mount point
     (contents, ownership and mode of the directory)."""
     try:
-        source = archive.resolve_in_root(rootfs, destination)
-    except (OSError, archive.ArchiveError):
+        source = resolve_in_root(rootfs, destination)
+    except (OSError, ArchiveError):
         return
     if not source.is_dir():
         return
@@ -95,8 +96,8 @@ class ContainerFS:
         assert self.root is not None
         for destination, source, rw in self._sources():
             try:
-                target = archive.resolve_in_root(self.root, destination)
-            except (OSError, archive.ArchiveError):
+                target = resolve_in_root(self.root, destination)
+            except (OSError, ArchiveError):
                 continue
             if not target.exists():
                 if os.path.isdir(source):
@@ -193,4 +194,4 @@ def export(service: ContainerService, container: Container, out: BinaryIO) -> No
     """``docker export``: the container's root filesystem (no volumes) as one tar."""
     with ContainerFS(service, container, with_mounts=False) as fs:
         assert fs.root is not None
-        archive.tar_tree(fs.root, out)
+        tar_tree(fs.root, out)

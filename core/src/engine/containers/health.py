@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.containers.state import HEALTH_STARTING, HEALTHY, UNHEALTHY, Health
 from engine.containers.timefmt import now_ns, rfc3339nano
+from engine.drivers.duration import format_duration
 
 if TYPE_CHECKING:
     from engine.containers.model import Container
@@ -70,7 +71,7 @@ async def _monitor(service: ContainerService, container: Container, cmd: list[st
             code, output = await service.execs.run_probe(container, cmd, timeout)
             text = output.decode(errors="replace")[:MAX_OUTPUT]
             if code == -1:
-                text = f"Health check exceeded timeout ({_go_duration(timeout)})"
+                text = f"Health check exceeded timeout ({format_duration(int(timeout * 1e9))})"
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -78,19 +79,6 @@ async def _monitor(service: ContainerService, container: Container, cmd: list[st
         await asyncio.to_thread(
             record_result, service, container, {"Start": start, "End": now_ns(), "ExitCode": code, "Output": text}
         )
-
-
-def _go_duration(seconds: float) -> str:
-    if seconds == int(seconds):
-        total = int(seconds)
-        minutes, secs = divmod(total, 60)
-        hours, minutes = divmod(minutes, 60)
-        if hours:
-            return f"{hours}h{minutes}m{secs}s"
-        if minutes:
-            return f"{minutes}m{secs}s"
-        return f"{secs}s"
-    return f"{seconds}s"
 
 
 def record_result(service: ContainerService, container: Container, result: dict[str, Any]) -> None:

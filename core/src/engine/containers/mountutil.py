@@ -1,11 +1,11 @@
-"""Bind mounts for the containers subsystem (engine.libc: no ``mount`` process)."""
+"""Bind mounts for the containers subsystem (engine.drivers.libc: no ``mount`` process)."""
 
 from __future__ import annotations
 
 import os
 
-from engine import libc
-from engine.libc import MNT_DETACH, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
+from engine.drivers import libc
+from engine.drivers.libc import MNT_DETACH, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 
 
 def _check(err: int, what: str, path: str) -> None:

@@ -16,16 +16,16 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import parse_size
 from engine.containers import create as createmod
 from engine.containers import initlayer, listing, logcopy, names, trace, views
 from engine.containers.model import BIND, TMPFS, VOLUME, Container, MountPoint
 from engine.containers.mounts import parse_all
 from engine.containers.state import WAIT_CONDITIONS, WaitResult
 from engine.containers.store import ContainerStore
-from engine.containers.timefmt import now_ns, parse_rfc3339
+from engine.containers.timefmt import now_ns
+from engine.drivers.units import parse_size
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
-from engine.filters import Filters
+from engine.filters import Filters, timestamp_ns
 
 if TYPE_CHECKING:
     from engine.daemon import Daemon
@@ -499,7 +499,7 @@ class ContainerService:
         parsed = Filters.parse(filters, PRUNE_FILTERS)
         until = None
         for value in parsed.get("until"):
-            until = _parse_until(value)
+            until = timestamp_ns(value)
         deleted: list[str] = []
         reclaimed = 0
         for container in sorted(self.store.all(), key=lambda c: c.created):
@@ -674,24 +674,6 @@ def _endpoint_request(ep: dict[str, Any] | None) -> dict[str, Any]:
         if ep.get(key):
             out[key] = ep[key]
     return out
-
-
-def _parse_until(value: str) -> int:
-    """``until`` as Docker takes it: unix seconds, RFC 3339, or a duration like ``10m``."""
-    import re
-
-    try:
-        return int(float(value) * 1e9)
-    except ValueError:
-        pass
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value.strip())
-    if match:
-        unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}[match.group(2)]
-        return now_ns() - int(float(match.group(1)) * unit)
-    parsed = parse_rfc3339(value)
-    if parsed:
-        return parsed
-    raise InvalidParameter(f"Invalid filter 'until={value}'")
 
 
 def _quietly(fn: Any, *args: Any, **kwargs: Any) -> None:

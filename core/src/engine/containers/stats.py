@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.containers.timefmt import ZERO_TIME, rfc3339nano
+from engine.containers.timefmt import rfc3339nano
+from engine.drivers.timefmt import ZERO_TIME
 from engine.system_info import mem_total
 
 if TYPE_CHECKING:

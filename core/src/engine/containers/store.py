@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.containers.model import Container
+from engine.drivers.records import fsync_dir, write_atomic
 from engine.errors import Conflict, InvalidParameter, NotFound
-from engine.fsutil import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 

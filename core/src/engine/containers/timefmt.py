@@ -1,12 +1,14 @@
-"""Go's time formats as the Docker API shows them: RFC 3339 with nanoseconds, and human durations."""
+"""Container times as the Docker API shows them: 0 is "unset" (Go's zero time), and human durations.
+
+The RFC 3339 formatting and parsing itself is the SDK's :mod:`engine.drivers.timefmt`.
+"""
 
 from __future__ import annotations
 
 import time
 
-from engine.logs import timefmt as log_time
-
-ZERO_TIME = "0001-01-01T00:00:00Z"
+from engine.drivers import timefmt as log_time
+from engine.drivers.timefmt import ZERO_TIME
 
 
 def now_ns() -> int:

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.fsutil import write_atomic
+from engine.drivers.records import write_atomic
 
 MAX_ENTRIES = 50
 

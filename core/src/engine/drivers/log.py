@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
+from engine.drivers.logopts import driver_options
+from engine.errors import InvalidParameter
+
+__all__ = ["LogCapabilities", "LogDriver", "LogInfo", "LogMessage", "LogReader", "PartialMeta", "ReadConfig"]
+
 
 @dataclass
 class PartialMeta:
@@ -124,16 +129,12 @@ class LogDriver(abc.ABC):
 
         The options every driver takes (``mode``, ``max-buffer-size``, ``cache-*``) are checked
         here and the rest go to :meth:`check_options`, which drivers override."""
-        from engine.logs.options import driver_options
-
         cls.check_options(driver_options(options))
 
     @classmethod
     def check_options(cls, options: Mapping[str, str]) -> None:
         """The driver's own options (built-in ones removed); the default accepts none."""
         if options:
-            from engine.errors import InvalidParameter
-
             raise InvalidParameter(f"unknown log opt '{sorted(options)[0]}' for {cls.name} log driver")
 
     @abc.abstractmethod
@@ -166,5 +167,5 @@ class LogReader(Protocol):
         Called on the event loop. Best as a plain method returning the iterator, taking the
         follow position right away (``tail=0`` then means "what is written after this call").
         A driver may also offer ``read_log_batches(config)``, an async iterator of message lists,
-        which the logs route prefers (see ``engine.logs.logfile`` for a file-based implementation)."""
+        which the logs route prefers (see ``engine.drivers.logfile`` for a file-based implementation)."""
         ...

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from engine import archive
+from engine.drivers import layers
 from engine.drivers.storage import IDENTITY, Change, ChangeKind, IdMap
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     _Base = StorageDriver
 else:
     _Base = object
+
+__all__ = ["NaiveDiffMixin", "changes_dirs", "changes_size", "entry_differs", "same_mtime"]
 
 _CAPABILITY = "security.capability"
 
@@ -47,7 +49,7 @@ def entry_differs(old_path: str, old: os.stat_result, new_path: str, new: os.sta
         return True
     if not stat.S_ISREG(new.st_mode):
         return False
-    return archive.read_xattr(old_path, _CAPABILITY) != archive.read_xattr(new_path, _CAPABILITY)
+    return layers.read_xattr(old_path, _CAPABILITY) != layers.read_xattr(new_path, _CAPABILITY)
 
 
 def _listing(path: str) -> dict[str, tuple[str, os.stat_result]]:
@@ -140,9 +142,9 @@ class NaiveDiffMixin(_Base):
         layer_fs = self.get(id)
         try:
             if not parent:
-                archive.tar_tree(layer_fs, out, id_map=self.id_map)
+                layers.tar_tree(layer_fs, out, id_map=self.id_map)
                 return
-            archive.tar_changes(layer_fs, self._naive_changes(layer_fs, parent), out, self.id_map)
+            layers.tar_changes(layer_fs, self._naive_changes(layer_fs, parent), out, self.id_map)
         finally:
             self.put(id)
 
@@ -156,7 +158,7 @@ class NaiveDiffMixin(_Base):
     def apply_diff(self, id: str, parent: str | None, diff: BinaryIO) -> int:
         layer_fs = self.get(id)
         try:
-            return archive.apply_layer(layer_fs, diff, archive.DELETE_WHITEOUTS, self.id_map)
+            return layers.apply_layer(layer_fs, diff, layers.DELETE_WHITEOUTS, self.id_map)
         finally:
             self.put(id)
 

@@ -28,6 +28,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+__all__ = [
+    "Capability",
+    "EndpointInterface",
+    "IPAMData",
+    "JoinInfo",
+    "LinkRule",
+    "NetworkDriver",
+    "NetworkDriverContext",
+    "NetworkSpec",
+    "NoDataPathNetworkDriver",
+    "PortBinding",
+    "SandboxInfo",
+]
+
 
 @dataclass(frozen=True)
 class Capability:

@@ -18,6 +18,18 @@ from enum import IntEnum
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Self
 
+__all__ = [
+    "IDENTITY",
+    "OVERFLOW_ID",
+    "Change",
+    "ChangeKind",
+    "CreateOpts",
+    "IdMap",
+    "IdMapping",
+    "StorageDriver",
+    "SupportsQuota",
+]
+
 #: the id the kernel shows for host ids outside a user namespace's mapping
 OVERFLOW_ID = 65534
 

@@ -14,6 +14,7 @@ import posixpath
 import re
 from typing import Any
 
+from engine.drivers.duration import parse_duration
 from engine.errors import InvalidParameter
 
 VALID_COMMANDS = ("cmd", "entrypoint", "healthcheck", "env", "expose", "label", "onbuild", "user", "volume", "workdir")
@@ -203,29 +204,6 @@ def _ports(words: list[str]) -> list[str]:
     return out
 
 
-def _duration_ns(text: str) -> int:
-    """Go's time.ParseDuration for the units HEALTHCHECK flags use."""
-    units = {
-        "ns": 1,
-        "us": 1_000,
-        "µs": 1_000,
-        "ms": 1_000_000,
-        "s": 1_000_000_000,
-        "m": 60_000_000_000,
-        "h": 3_600_000_000_000,
-    }
-    total = 0.0
-    pos = 0
-    for m in re.finditer(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * units[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise InvalidParameter(f'time: invalid duration "{text}"')
-    return int(total)
-
-
 def apply(config: dict[str, Any] | None, changes: list[str]) -> dict[str, Any]:
     """Apply ``changes`` to a copy of ``config`` (a container Config dict); returns the new config."""
     cfg: dict[str, Any] = copy.deepcopy(config or {})
@@ -335,7 +313,10 @@ def _healthcheck(args: str) -> dict[str, Any]:
     health: dict[str, Any] = {"Test": test}
     for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod")):
         if flag in flags:
-            health[key] = _duration_ns(flags[flag])
+            try:
+                health[key] = parse_duration(flags[flag])
+            except ValueError as exc:
+                raise InvalidParameter(str(exc)) from None
     if "retries" in flags:
         try:
             health["Retries"] = int(flags["retries"])

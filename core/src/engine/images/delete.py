@@ -8,8 +8,8 @@ go too unless ``noprune``.
 
 from __future__ import annotations
 
+from engine.drivers.locks import KeyedLocks
 from engine.errors import Conflict
-from engine.images.layers import KeyedLocks
 from engine.images.local import LocalImages, no_such_image
 from engine.images.references import Reference, parse_any, parse_normalized_named, short_id
 

@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
+from engine.drivers.timefmt import ZERO_NS, ZERO_TIME, parse_rfc3339nano, rfc3339nano
 
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _ESCAPE_RE = re.compile("[<>&\u2028\u2029]")
@@ -34,40 +34,18 @@ def dumps_bytes(obj: Any) -> bytes:
 _TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
 
 
-def format_ns(ns: int) -> str:
-    """A UTC time in nanoseconds as Go's RFC3339Nano (``2024-01-02T03:04:05.1234Z``)."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"
-
-
 def now() -> str:
-    return format_ns(time.time_ns())
+    return rfc3339nano(time.time_ns())
 
 
 def parse_time(text: str | None) -> int:
     """RFC 3339 -> unix nanoseconds (UTC); a missing or bad time is Go's zero time."""
     if not text:
         return ZERO_NS
-    m = _TIME_RE.match(text)
-    if m is None:
+    try:
+        return parse_rfc3339nano(text)
+    except ValueError:
         return ZERO_NS
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    frac = int(((m.group(7) or "") + "000000000")[:9])
-    import calendar
-
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    zone = m.group(8)
-    if zone not in ("Z", "z"):
-        sign = 1 if zone[0] == "+" else -1
-        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
-    return seconds * 1_000_000_000 + frac
-
-
-#: Go's zero time (year 1) in unix nanoseconds
-ZERO_NS = -62135596800 * 1_000_000_000
 
 
 def unix_seconds(text: str | None) -> int:

@@ -24,48 +24,22 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from engine.archive import decompress
 from engine.chainid import chain_id
+from engine.drivers.layers import decompress
+from engine.drivers.locks import KeyedLocks
+from engine.drivers.records import write_atomic
 from engine.drivers.storage import Change, CreateOpts, StorageDriver
 from engine.errors import Conflict, NotFound
-from engine.fsutil import write_atomic
 from engine.images import tarsplit
 
 TAR_SPLIT = "tar-split.json.gz"
 #: sha256 of an empty tar (two zero blocks): a layer with no changes (commit of an untouched container)
 EMPTY_LAYER_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
-
-
-# -- locks --------------------------------------------------------------------------------------------
-
-
-class KeyedLocks:
-    """One lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
 
 
 # -- model ----------------------------------------------------------------------------------------------

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
-import time
 from typing import Any
 
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
-from engine.filters import Filters
-from engine.images import gojson
-from engine.images.changes import _duration_ns
+from engine.filters import Filters, timestamp_ns
 from engine.images.delete import ImageRemover
 from engine.images.local import LocalImages
 
@@ -51,7 +47,7 @@ class ImagePruner:
                 raise InvalidParameter(f"Invalid filter 'dangling={','.join(sorted(filters.get('dangling')))}'")
         until = None
         for value in filters.get("until"):
-            until = _parse_until(value)
+            until = timestamp_ns(value)
         candidates = self.images.store.heads() if dangling_only else self.images.store.all()
         sizes = {chain: layer.size for chain, layer in self.images.layers.all().items()}
         top: list[str] = []
@@ -84,19 +80,3 @@ class ImagePruner:
         reclaimed = sum(sizes.get(d["Deleted"], 0) for d in deleted if "Deleted" in d)
         self.images.event("prune", "", "", {"reclaimed": str(reclaimed)})
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
-
-
-def _parse_until(value: str) -> int:
-    """Docker's timestamp filters: a duration (``24h``, ``10m``) back from now, unix seconds, or RFC 3339."""
-    now_ns = time.time_ns()
-    m = re.fullmatch(r"((?:[0-9.]+(?:ns|us|µs|ms|s|m|h))+)", value)
-    if m:
-        return now_ns - _duration_ns(value)
-    if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
-        seconds, _, frac = value.partition(".")
-        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
-    for candidate in (value, value + "Z", value + "T00:00:00Z"):
-        ns = gojson.parse_time(candidate)
-        if ns != gojson.ZERO_NS:
-            return ns
-    raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')

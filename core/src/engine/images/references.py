@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from engine.drivers.records import read_json, write_json
 from engine.errors import Conflict, InvalidParameter, NotFound
-from engine.fsutil import read_json, write_json
 from engine.reference import (
     Reference,
     ReferenceError,

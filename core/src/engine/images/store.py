@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.chainid import chain_ids
+from engine.drivers.records import write_atomic
+from engine.drivers.timefmt import ZERO_TIME
 from engine.errors import InvalidParameter, NotFound
-from engine.fsutil import write_atomic
 from engine.images import gojson
 from engine.images.layers import LayerStore
 
@@ -46,7 +47,7 @@ class Image:
 
     @property
     def created(self) -> str:
-        return self.config_json.get("created") or gojson.ZERO_TIME
+        return self.config_json.get("created") or ZERO_TIME
 
     @property
     def created_ns(self) -> int:

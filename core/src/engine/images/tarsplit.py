@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from engine import archive
+from engine.drivers import layers
 from engine.errors import InvalidParameter, SystemError
 
 BLOCK = 512
@@ -311,7 +311,7 @@ def open_in_root(root: Path, name: bytes) -> int:
         raise TarSplitError(f"invalid file name in layer record: {name!r}")
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        out = archive.open_in_root(root_fd, root, os.fsdecode(clean), os.O_RDONLY | os.O_NOFOLLOW)
+        out = layers.open_in_root(root_fd, root, os.fsdecode(clean), os.O_RDONLY | os.O_NOFOLLOW)
     finally:
         os.close(root_fd)
     if not stat.S_ISREG(os.fstat(out).st_mode):

@@ -18,15 +18,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, PartialMeta, ReadConfig
-from engine.logs.logfile import LogFile, Rotation, messages_of
-from engine.logs.options import (
+from engine.drivers.logfile import LogFile, Rotation, messages_of
+from engine.drivers.logopts import (
     CACHE_COMPRESS,
     CACHE_DISABLED,
     CACHE_MAX_FILE,
     CACHE_MAX_SIZE,
 )
-from engine.strconv import atoi, parse_bool
-from engine.units import ram_in_bytes
+from engine.drivers.strconv import atoi, parse_bool
+from engine.drivers.units import ram_in_bytes
 
 CACHE_FILE = "container-cached.log"
 DEFAULT_ROTATION = Rotation(max_size=20 * 1024 * 1024, max_files=5, compress=True)

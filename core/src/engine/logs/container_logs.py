@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.drivers.log import LogDriver, LogInfo, LogMessage, ReadConfig
+from engine.drivers.logfile import messages_of
+from engine.drivers.logopts import CACHE_OPTIONS, copier_mode
+from engine.drivers.timefmt import rfc3339nano
 from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedByEngine
 from engine.logs import cache
 from engine.logs.copier import Chunk, Copier
-from engine.logs.logfile import messages_of
-from engine.logs.options import CACHE_OPTIONS, copier_mode
-from engine.logs.timefmt import rfc3339nano
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.drivers.log import LogDriver, LogMessage, PartialMeta
-from engine.logs.options import BLOCKING, DEFAULT_MAX_BUFFER_SIZE, NON_BLOCKING
+from engine.drivers.logopts import BLOCKING, DEFAULT_MAX_BUFFER_SIZE, NON_BLOCKING
 
 log = logging.getLogger(__name__)
 

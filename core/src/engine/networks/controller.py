@@ -20,16 +20,20 @@ import hashlib
 import ipaddress
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from engine.drivers.locks import KeyedLocks
 from engine.drivers.network import (
     IPAMData,
     NetworkDriver,
     NetworkDriverContext,
     NetworkSpec,
 )
+from engine.drivers.records import RecordDir
+from engine.drivers.timefmt import parse_rfc3339nano, rfc3339nano
 from engine.errors import (
     Conflict,
     DriverNotInstalled,
@@ -38,12 +42,11 @@ from engine.errors import (
     InvalidParameter,
     NotFound,
 )
-from engine.filters import Filters
+from engine.filters import Filters, timestamp_ns
 from engine.networks.ipam import DefaultIPAM, IPAMDriver
-from engine.networks.model import Endpoint, Network, SandboxRecord, new_id, rfc3339_nano
+from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
 from engine.networks.sandboxes import Sandbox, Sandboxes
 from engine.networks.settings import network_resource
-from engine.networks.store import KeyedLocks, RecordDir
 from engine.networks.validation import validate_container
 
 if TYPE_CHECKING:
@@ -201,7 +204,9 @@ class NetworkController:
                 continue
             if name in existing or not self.daemon.network_drivers.is_installed(drv):
                 continue
-            net = Network(id=new_id(), name=name, driver=drv, created=rfc3339_nano(), predefined=True)
+            net = Network(
+                id=new_id(), name=name, driver=drv, created=rfc3339nano(time.time_ns(), local=True), predefined=True
+            )
             if name == "bridge":
                 net.options = {}
                 net.ipam_options = None
@@ -371,7 +376,7 @@ class NetworkController:
             id=new_id(),
             name=name,
             driver=driver,
-            created=rfc3339_nano(),
+            created=rfc3339nano(time.time_ns(), local=True),
             internal=bool(internal),
             attachable=bool(attachable),
             enable_ipv6=bool(enable_ipv6),
@@ -644,24 +649,11 @@ def _until(filters: Filters) -> float | None:
     vals = filters.get("until")
     if not vals:
         return None
-    raw = sorted(vals)[0]
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise InvalidParameter(f"invalid until filter: {raw}") from None
+    return timestamp_ns(sorted(vals)[0]) / 1e9
 
 
 def _created_ts(created: str) -> float:
-    from datetime import datetime
-
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", created)
-    if not m:
+    try:
+        return parse_rfc3339nano(created) / 1e9
+    except ValueError:
         return 0.0
-    base = datetime.fromisoformat(m.group(1) + (m.group(3).replace("Z", "+00:00")))
-    return base.timestamp() + float("0" + (m.group(2) or ""))

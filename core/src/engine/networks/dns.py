@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.networks import dnsmsg, netns
+from engine.drivers import netns
+from engine.networks import dnsmsg
 from engine.networks.etcfiles import RESOLVER_IP
 
 if TYPE_CHECKING:

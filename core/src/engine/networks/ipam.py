@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from engine.drivers.records import read_json, write_json
 from engine.errors import EngineError, Forbidden, InvalidParameter, Unavailable
-from engine.fsutil import read_json, write_json
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from typing import Any
 
 
 def new_id() -> str:
     return secrets.token_hex(32)
-
-
-def rfc3339_nano(ts: float | None = None) -> str:
-    """Go's time.RFC3339Nano in local time, as dockerd prints Created."""
-    ns = time.time_ns() if ts is None else int(ts * 1e9)
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, UTC).astimezone()
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    offset = dt.strftime("%z")
-    tz = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + tz
 
 
 class _Record:

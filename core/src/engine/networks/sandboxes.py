@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.drivers import netns
 from engine.drivers.network import EndpointInterface, LinkRule, SandboxInfo
+from engine.drivers.records import RecordDir
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, SystemError
-from engine.networks import etcfiles, netns
+from engine.networks import etcfiles
 from engine.networks.model import Endpoint, Network, SandboxRecord, new_id
 from engine.networks.ports import binding_json, stored_bindings, wanted_ports
 from engine.networks.settings import network_settings, ports_map
 from engine.networks.settings import normalize_port as normalize
-from engine.networks.store import RecordDir
 from engine.networks.validation import check_static_ip, network_mode
 
 if TYPE_CHECKING:
@@ -464,7 +465,7 @@ class Sandboxes:
         path = self._pending_dir.path / f"{container_id}.json"
         if not path.exists():
             return {}
-        from engine.fsutil import read_json
+        from engine.drivers.records import read_json
 
         out = {}
         for net_id, cfg in (read_json(path).get("networks") or {}).items():
@@ -474,7 +475,7 @@ class Sandboxes:
 
     def _set_pending(self, container_id: str, net: Network, cfg: Mapping[str, Any] | None) -> None:
         path = self._pending_dir.path / f"{container_id}.json"
-        from engine.fsutil import read_json
+        from engine.drivers.records import read_json
 
         data = read_json(path) if path.exists() else {"networks": {}}
         if cfg is None:

@@ -10,12 +10,12 @@ import select
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.drivers.locks import KeyedLocks
 from engine.errors import Conflict, NotFound
 from engine.runtime import cgroups, control, shimbin
 from engine.runtime.oci import OCIRuntime, log_error, resolve_runtime
@@ -66,8 +66,7 @@ class Runtime:
         self._shim = shim
         self.use_run = use_run
         self.segment_bytes = segment_bytes
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = KeyedLocks()  # one per container
         self._info: dict[str, Any] | None = None
 
     @classmethod
@@ -126,10 +125,6 @@ class Runtime:
     def exec_dir(self, container_id: str, exec_id: str) -> Path:
         return self.state_dir(container_id) / "exec" / exec_id
 
-    def _lock(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
-
     # -- spec -------------------------------------------------------------------------------------
 
     def build_spec(
@@ -162,7 +157,7 @@ class Runtime:
         """Write the bundle, start the shim, wait until the container runs. Raises StartFailed with
         the runtime's message, Conflict if a shim already runs for this container."""
         rt = self.resolve(runtime)
-        with self._lock(container_id):
+        with self._locks(container_id):
             state_dir = self.state_dir(container_id)
             if state_dir.exists():
                 if control.alive(state_dir / SOCKET):
@@ -289,7 +284,7 @@ class Runtime:
     def delete(self, container_id: str, timeout: float = 10.0) -> None:
         """Kill whatever still runs, ``runc delete``, remove the cgroups and the state directory.
         Idempotent."""
-        with self._lock(container_id):
+        with self._locks(container_id):
             delete_container(self.state_dir(container_id), container_id, timeout)
 
     def known_containers(self) -> list[str]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.drivers.units import parse_size
 from engine.errors import EngineError, InvalidParameter
 from engine.runtime import caps as capsmod
 from engine.runtime import devices as devmod
@@ -118,18 +118,6 @@ def container_env(config: dict[str, Any]) -> list[str]:
     if config.get("Tty"):
         base.append("TERM=xterm")
     return replace_or_append_env(base, config.get("Env") or [])
-
-
-def parse_size(value: Any, default: int) -> int:
-    if value in (None, "", 0):
-        return default
-    if isinstance(value, int):
-        return value
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([kmgtp]?)i?b?\s*", str(value), re.IGNORECASE)
-    if not m:
-        return default
-    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}[m.group(2).lower()]
-    return int(float(m.group(1)) * mult)
 
 
 def _cfg(daemon_config: Any, key: str, default: Any = None) -> Any:
@@ -555,7 +543,8 @@ def build_spec(
     resources = linux_resources(hc)
     resources["devices"] = device_rules
 
-    shm_size = int(hc.get("ShmSize") or parse_size(_cfg(daemon_config, "default-shm-size", ""), DEFAULT_SHM_SIZE))
+    default_shm = _cfg(daemon_config, "default-shm-size", "")  # validated when the config was loaded
+    shm_size = int(hc.get("ShmSize") or (parse_size(default_shm) if default_shm else DEFAULT_SHM_SIZE))
     mounts = build_mounts(hc, inputs, shm_size, init)
     linux: dict[str, Any] = {
         "resources": resources,

@@ -17,13 +17,13 @@ import re
 import shutil
 import stat
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.config_options import parse_size
+from engine.drivers.records import write_json
+from engine.drivers.timefmt import rfc3339
+from engine.drivers.units import parse_size
 from engine.errors import EngineError, InvalidParameter, SystemError
-from engine.fsutil import write_json
 from engine.volumes import mounts
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,6 @@ def validate_opts(opts: dict[str, str]) -> None:
             raise InvalidParameter("quota size requested but no quota support")
 
 
-def rfc3339(ts: float) -> str:
-    """Go's ``time.Format(time.RFC3339)`` in the daemon's local time zone."""
-    moment = datetime.fromtimestamp(int(ts), UTC).astimezone()
-    text = moment.isoformat(timespec="seconds")
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 @dataclass
 class LocalVolume:
     """One volume's on-disk record and its live mount state (guarded by the service's per-volume lock)."""
@@ -99,7 +92,7 @@ class LocalVolume:
     def created_at(self) -> str:
         """The ``_data`` directory's ctime, as dockerd reports it."""
         try:
-            return rfc3339(self.mountpoint.stat().st_ctime)
+            return rfc3339(self.mountpoint.stat().st_ctime_ns, local=True)
         except OSError:
             return ""
 

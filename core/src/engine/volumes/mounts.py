@@ -10,7 +10,7 @@ import errno
 import os
 from pathlib import Path
 
-from engine import libc
+from engine.drivers import libc
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2

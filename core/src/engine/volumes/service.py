@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.drivers.locks import KeyedLocks
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.filters import Filters
 from engine.volumes.local import DRIVER_NAME, LocalDriver, LocalVolume, directory_size
@@ -124,7 +125,7 @@ class VolumeService:
         self.hooks = hooks
         self._volumes: dict[str, LocalVolume] = {}
         self._table_lock = threading.Lock()
-        self._locks: dict[str, threading.RLock] = {}
+        self._locks = KeyedLocks()  # one per volume name
         self._prune_running = threading.Lock()
         self.started = False
 
@@ -146,7 +147,7 @@ class VolumeService:
         with self._table_lock:
             volumes = list(self._volumes.values())
         for volume in volumes:
-            with self._lock(volume.name):
+            with self._locks(volume.name):
                 if volume.mounted_by:
                     try:
                         volume.force_unmount()
@@ -157,13 +158,6 @@ class VolumeService:
         return [DRIVER_NAME]
 
     # -- helpers ------------------------------------------------------------------------------------
-
-    def _lock(self, name: str) -> threading.RLock:
-        with self._table_lock:
-            lock = self._locks.get(name)
-            if lock is None:
-                lock = self._locks[name] = threading.RLock()
-            return lock
 
     def _find(self, name: str, op: str = "get") -> LocalVolume:
         with self._table_lock:
@@ -220,7 +214,7 @@ class VolumeService:
         driver = driver or DRIVER_NAME
         if driver != DRIVER_NAME:
             raise NotFound(f'create {name}: error looking up volume plugin {driver}: plugin "{driver}" not found')
-        with self._lock(name):
+        with self._locks(name):
             with self._table_lock:
                 volume = self._volumes.get(name)
             created = volume is None
@@ -249,18 +243,18 @@ class VolumeService:
     def get(self, name: str) -> Volume:
         """:raises NotFound: ``get <name>: no such volume``."""
         volume = self._find(name)
-        with self._lock(name):
+        with self._locks(name):
             return self._view(volume)
 
     def references(self, name: str) -> list[str]:
         volume = self._find(name)
-        with self._lock(name):
+        with self._locks(name):
             return list(volume.references)
 
     def acquire(self, name: str, container_id: str) -> Path:
         """Record that ``container_id`` uses the volume (persisted); returns the volume's mountpoint."""
         volume = self._find(name)
-        with self._lock(name):
+        with self._locks(name):
             if container_id not in volume.references:
                 volume.references.append(container_id)
                 volume.save()
@@ -272,7 +266,7 @@ class VolumeService:
             volume = self._volumes.get(name)
         if volume is None:
             return
-        with self._lock(name):
+        with self._locks(name):
             volume.unmount(container_id)
             if container_id in volume.references:
                 volume.references.remove(container_id)
@@ -285,7 +279,7 @@ class VolumeService:
         :raises SystemError: the mount failed (``failed to mount local volume: mount ...``).
         """
         volume = self._find(name)
-        with self._lock(name):
+        with self._locks(name):
             return volume.mount(ref)
 
     def unmount(self, name: str, ref: str) -> None:
@@ -294,7 +288,7 @@ class VolumeService:
             volume = self._volumes.get(name)
         if volume is None:
             return
-        with self._lock(name):
+        with self._locks(name):
             volume.unmount(ref)
 
     def remove(self, name: str, force: bool = False) -> None:
@@ -311,7 +305,7 @@ class VolumeService:
             if force:
                 return
             raise NotFound(f"get {name}: no such volume")
-        with self._lock(name):
+        with self._locks(name):
             if volume.references:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(volume.references)}]")
             try:
@@ -364,7 +358,7 @@ class VolumeService:
 
         views = []
         for volume in self._filtered(parsed, referenced_as_wanted):
-            with self._lock(volume.name):
+            with self._locks(volume.name):
                 views.append(self._view(volume))
         return views
 
@@ -403,7 +397,7 @@ class VolumeService:
         for volume in volumes:
             if volume.options:
                 continue
-            with self._lock(volume.name):
+            with self._locks(volume.name):
                 usage = {"Size": directory_size(volume.mountpoint), "RefCount": len(volume.references)}
                 out.append(self._view(volume).to_api(usage))
         return {"Volumes": out}

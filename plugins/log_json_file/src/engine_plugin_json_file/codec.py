@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 from engine.drivers.log import LogMessage, PartialMeta
-from engine.logs.timefmt import parse_rfc3339nano, rfc3339nano
+from engine.drivers.timefmt import parse_rfc3339nano, rfc3339nano
 
 
 def _go_invalid_utf8(error: UnicodeError) -> tuple[str, int]:

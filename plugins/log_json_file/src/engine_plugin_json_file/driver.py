@@ -11,13 +11,13 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, ReadConfig
+from engine.drivers.logfile import LogFile, Rotation, messages_of
+from engine.drivers.logtag import check_tag, log_tag
+from engine.drivers.strconv import atoi, parse_bool
+from engine.drivers.units import from_human_size
 from engine.errors import InvalidParameter
-from engine.logs.logfile import LogFile, Rotation, messages_of
-from engine.logs.tag import check_tag, log_tag
-from engine.strconv import atoi, parse_bool
-from engine.units import from_human_size
 from engine_plugin_json_file.codec import JsonLineCodec
 
 OPTIONS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag")

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.network import (
     EndpointInterface,
     JoinInfo,
@@ -30,8 +30,8 @@ from engine.drivers.network import (
     PortBinding,
     SandboxInfo,
 )
+from engine.drivers.records import RecordDir
 from engine.errors import Conflict, EngineError, InvalidParameter
-from engine.networks.store import RecordDir
 from engine_plugin_bridge import links
 from engine_plugin_bridge.firewall import Firewall, LinkAccept, NetworkRules, PortRule, Ruleset
 from engine_plugin_bridge.ports import (

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from engine import hookimpl
+from engine.drivers import hookimpl
 
 OWNER = "engine-plugin-bridge"
 

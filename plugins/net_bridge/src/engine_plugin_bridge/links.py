@@ -10,7 +10,7 @@ from pathlib import Path
 from pyroute2.iproute import IPRoute  # not `from pyroute2`: engine.lazy_packages
 from pyroute2.netlink.exceptions import NetlinkError
 
-from engine.networks import netns
+from engine.drivers import netns
 
 ENOENT = 2
 EEXIST = 17

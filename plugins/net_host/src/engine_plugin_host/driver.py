@@ -8,7 +8,7 @@ network exists.
 
 from __future__ import annotations
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.network import NoDataPathNetworkDriver
 
 

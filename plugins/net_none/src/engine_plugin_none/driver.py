@@ -6,7 +6,7 @@ add, so every data-path method is a no-op. Only the one predefined ``none`` netw
 
 from __future__ import annotations
 
-from engine import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.network import NoDataPathNetworkDriver
 
 

@@ -28,10 +28,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from engine import DRIVER_API_VERSION, archive
-from engine.config_options import parse_size
+from engine.drivers import DRIVER_API_VERSION, layers
+from engine.drivers.locks import KeyedLocks
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, Change, CreateOpts, IdMap, StorageDriver, SupportsQuota
+from engine.drivers.units import parse_size
 from engine.errors import ConfigError, Conflict, InvalidParameter, NotFound, SystemError
 from engine_plugin_overlay2 import checks, mounts
 from engine_plugin_overlay2.native import dir_size, overlay_changes
@@ -84,7 +85,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         self.quota: ProjectQuota | None = None  # xfs mounted with pquota only
         self.quota_error = "backing filesystem is not xfs"
         self._refs: dict[str, int] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks = KeyedLocks()  # one per layer id
         self._guard = threading.Lock()
 
     # -- construction ------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         (home / LINK_DIR).mkdir(mode=0o700, exist_ok=True)
         driver._unmount_stale()
         checks.remove_probe_leftovers(home)
-        if archive.in_user_namespace():
+        if layers.in_user_namespace():
             driver.userxattr = True
             driver.xattr_prefix = "user.overlay."
         driver.mount_prefix = checks.index_off() + ("userxattr," if driver.userxattr else "")
@@ -164,10 +165,6 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         if not id or "/" in id or id in (".", "..", LINK_DIR) or id.startswith("engine-probe-"):
             raise InvalidParameter(f"overlay2: invalid layer id {id!r}")
         return self.home / id
-
-    def _lock(self, id: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(id, threading.Lock())
 
     def _lower_links(self, id: str) -> list[str] | None:
         """The ``lower`` file's entries (``l/<short>``), or None for a base layer."""
@@ -272,7 +269,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
 
     def remove(self, id: str) -> None:
         layer = self._dir(id)
-        with self._lock(id):
+        with self._locks(id):
             try:
                 link = (layer / "link").read_text().strip()
             except FileNotFoundError:
@@ -285,8 +282,6 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
                 mounts.unmount(merged)
             if layer.exists():
                 shutil.rmtree(layer)
-        with self._guard:
-            self._locks.pop(id, None)
 
     def get(self, id: str, mount_label: str = "") -> Path:
         layer = self._dir(id)
@@ -297,7 +292,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         if lowers is None:
             return diff  # a base layer: nothing to stack
         merged = layer / "merged"
-        with self._lock(id):
+        with self._locks(id):
             count = self._refs.get(id, 0)
             if count:
                 self._refs[id] = count + 1
@@ -344,7 +339,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
 
     def put(self, id: str) -> None:
         layer = self._dir(id)
-        with self._lock(id):
+        with self._locks(id):
             count = self._refs.get(id, 0) - 1
             if count > 0:
                 self._refs[id] = count
@@ -396,14 +391,14 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
     def _native(self, id: str, parent: str | None) -> bool:
         return self.native_diff_problem is None and self._is_parent(id, parent)
 
-    def _whiteouts(self) -> archive.OverlayWhiteouts:
-        return archive.OverlayWhiteouts(self.xattr_prefix + "opaque")
+    def _whiteouts(self) -> layers.OverlayWhiteouts:
+        return layers.OverlayWhiteouts(self.xattr_prefix + "opaque")
 
     def diff(self, id: str, parent: str | None, out: BinaryIO) -> None:
         if not self._native(id, parent):
             super().diff(id, parent, out)
             return
-        archive.tar_tree(
+        layers.tar_tree(
             self._dir(id) / "diff",
             out,
             id_map=self.id_map,
@@ -420,7 +415,7 @@ class Overlay2StorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         if not self._is_parent(id, parent):
             return super().apply_diff(id, parent, diff)
         upper = self._dir(id) / "diff"
-        archive.apply_layer(upper, diff, self._whiteouts(), self.id_map)
+        layers.apply_layer(upper, diff, self._whiteouts(), self.id_map)
         return dir_size(upper)
 
     def diff_size(self, id: str, parent: str | None) -> int:

@@ -13,8 +13,8 @@ import os
 import threading
 from pathlib import Path
 
-from engine import libc
-from engine.libc import CLONE_FS, MNT_DETACH
+from engine.drivers import libc
+from engine.drivers.libc import CLONE_FS, MNT_DETACH
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 

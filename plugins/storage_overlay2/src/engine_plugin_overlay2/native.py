@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from engine.archive import walk_tree
+from engine.drivers.layers import walk_tree
 from engine.drivers.naive_diff import same_mtime
 from engine.drivers.storage import Change, ChangeKind
 

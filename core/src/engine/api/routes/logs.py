@@ -22,9 +22,9 @@ from engine.api.router import Router
 from engine.api.streams import STDERR, STDOUT, SYSTEMERR, frame
 from engine.api.util import query_bool
 from engine.drivers.log import LogMessage, ReadConfig
+from engine.drivers.timefmt import parse_unix_timestamp, rfc3339nano_fixed
 from engine.errors import InvalidParameter, NotFound
 from engine.logs import open_reader
-from engine.logs.timefmt import parse_unix_timestamp, rfc3339nano_fixed
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from engine import system_info
 from engine.api.keys import DAEMON, OPEN_STREAMS
 from engine.api.router import Router
 from engine.api.util import dumps, json_response
+from engine.drivers.timefmt import parse_unix_timestamp
 from engine.errors import InvalidParameter
 from engine.events import Event
 from engine.filters import Filters
-from engine.logs.timefmt import parse_unix_timestamp
 
 
 async def ping(request: web.Request) -> web.StreamResponse:

@@ -13,6 +13,8 @@ import re
 _SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _UNITS = "kmgtp"
 
+__all__ = ["bytes_size", "from_human_size", "parse_size", "ram_in_bytes"]
+
 
 def _parse_size(text: str, base: int) -> int:
     match = _SIZE.match(text)
@@ -36,6 +38,12 @@ def ram_in_bytes(text: str) -> int:
 def from_human_size(text: str) -> int:
     """go-units ``FromHumanSize``: decimal multiples."""
     return _parse_size(text, 1000)
+
+
+def parse_size(value: str | int) -> int:
+    """A size option as daemon.json and ``--storage-opt``/``-o size=`` give it: an int is already
+    bytes, text is read by :func:`ram_in_bytes` (binary multiples, ``64m``, ``1.5g``, ``1024``)."""
+    return value if isinstance(value, int) else ram_in_bytes(value)
 
 
 def bytes_size(size: float) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+__all__ = ["atoi", "parse_bool", "parse_int"]
+
 
 def parse_bool(text: str) -> bool:
     """``strconv.ParseBool``: exactly 1 t T TRUE true True, or 0 f F FALSE false False."""

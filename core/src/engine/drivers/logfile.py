@@ -35,8 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from engine.drivers import timefmt
 from engine.drivers.log import LogMessage, ReadConfig
-from engine.logs import timefmt
+
+__all__ = ["Codec", "LogFile", "LogFileClosed", "Rotation", "messages_of"]
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from engine.drivers.strconv import atoi, parse_bool
+from engine.drivers.units import ram_in_bytes
 from engine.errors import InvalidParameter
-from engine.strconv import atoi, parse_bool
-from engine.units import ram_in_bytes
+
+__all__ = [
+    "BLOCKING",
+    "BUILTIN_OPTIONS",
+    "CACHE_COMPRESS",
+    "CACHE_DISABLED",
+    "CACHE_MAX_FILE",
+    "CACHE_MAX_SIZE",
+    "CACHE_OPTIONS",
+    "DEFAULT_MAX_BUFFER_SIZE",
+    "NON_BLOCKING",
+    "check_builtin_options",
+    "copier_mode",
+    "driver_options",
+]
 
 BLOCKING, NON_BLOCKING = "blocking", "non-blocking"
 DEFAULT_MAX_BUFFER_SIZE = 1_000_000  # moby's ring buffer default (1e6 bytes)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from engine.drivers.log import LogInfo
 from engine.errors import InvalidParameter
 
+__all__ = ["DEFAULT_TEMPLATE", "TagTemplateError", "check_tag", "log_tag", "render_tag"]
+
 DEFAULT_TEMPLATE = "{{.ID}}"  # what syslog, journald... use when no tag is given
 
 _ACTION = re.compile(r"{{(-?)(.*?)(-?)}}", re.S)

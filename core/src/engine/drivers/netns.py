@@ -16,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from engine import libc
-from engine.libc import CLONE_NEWNET, MNT_DETACH, MS_BIND
+from engine.drivers import libc
+from engine.drivers.libc import CLONE_NEWNET, MNT_DETACH, MS_BIND
+
+__all__ = ["create", "delete", "is_mounted", "run_in"]
 
 T = TypeVar("T")
 

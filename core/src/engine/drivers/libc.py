@@ -9,6 +9,21 @@ from __future__ import annotations
 import ctypes
 import os
 
+__all__ = [
+    "CLONE_FS",
+    "CLONE_NEWNET",
+    "MNT_DETACH",
+    "MS_BIND",
+    "MS_PRIVATE",
+    "MS_RDONLY",
+    "MS_REC",
+    "MS_REMOUNT",
+    "mount",
+    "setns",
+    "umount2",
+    "unshare",
+]
+
 MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000

@@ -1,9 +1,11 @@
-"""Go's RFC 3339 timestamps at log-line speed.
+"""Go's RFC 3339 timestamps: the one formatter and parser of engine, fast enough for log lines.
 
 json-file stores ``time.RFC3339Nano`` (fraction with trailing zeros trimmed, no fraction when it
-is zero); ``docker logs -t`` prints ``RFC3339NanoFixed`` (always nine digits). Both are UTC
-(``Z``). Formatting caches the date-and-time part of the current second, because consecutive
-log lines almost always share it.
+is zero); ``docker logs -t`` prints ``RFC3339NanoFixed`` (always nine digits); the API shows
+RFC3339Nano in UTC (containers, images) or in the daemon's local zone (networks' ``Created``,
+``docker cp`` mtimes, volumes' ``CreatedAt`` without fraction, the system time), ``Z`` when the
+offset is zero, as Go prints it. Times are nanoseconds since the epoch. Formatting caches the
+date-and-time part of the current second, because consecutive log lines almost always share it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,30 @@ from __future__ import annotations
 import calendar
 import time
 
+__all__ = [
+    "ZERO_NS",
+    "ZERO_TIME",
+    "parse_rfc3339nano",
+    "parse_unix_timestamp",
+    "rfc3339",
+    "rfc3339nano",
+    "rfc3339nano_fixed",
+]
+
 _NS = 1_000_000_000
+
+#: Go's zero ``time.Time`` (year 1), as it marshals and in nanoseconds since the epoch
+ZERO_TIME = "0001-01-01T00:00:00Z"
+ZERO_NS = -62135596800 * _NS
+
+
+def _date_time(tm: time.struct_time) -> str:
+    # not strftime: glibc prints year 1 as "1", Go as "0001"
+    return f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
 
 
 class _SecondCache:
-    """The last formatted second, as one tuple so that threads (one copier per container)
+    """The last formatted UTC second, as one tuple so that threads (one copier per container)
     replace it atomically."""
 
     __slots__ = ("last",)
@@ -26,7 +47,7 @@ class _SecondCache:
     def get(self, second: int) -> str:
         last = self.last
         if last[0] != second:
-            last = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            last = (second, _date_time(time.gmtime(second)))
             self.last = last
         return last[1]
 
@@ -34,19 +55,43 @@ class _SecondCache:
 _format_cache = _SecondCache()
 
 
-def rfc3339nano(ns: int) -> str:
-    """``2026-01-02T03:04:05.1234Z`` as Go's ``time.RFC3339Nano`` in UTC."""
+def _local(second: int) -> tuple[str, str]:
+    """Date-and-time and zone (``Z`` or ``+hh:mm``) of a second in the daemon's local zone."""
+    tm = time.localtime(second)
+    offset = tm.tm_gmtoff or 0
+    if not offset:
+        return _date_time(tm), "Z"
+    sign = "+" if offset > 0 else "-"
+    minutes = abs(offset) // 60
+    return _date_time(tm), f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def rfc3339nano(ns: int, *, local: bool = False) -> str:
+    """``2026-01-02T03:04:05.1234Z``: Go's ``time.RFC3339Nano``, in UTC or (``local``) in the
+    daemon's zone (``2026-01-02T04:04:05.1234+01:00``)."""
     second, frac = divmod(ns, _NS)
-    prefix = _format_cache.get(second)
+    if local:
+        prefix, zone = _local(second)
+    else:
+        prefix, zone = _format_cache.get(second), "Z"
     if frac == 0:
-        return prefix + "Z"
-    return f"{prefix}.{frac:09d}".rstrip("0") + "Z"
+        return prefix + zone
+    return f"{prefix}.{frac:09d}".rstrip("0") + zone
 
 
 def rfc3339nano_fixed(ns: int) -> str:
     """``2026-01-02T03:04:05.123400000Z`` as moby's ``jsonmessage.RFC3339NanoFixed`` in UTC."""
     second, frac = divmod(ns, _NS)
     return f"{_format_cache.get(second)}.{frac:09d}Z"
+
+
+def rfc3339(ns: int, *, local: bool = False) -> str:
+    """``2026-01-02T03:04:05Z``: Go's ``time.RFC3339`` (whole seconds), in UTC or the local zone."""
+    second = ns // _NS
+    if local:
+        prefix, zone = _local(second)
+        return prefix + zone
+    return _format_cache.get(second) + "Z"
 
 
 _parse_cache: dict[str, int] = {}
