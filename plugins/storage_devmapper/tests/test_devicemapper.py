@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -144,9 +143,10 @@ def test_metadata_layout_and_restart(make_driver, tmp_path: Path) -> None:
     assert deviceset["next_device_id"] > record["device_id"]
     assert deviceset["BaseDeviceFilesystem"] == "ext4"
     assert not (meta / "transaction-metadata").exists()
-    assert dmsetup.pool_status(driver.pool.name).transaction_id == record["transaction_id"]
+    pool = driver.pool.name
+    assert dmsetup.pool_status(pool).transaction_id == record["transaction_id"]
     driver.cleanup()
-    assert not dmsetup.exists(driver.pool.name)
+    assert not dmsetup.exists(pool)
 
     again = make_driver()
     assert again.exists("l1") and again.exists("l2")
@@ -183,10 +183,18 @@ def test_snapshot_of_a_mounted_parent(make_driver) -> None:
 
 @needs_dm
 def test_min_free_space_refuses_new_devices(make_driver) -> None:
-    driver = make_driver(min_free_space="99%")  # the base device's filesystem already takes > 1%
-    with pytest.raises(SystemError, match=r"dm\.min_free_space"):
-        driver.create("l1", None)
-    assert not driver.exists("l1")
+    driver = make_driver(loopdatasize="100M", min_free_space="30%")
+    assert dict(driver.status())["Thin Pool Minimum Free Space"] == "31.46MB"
+    driver.create("l1", None)
+    root = driver.get("l1")
+    try:
+        (root / "big").write_bytes(b"x" * (60 << 20))  # with the base's filesystem: over 70% of the pool
+    finally:
+        driver.put("l1")
+    with pytest.raises(SystemError, match=r"free data blocks.*dm\.min_free_space"):
+        driver.create("l2", "l1")
+    assert not driver.exists("l2")
+    driver.remove("l1")
 
 
 @needs_dm
@@ -229,8 +237,7 @@ def test_thinpooldev_uses_the_given_pool_and_leaves_it(own_pool: str, tmp_path: 
         driver.cleanup()
     assert dmsetup.exists(own_pool)
     assert not (tmp_path / "devicemapper" / "devmapper").exists()
-    out = subprocess.run(["dmsetup", "ls"], capture_output=True, text=True, env={"DM_DISABLE_UDEV": "1"}).stdout
-    assert driver.prefix not in out  # no thin device left active
+    assert driver.prefix not in dmsetup.dmsetup("ls")  # no thin device left active
 
 
 def test_host_check_names_the_control_node() -> None:
