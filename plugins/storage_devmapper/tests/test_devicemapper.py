@@ -12,8 +12,17 @@ import pytest
 from engine_plugin_devicemapper import dmsetup, host
 from engine_plugin_devicemapper.driver import DeviceMapperStorageDriver
 
-from engine.errors import DriverNotSupported, DriverRemoved, InvalidParameter, PrerequisitesNotMet, SystemError
+from engine.config import DaemonConfig
+from engine.errors import (
+    ConfigError,
+    DriverNotSupported,
+    DriverRemoved,
+    InvalidParameter,
+    PrerequisitesNotMet,
+    SystemError,
+)
 from engine.registry import STORAGE, DriverRegistry
+from engine.storage import driver_options, start_storage_driver
 
 SMALL = {"basesize": "256M", "loopdatasize": "2G", "loopmetadatasize": "64M"}
 
@@ -60,10 +69,17 @@ def test_bad_options_stop_start_up_naming_the_key(tmp_path: Path, options: dict[
     assert not (tmp_path / "devicemapper").exists()
 
 
-def test_storage_opts_use_the_dm_prefix() -> None:
-    from engine.storage import OPTION_PREFIX
+def daemon_config(tmp_path: Path, *opts: str) -> DaemonConfig:
+    values = {"storage-driver": "devicemapper", "data-root": str(tmp_path), "storage-opts": list(opts)}
+    return DaemonConfig(values=values)
 
-    assert OPTION_PREFIX["devicemapper"] == "dm"
+
+def test_storage_opts_use_the_dm_prefix(tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, "dm.basesize=20G", "dm.min_free_space=5%")
+    names = DriverRegistry(STORAGE).names()
+    assert driver_options("devicemapper", config, names) == {"basesize": "20G", "min_free_space": "5%"}
+    with pytest.raises(ConfigError, match=r"overlay2\.size"):
+        driver_options("devicemapper", daemon_config(tmp_path, "overlay2.size=1G"), names)
 
 
 @pytest.mark.skipif(dm_thin_here(), reason="this kernel has dm-thin")
@@ -195,6 +211,18 @@ def test_min_free_space_refuses_new_devices(make_driver) -> None:
         driver.create("l2", "l1")
     assert not driver.exists("l2")
     driver.remove("l1")
+
+
+@needs_dm
+def test_the_daemon_starts_it_with_dm_options(tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, *(f"dm.{key}={value}" for key, value in SMALL.items()))
+    driver = start_storage_driver(config, DriverRegistry(STORAGE))
+    try:
+        assert isinstance(driver, DeviceMapperStorageDriver)
+        assert driver.home == tmp_path / "devicemapper"
+        assert dict(driver.status())["Base Device Size"] == "268.4MB"
+    finally:
+        driver.cleanup()
 
 
 @needs_dm
