@@ -71,7 +71,7 @@ def create(name: str, table: str) -> None:
 
 
 def remove(name: str) -> None:
-    dmsetup("remove", "--retry", name)
+    dmsetup("remove", name)  # no --retry: that waits out udev, and there is none
 
 
 def suspend(name: str) -> None:

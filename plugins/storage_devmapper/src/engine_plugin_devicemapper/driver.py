@@ -68,6 +68,7 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
         self._store = MetadataStore(home / "metadata")
         self._set: dict[str, object] = {}
         self._mounts: dict[str, int] = {}  # layer id -> get() count
+        self._active: set[str] = set()  # keys whose thin device is active (mounted, or lazily unmounted)
         self._lock = threading.RLock()  # one pool, one writer: as dockerd's DeviceSet lock
 
     # -- construction ------------------------------------------------------------------------------
@@ -189,23 +190,17 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
         """create_thin (no origin) or create_snap of ``origin``; suspends an active (mounted) origin meanwhile."""
         for _ in range(1000):  # skip ids the pool still holds (a lost record), as dockerd does
             device_id = self._next_id()
-            with self._transaction(key, device_id):
-                try:
+            try:
+                with self._transaction(key, device_id):
                     if origin is None:
                         self._message(f"create_thin {device_id}")
                     else:
-                        if origin_active:
-                            dmsetup.suspend(self._dm_name(origin))
-                        try:
-                            self._message(f"create_snap {device_id} {self.devices[origin].device_id}")
-                        finally:
-                            if origin_active:
-                                dmsetup.resume(self._dm_name(origin))
-                except dmsetup.CommandError as exc:
-                    self._store.end()
-                    if "File exists" in exc.stderr:
-                        continue
-                    raise
+                        self._snapshot(device_id, origin, origin_active)
+            except dmsetup.CommandError as exc:  # the pool did not move: nothing to roll back
+                self._store.end()
+                if "File exists" in exc.stderr:
+                    continue
+                raise
             info = DeviceInfo(device_id=device_id, size=size, transaction_id=self.transaction_id)
             self._store.save_device(key, info)
             self._store.save_set(self._set)
@@ -214,15 +209,27 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
             return info
         raise SystemError("devmapper: no free device id in the thin pool")
 
+    def _snapshot(self, device_id: int, origin: str, origin_active: bool) -> None:
+        if origin_active:  # the kernel wants no I/O in flight on the origin while it snapshots
+            dmsetup.suspend(self._dm_name(origin))
+        try:
+            self._message(f"create_snap {device_id} {self.devices[origin].device_id}")
+        finally:
+            if origin_active:
+                dmsetup.resume(self._dm_name(origin))
+
     def _delete(self, key: str) -> None:
         info = self.devices[key]
-        with self._transaction(key, info.device_id):
-            try:
-                self._message(f"delete {info.device_id}")
-            except dmsetup.CommandError as exc:
-                if "No data available" not in exc.stderr:  # already gone from the pool
-                    self._store.end()
-                    raise
+        try:
+            with self._transaction(key, info.device_id):
+                try:
+                    self._message(f"delete {info.device_id}")
+                except dmsetup.CommandError as exc:
+                    if "No data available" not in exc.stderr:  # not "already gone from the pool"
+                        raise
+        except dmsetup.CommandError:
+            self._store.end()
+            raise
         self._store.delete_device(key)
         self._store.end()
         del self.devices[key]
@@ -230,14 +237,23 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
     def _activate(self, key: str) -> str:
         name = self._dm_name(key)
         info = self.devices[key]
-        if not dmsetup.exists(name):
+        if key not in self._active and not dmsetup.exists(name):
             dmsetup.create(name, f"0 {info.size // 512} thin {self._pool().path} {info.device_id}")
+        self._active.add(key)
         return f"/dev/mapper/{name}"
 
-    def _deactivate(self, key: str) -> None:
+    def _deactivate(self, key: str, busy_ok: bool = False) -> None:
+        """Remove the device's mapping; ``busy_ok``: a lazily detached mount still holds it, keep it."""
         name = self._dm_name(key)
-        if dmsetup.exists(name):
-            dmsetup.remove(name)
+        if key in self._active or dmsetup.exists(name):
+            try:
+                dmsetup.remove(name)
+            except dmsetup.CommandError as exc:
+                if busy_ok and "busy" in exc.stderr:
+                    log.debug("devmapper: %s still busy, left active", name)
+                    return
+                raise
+        self._active.discard(key)
 
     def _check_free_space(self) -> None:
         """dm.min_free_space: refuse new devices when the pool's data or metadata runs low (dockerd's checkThinPool)."""
@@ -278,7 +294,7 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
                 raise Conflict(f"devmapper: device {id} already exists")
             origin = BASE if parent is None else self._info(parent)[0]
             self._check_free_space()
-            self._create(key, origin, self.devices[origin].size, origin_active=parent in self._mounts)
+            self._create(key, origin, self.devices[origin].size, origin_active=origin in self._active)
 
     def create_read_write(self, id: str, parent: str | None, opts: CreateOpts | None = None) -> None:
         self.create(id, parent, opts)
@@ -337,11 +353,15 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
         del self._mounts[id]
         mountpoint = self.home / "mnt" / id
         err = libc.umount2(mountpoint, 0)
-        if err == errno.EBUSY:  # still in use: detach it, the device is released with its last user
+        if err == errno.EBUSY:
+            # still in use (an open file, a bound socket): detach it; the filesystem, and so the
+            # device, stays busy until its last user goes: deactivated by remove() or cleanup()
             libc.umount2(mountpoint, libc.MNT_DETACH)
-        elif err and err != errno.EINVAL:
+            log.debug("devmapper: %s busy, detached lazily", mountpoint)
+            return
+        if err and err != errno.EINVAL:
             raise SystemError(f"devmapper: unmounting {mountpoint}: {os.strerror(err)}")
-        self._deactivate(key)
+        self._deactivate(key, busy_ok=True)
 
     def exists(self, id: str) -> bool:
         return _key(id) in self.devices
@@ -400,5 +420,10 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
             for id in list(self._mounts):
                 self._mounts[id] = 1
                 self._unmount(id, _key(id))
+            for key in list(self._active):
+                try:
+                    self._deactivate(key)
+                except dmsetup.CommandError as exc:
+                    log.warning("%s", exc)
             self.pool.teardown()
             self.pool = None
