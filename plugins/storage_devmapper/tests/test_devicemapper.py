@@ -270,3 +270,35 @@ def test_thinpooldev_uses_the_given_pool_and_leaves_it(own_pool: str, tmp_path: 
 
 def test_host_check_names_the_control_node() -> None:
     assert str(host.CONTROL) == "/dev/mapper/control"
+
+
+def test_defaults_are_dockerds() -> None:
+    from engine_plugin_devicemapper.options import parse
+
+    opts = parse({})
+    assert (opts.base_size, opts.loop_data_size, opts.loop_metadata_size) == (10 << 30, 100 << 30, 2 << 30)
+    assert (opts.fs, opts.min_free_space, opts.block_size) == ("ext4", 10, 128)
+    opts = parse({"dm.thinpooldev": "/dev/mapper/pool", "mkfsarg": "-m0", "blocksize": "512K"})
+    assert (opts.thin_pool_dev, opts.mkfs_args, opts.block_size) == ("pool", ("-m0",), 1024)
+
+
+def test_metadata_records_are_written_atomically_in_dockerds_layout(tmp_path: Path) -> None:
+    from engine_plugin_devicemapper.metadata import DeviceInfo, MetadataStore, Transaction
+
+    store = MetadataStore(tmp_path / "metadata")
+    store.save_device("base", DeviceInfo(device_id=1, size=10, transaction_id=1, initialized=True))
+    store.save_device("abc", DeviceInfo(device_id=2, size=10, transaction_id=2))
+    store.save_set({"next_device_id": 3, "BaseDeviceUUID": "", "BaseDeviceFilesystem": "ext4"})
+    store.begin(Transaction(3, "def", 3))
+    assert json.loads((tmp_path / "metadata" / "abc").read_text()) == {
+        "device_id": 2,
+        "size": 10,
+        "transaction_id": 2,
+        "initialized": False,
+        "deleted": False,
+    }
+    assert store.open_transaction() == Transaction(3, "def", 3)
+    assert sorted(store.load_devices()) == ["abc", "base"]  # not the set nor the transaction
+    store.end()
+    assert store.open_transaction() is None
+    assert not [p for p in (tmp_path / "metadata").iterdir() if p.name.startswith(".")]
