@@ -66,6 +66,14 @@ def exists(name: str) -> bool:
     return True
 
 
+def names() -> list[str]:
+    """Every device-mapper device's name (``dmsetup ls``)."""
+    out = dmsetup("ls").strip()
+    if out == "No devices found":
+        return []
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
 def create(name: str, table: str) -> None:
     dmsetup("create", name, "--table", table)
 

@@ -35,8 +35,8 @@ from engine_plugin_devicemapper.pool import Pool, device_prefix, open_pool
 
 log = logging.getLogger(__name__)
 
-#: record names the driver itself uses under metadata/: a layer called so is stored as "layer-<id>"
-_RESERVED = {BASE, "deviceset-metadata", "transaction-metadata"}
+#: names the driver itself uses (metadata/base, the pool device...): a layer called so is stored as "layer-<id>"
+_RESERVED = {BASE, "pool", "deviceset-metadata", "transaction-metadata"}
 
 
 def human_size(size: float) -> str:
@@ -93,6 +93,9 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
             self.transaction_id = dmsetup.pool_status(self.pool.name).transaction_id
             self._rollback()
             self.devices = self._store.load_devices()
+            # devices a killed daemon left active: known, so that put/remove/cleanup deactivate them
+            prefix = f"{self.prefix}-"
+            self._active = {n.removeprefix(prefix) for n in dmsetup.names() if n.startswith(prefix)} & set(self.devices)
             self._set = self._store.load_set()
             self._setup_base()
         except BaseException:
@@ -237,7 +240,7 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
     def _activate(self, key: str) -> str:
         name = self._dm_name(key)
         info = self.devices[key]
-        if key not in self._active and not dmsetup.exists(name):
+        if key not in self._active:  # _active is the truth: _start() read what was left active
             dmsetup.create(name, f"0 {info.size // 512} thin {self._pool().path} {info.device_id}")
         self._active.add(key)
         return f"/dev/mapper/{name}"
@@ -245,7 +248,7 @@ class DeviceMapperStorageDriver(NaiveDiffMixin, StorageDriver):
     def _deactivate(self, key: str, busy_ok: bool = False) -> None:
         """Remove the device's mapping; ``busy_ok``: a lazily detached mount still holds it, keep it."""
         name = self._dm_name(key)
-        if key in self._active or dmsetup.exists(name):
+        if key in self._active:
             try:
                 dmsetup.remove(name)
             except dmsetup.CommandError as exc:
