@@ -51,3 +51,19 @@ def test_sdk_contract_forbids_every_engine_module_but_the_sdk() -> None:
     contract = _contract("sdk-self-contained")
     assert contract["source_modules"] == ["engine.drivers"]
     assert set(contract["forbidden_modules"]) == _engine_top_level() - PUBLIC
+
+
+def test_plugins_do_not_import_the_engine_package_itself() -> None:
+    """``from engine import hookimpl`` reaches engine's root package, which the forbidden-list
+    contract cannot name without forbidding the SDK below it: the SDK's own names are the way."""
+    import grimp
+
+    plugins = sorted(_plugin_packages())
+    graph = grimp.build_graph("engine", *plugins, cache_dir=None)
+    offenders = [
+        module
+        for plugin in plugins
+        for module in sorted(graph.find_descendants(plugin) | {plugin})
+        if "engine" in graph.find_modules_directly_imported_by(module)
+    ]
+    assert not offenders, f"import engine.drivers (or engine.errors) instead of engine in: {offenders}"

@@ -14,8 +14,8 @@ def flag_duration(flags: dict[str, str], name: str) -> int:
         return 0
     try:
         value = parse_duration(raw)
-    except ValueError:
-        raise BuildError(f'time: invalid duration "{raw}"') from None
+    except ValueError as exc:  # Go's 'time: invalid duration "x"'
+        raise BuildError(str(exc)) from None
     if value < 1_000_000:
         raise BuildError(f'Interval "{name}" cannot be less than 1ms')
     return value

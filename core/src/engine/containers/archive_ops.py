@@ -1,7 +1,7 @@
 """Filesystem operations on a container's root: image content into new volumes, and ``docker cp``.
 
 Every path a client names is resolved inside the container's root
-(:func:`engine.archive.resolve_in_root`), never on the host.
+(:func:`engine.drivers.layers.resolve_in_root`), never on the host.
 """
 
 from __future__ import annotations
