@@ -11,6 +11,8 @@ PIP := $(VENV)/bin/pip
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
 	iproute2 btrfs-progs python3-btrfsutil zfs-fuse rsyslog rsyslog-gnutls python3-systemd uidmap rootlesskit slirp4netns fuse-overlayfs tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
 	docker-compose docker-registry apache2-utils
+# only for `make test-guest-devicemapper` (a qemu guest with a kernel that has dm-thin)
+GUEST_APT_PACKAGES := qemu-system-x86 thin-provisioning-tools
 DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
@@ -18,7 +20,7 @@ SHIM_SRC := core/src/engine/runtime/shim/engine-shim.c
 # Debian's docker CLI 20.10 (client only, never docker.io's dockerd) for the two-CLI tests
 DOCKER_2010 := $(VENV)/bin/docker-20.10
 
-.PHONY: install system-packages bytecode run test lint bench clean install-systemd
+.PHONY: install system-packages guest-packages bytecode run test test-guest-devicemapper lint bench clean install-systemd
 
 install: system-packages $(STAMP) $(SHIM) $(DOCKER_2010) bytecode
 
@@ -71,6 +73,16 @@ run: install
 test: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
+
+guest-packages:
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(GUEST_APT_PACKAGES)"
+
+# not part of `make test`: this kernel has no device-mapper, so the devicemapper driver is proven in
+# a qemu TCG guest (Debian's kernel) that runs scripts/guest/devicemapper-check: the driver's tests,
+# the storage conformance suite and the storage benchmark; results in benchmarks/results/
+test-guest-devicemapper: install guest-packages
+	scripts/guest/build
+	scripts/guest/run scripts/guest/devicemapper-check
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ SHIPPED = frozenset(
         "engine-plugin-aufs",
         "engine-plugin-bridge",
         "engine-plugin-btrfs",
+        "engine-plugin-devicemapper",
         "engine-plugin-host",
         "engine-plugin-journald",
         "engine-plugin-json-file",

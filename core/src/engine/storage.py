@@ -20,13 +20,16 @@ log = logging.getLogger(__name__)
 #: moby 20.10's auto-pick order, without the removed and explicit-only drivers
 PRIORITY = ("btrfs", "zfs", "overlay2", "vfs")
 
+#: drivers whose storage-opts carry another prefix than the driver's name (dockerd's ``dm.basesize``)
+OPTION_PREFIX = {"devicemapper": "dm"}
+
 
 def driver_options(name: str, config: DaemonConfig, known: list[str]) -> dict[str, str]:
     """``storage-opts`` for driver ``name``: its own prefix stripped; another driver's prefix is refused."""
     options = {}
     for key, value in config.storage_options().items():
         prefix, dot, rest = key.partition(".")
-        if dot and prefix == name:
+        if dot and prefix == OPTION_PREFIX.get(name, name):
             options[rest] = value
         elif dot and (prefix in known or prefix in ("dm", "zfs", "btrfs", "overlay2")):
             raise ConfigError(f"{name}: unknown option {key}")
