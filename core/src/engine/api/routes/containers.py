@@ -32,7 +32,7 @@ def _id(request: web.Request) -> str:
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = await read_json(request, schema="ContainerCreateRequest")
     name = request.query.get("name") or None
     platform = request.query.get("platform", "")
     if platform and platform.split("/")[0] not in ("linux", ""):
@@ -237,7 +237,7 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 
 async def update(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = await read_json(request, schema="ContainerUpdateRequest")
     warnings = await asyncio.to_thread(_service(request).update, _id(request), body)
     return json_response({"Warnings": warnings})
 
@@ -345,7 +345,7 @@ async def _stream_from_thread(
 
 
 async def commit(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = await read_json(request, schema="ContainerConfig")
     ref = request.query.get("container", "")
     if not ref:
         raise NotFound("No such container: ")

@@ -18,7 +18,7 @@ from aiohttp import web
 from engine.api.keys import DAEMON
 from engine.api.router import Router
 from engine.api.streams import body_reader
-from engine.api.util import json_response, query_bool
+from engine.api.util import json_response, query_bool, read_json
 from engine.distribution.auth import AuthConfig
 from engine.errors import EngineError, InvalidParameter, SystemError
 from engine.filters import Filters
@@ -226,10 +226,7 @@ async def push(request: web.Request) -> web.StreamResponse:
 
 async def auth(request: web.Request) -> web.Response:
     """``POST /auth`` (docker login): checked against the registry's /v2/ as dockerd does."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidParameter("invalid JSON body") from None
+    body = await read_json(request, schema="AuthConfig")
     status = await asyncio.to_thread(_images(request).login, AuthConfig.from_json(body))
     return json_response({"Status": status, "IdentityToken": ""})
 
