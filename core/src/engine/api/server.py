@@ -32,16 +32,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SOCKET_GROUP = "engine"
 
 
-def _use_python_request_parser() -> None:
-    """aiohttp's C request parser only honours "Upgrade: websocket"; its pure-Python parser also
-    honours "Upgrade: tcp", which Docker's attach/exec hijack uses. Without it, stdin bytes sent
-    right behind the request headers would be parsed as a new request and lost."""
-    import aiohttp.http_parser
-    import aiohttp.web_protocol
-
-    aiohttp.web_protocol.HttpRequestParser = aiohttp.http_parser.HttpRequestParserPy  # type: ignore[misc]
-
-
 def tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
     """The server TLS context (go-connections ``tlsconfig.Server``), or None without TLS.
 
@@ -227,12 +217,19 @@ class APIServer:
         """Serve ``app`` on every bound listener."""
         from aiohttp import web
 
-        _use_python_request_parser()
+        from engine.api import protocol
+
+        protocol.install()
         self.app = app
         from engine.api.request_log import RequestLog, logger
 
         self.runner = web.AppRunner(
-            app, access_log_class=RequestLog, access_log=logger, shutdown_timeout=2.0, handle_signals=False
+            app,
+            access_log_class=RequestLog,
+            access_log=logger,
+            shutdown_timeout=2.0,
+            handle_signals=False,
+            **protocol.server_options(),
         )
         await self.runner.setup()
         for sock, context, shown in self._bound:

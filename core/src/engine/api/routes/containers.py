@@ -15,7 +15,7 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON
 from engine.api.router import Router
-from engine.api.streams import body_reader, hijack
+from engine.api.streams import body_reader, hijack, in_upload_thread
 from engine.api.util import dumps, json_response, no_content, query_bool, query_int, read_json
 from engine.errors import InvalidParameter, NotFound
 
@@ -274,7 +274,7 @@ async def archive_put(request: web.Request) -> web.Response:
         raise InvalidParameter("path is required")
     container = await asyncio.to_thread(service.get, _id(request))
     reader = body_reader(request)
-    await asyncio.to_thread(
+    await in_upload_thread(
         service.archive_put,
         container,
         path,
