@@ -53,15 +53,14 @@ class RequestHandler(aiohttp.web_protocol.RequestHandler):
     def eof_received(self) -> bool | None:
         parser = self._parser
         body = getattr(parser, "_payload_parser", None)
-        # a request being handled, parsed and queued, or whose body is still arriving
-        pending = self._current_request is not None or bool(self._messages) or (body is not None and not body.done)
-        if not pending:
-            return None  # nothing left to answer: the transport closes itself
-        if body is not None and not body.done:
-            try:
-                parser.feed_eof()  # type: ignore[union-attr]
-            except Exception as exc:  # the body was cut short: the handler's read fails with "unexpected EOF"
-                aiohttp.http_parser.set_exception(body.payload, UnexpectedEOF("unexpected EOF"), exc)
+        if body is None or body.done:
+            # no body arriving: the client is gone (as Go's background read sees it, which cancels the
+            # request: an interrupted build stops); the transport closes itself
+            return None
+        try:
+            parser.feed_eof()  # type: ignore[union-attr]
+        except Exception as exc:  # the body was cut short: the handler's read fails with "unexpected EOF"
+            aiohttp.http_parser.set_exception(body.payload, UnexpectedEOF("unexpected EOF"), exc)
         self.keep_alive(False)  # answer, then close: no further request can come on this connection
         return True  # keep the write side open for the answer
 
