@@ -12,7 +12,7 @@ from engine import API_VERSION, MIN_API_VERSION
 from engine.api.keys import DAEMON
 from engine.api.protocol import UnexpectedEOF
 from engine.api.util import dumps, version_tuple
-from engine.errors import EngineError, Forbidden, InvalidParameter
+from engine.errors import EngineError, Forbidden, InvalidParameter, os_error_message
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         # a body cut short or badly chunked: the client's error; the connection cannot be reused
         request.protocol.keep_alive(False)
         return error_response(400, _payload_message(exc))
+    except OSError as exc:  # the host's trouble (a full disk, an I/O error), not a bug: no traceback
+        message = os_error_message(exc)
+        log.error("%s %s: %s", request.method, request.path, message)
+        return error_response(500, message)
     except Exception as exc:  # a bug: answer like dockerd (500 with the message), log the traceback
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, str(exc) or exc.__class__.__name__)

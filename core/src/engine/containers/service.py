@@ -411,7 +411,9 @@ class ContainerService:
         for c in selected:
             try:
                 items.append(
-                    views.list_item(c, names=[c.name], image=self._image_for_list(c), size=self.size(c) if size else None)
+                    views.list_item(
+                        c, names=[c.name], image=self._image_for_list(c), size=self.size(c) if size else None
+                    )
                 )
             except (TypeError, ValueError, KeyError, AttributeError) as exc:
                 # a record stored before bodies were checked: one bad container must not hide the others

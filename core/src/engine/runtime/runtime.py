@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.drivers.locks import KeyedLocks
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, NotFound, SystemError, os_error_message
 from engine.runtime import cgroups, control, shimbin
 from engine.runtime.oci import OCIRuntime, log_error, resolve_runtime
 from engine.runtime.spool import Spool
@@ -177,8 +177,14 @@ class Runtime:
                 "cgroups_path": cgroups_path,
                 "created_ns": time.time_ns(),
             }
-            _write_state(state_dir / "config.json", spec)
-            _write_state(state_dir / META_FILE, meta)
+            try:
+                _write_state(state_dir / "config.json", spec)
+                _write_state(state_dir / META_FILE, meta)
+            except OSError as exc:  # a full exec-root: nothing of this start stays behind
+                shutil.rmtree(state_dir, ignore_errors=True)
+                if spool_dir:
+                    shutil.rmtree(spool, ignore_errors=True)
+                raise SystemError(f"failed to write the runtime state: {os_error_message(exc)}") from None
             args = ["-i", container_id, "-b", str(state_dir)]
             oom = cgroups.oom_control_file(cgroups_path) if cgroups_path else None
             if oom is not None:
@@ -347,10 +353,14 @@ def _write_state(path: Path, data: Any) -> None:
     (containers die with the host), and a daemon crash cannot tear a renamed file. Saves two journal
     flushes per start."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, separators=(",", ":"))
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _stop_stray_shim(state_dir: Path) -> None:
