@@ -207,3 +207,32 @@ def test_os_filler_helper_really_fills(tmp_path):
         assert os.statvfs(mount).f_bavail == 0
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_start_that_cannot_be_recorded_stops_the_container_again(small_disks, name):
+    """Space for everything a start writes before the runtime starts, but not for the final state: the
+    daemon stops the container again and says so. The free space is stepped page by page until the
+    start fails at that last write."""
+    daemon, docker, data, exec_root = small_disks
+    docker("create", "--name", name, "--network", "none", "busybox", "sleep", "1000")
+    filler = Filler(data)
+    outcomes = []
+    try:
+        for pages in range(0, 24):
+            filler.fill()
+            os.truncate(filler.file, max(0, filler.file.stat().st_size - pages * 4096))
+            result = docker.run("start", name)
+            if result.returncode == 0:
+                outcomes.append("started")
+                break
+            outcomes.append(result.stderr.strip().splitlines()[0])
+            assert "no space left on device" in result.stderr, result.stderr
+            assert not running(docker, name)
+            assert runc_containers(exec_root) == []
+            assert temp_files(data) == []
+            filler.free()
+    finally:
+        filler.free()
+    assert any("failed to record its state" in o and "stopped again" in o for o in outcomes), outcomes
+    assert "Traceback" not in daemon.log()
+    docker("rm", "-f", name)
