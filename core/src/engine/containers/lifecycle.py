@@ -597,8 +597,16 @@ class Lifecycle:
             known = set(await asyncio.to_thread(self.runtime.known_containers))
         except Exception:
             known = set()
-        for cid in known - {c.id for c in containers}:  # the runtime state of a container that is gone
+        ids = {c.id for c in containers}
+        for cid in known - ids:  # the runtime state of a container that is gone
             log.info("removing the runtime state of unknown container %s", cid[:12])
+            await asyncio.to_thread(self._delete_orphan_state, cid)
+        try:
+            leftovers = set(await asyncio.to_thread(self.runtime.state_dirs)) - ids - known
+        except Exception:
+            leftovers = set()
+        for cid in sorted(leftovers):  # half-made or half-removed exec-root directories of removed containers
+            log.info("removing the exec-root directory of removed container %s", cid[:12])
             await asyncio.to_thread(self._delete_orphan_state, cid)
         for container in containers:
             state = container.state

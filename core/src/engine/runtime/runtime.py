@@ -292,6 +292,14 @@ class Runtime:
         with self._locks(container_id):
             delete_container(self.state_dir(container_id), container_id, timeout)
 
+    def state_dirs(self) -> list[str]:
+        """Every container directory under the exec-root, with runtime state or not (a start or a
+        delete a crash cut short leaves a directory without its meta file)."""
+        try:
+            return sorted(p.name for p in (self.exec_root / "containers").iterdir() if p.is_dir())
+        except FileNotFoundError:
+            return []
+
     def known_containers(self) -> list[str]:
         """Container IDs with runtime state (for the containers subsystem's restore at start-up)."""
         base = self.exec_root / "containers"
