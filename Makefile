@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
 SHIM_SRC := core/src/engine/runtime/shim/engine-shim.c
 
-.PHONY: install system-packages bytecode run test lint bench clean install-systemd
+.PHONY: install system-packages bytecode run test lint bench crash clean install-systemd
 
 install: system-packages $(STAMP) $(SHIM) bytecode
 
@@ -69,6 +69,10 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# SIGKILLs engined at random instants under parallel load; checks the invariants after each restart
+crash: install
+	$(VENV)/bin/python scripts/crash_harness $(CRASH_ARGS)
 
 bench: install
 	$(VENV)/bin/python benchmarks/run.py
