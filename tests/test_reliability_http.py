@@ -126,3 +126,18 @@ def test_slow_clients_do_not_hold_the_workers(engine):
         for sock in slow:
             sock.close()
     assert ping(engine) == 200
+
+
+def test_client_gone_mid_body_leaves_no_traceback(engine):
+    start = len(engine.log())
+    for path in ("/v1.41/containers/create", "/v1.41/images/load", "/v1.41/build"):
+        with connect(engine) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: engine\r\nContent-Type: application/json\r\n"
+                "Content-Length: 100000\r\n\r\n{".encode()
+            )
+            time.sleep(0.2)
+    time.sleep(0.5)
+    assert ping(engine) == 200
+    added = engine.log()[start:]
+    assert "Traceback" not in added, added
