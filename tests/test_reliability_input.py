@@ -176,3 +176,19 @@ def test_500s_do_not_carry_python_words(engine, log_mark):
         status, answer = call(engine, "POST", "/v1.41/containers/create", json.dumps(body))
         assert status == 400, answer
         assert "object is not" not in answer["message"]
+
+
+def test_nul_bytes_and_bad_signals_are_client_errors(engine, busybox, log_mark, cleanup, name):
+    cleanup.append(name)
+    status, answer = call(
+        engine, "POST", f"/v1.41/containers/create?name={name}", json.dumps(create_body(Cmd=["sleep", "100"]))
+    )
+    assert status == 201, answer
+    assert call(engine, "POST", f"/v1.41/containers/{name}/start")[0] == 204
+    status, answer = call(engine, "GET", f"/v1.41/containers/{name}/top?ps_args=%00")
+    assert status == 400, answer
+    status, answer = call(engine, "HEAD", f"/v1.41/containers/{name}/archive?path=/%00")
+    assert status == 400, answer
+    status, answer = call(engine, "POST", f"/v1.41/containers/{name}/kill?signal=999")
+    assert status == 400, answer
+    assert answer["message"] == "The linux daemon does not support signal 999"

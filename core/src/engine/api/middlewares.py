@@ -61,7 +61,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         message = os_error_message(exc)
         log.error("%s %s: %s", request.method, request.path, message)
         return error_response(500, message)
-    except Exception as exc:  # a bug: answer like dockerd (500 with the message), log the traceback
+    except Exception as exc:
+        if isinstance(exc, ValueError) and "embedded null byte" in str(exc):
+            # a NUL in a path or an argument the client sent: Go's syscalls answer EINVAL
+            return error_response(400, "invalid argument: the request has a NUL byte in a path or an argument")
+        # a bug: answer like dockerd (500 with the message), log the traceback
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, str(exc) or exc.__class__.__name__)
 
