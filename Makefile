@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
 SHIM_SRC := core/src/engine/runtime/shim/engine-shim.c
 
-.PHONY: install system-packages bytecode run test lint bench crash clean install-systemd
+.PHONY: install system-packages bytecode run test lint bench crash soak load clean install-systemd
 
 install: system-packages $(STAMP) $(SHIM) bytecode
 
@@ -73,6 +73,14 @@ lint: install
 # SIGKILLs engined at random instants under parallel load; checks the invariants after each restart
 crash: install
 	$(VENV)/bin/python scripts/crash_harness $(CRASH_ARGS)
+
+# 2,000 run --rm and 1,000 exec cycles: daemon RSS, fds and threads must stay flat
+soak: install
+	$(VENV)/bin/python scripts/soak $(SOAK_ARGS)
+
+# 100 concurrent API clients for 10 minutes: p50/p99 per request kind (--target: side by side)
+load: install
+	$(VENV)/bin/python scripts/load $(LOAD_ARGS)
 
 bench: install
 	$(VENV)/bin/python benchmarks/run.py
