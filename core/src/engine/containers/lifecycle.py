@@ -180,9 +180,12 @@ class Lifecycle:
         except Exception:
             log.exception("stopping the unrecorded start of %s failed", container.short_id)
         container.task = None
-        settings = netadapter.teardown(self.service, container)
-        if settings is not None:
-            container.network_settings = settings
+        try:  # the disk is full: removing records may fail too; the process is gone already
+            settings = netadapter.teardown(self.service, container)
+            if settings is not None:
+                container.network_settings = settings
+        except Exception as teardown_exc:
+            log.error("tearing down the network of %s failed: %s", container.short_id, teardown_exc)
         self._unmount_volumes(container)
         self._unmount(container)
         container.state.set_stopped(128)
