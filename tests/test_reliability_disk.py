@@ -236,3 +236,23 @@ def test_start_that_cannot_be_recorded_stops_the_container_again(small_disks, na
     assert any("failed to record its state" in o and "stopped again" in o for o in outcomes), outcomes
     assert "Traceback" not in daemon.log()
     docker("rm", "-f", name)
+
+
+def test_exec_on_full_exec_root_says_so(small_disks, name):
+    _, docker, _, exec_root = small_disks
+    docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000")
+    container_id = docker("inspect", "-f", "{{.Id}}", name).out
+    filler = Filler(exec_root)
+    try:
+        filler.fill()
+        result = docker.run("exec", name, "true")
+        assert result.returncode != 0
+        said = result.stdout + result.stderr  # the CLI prints an exec start's error from the stream
+        assert "no space left on device" in said, said
+        exec_dirs = exec_root / "containers" / container_id / "exec"
+        assert not exec_dirs.exists() or list(exec_dirs.iterdir()) == []
+        assert temp_files(exec_root) == []
+    finally:
+        filler.free()
+    assert docker("exec", name, "echo", "back").out == "back"
+    docker("rm", "-f", name)

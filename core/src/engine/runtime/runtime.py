@@ -332,11 +332,15 @@ class Runtime:
                 raise Conflict(f"exec {exec_id} is already running")
             shutil.rmtree(exec_dir)
         spool = exec_dir / "spool"
-        spool.mkdir(parents=True, mode=0o700)
         tty = bool(process.get("terminal"))
         exec_meta = {"runtime": rt.to_json(), "tty": tty, "stdin": open_stdin, "spool_dir": str(spool)}
-        _write_state(exec_dir / "process.json", process)
-        _write_state(exec_dir / META_FILE, exec_meta)
+        try:
+            spool.mkdir(parents=True, mode=0o700)
+            _write_state(exec_dir / "process.json", process)
+            _write_state(exec_dir / META_FILE, exec_meta)
+        except OSError as exc:  # a full exec-root: nothing of this exec stays behind
+            shutil.rmtree(exec_dir, ignore_errors=True)
+            raise SystemError(f"failed to write the runtime state: {os_error_message(exc)}") from None
         args = ["-x", "-i", container_id, "-p", str(exec_dir / "process.json")]
         try:
             pid = self._spawn(rt, args, exec_dir, spool, tty, open_stdin, timeout, "exec")
