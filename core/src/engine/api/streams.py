@@ -63,6 +63,10 @@ class Hijacked(HijackedConn):
             # tell aiohttp's handler loop that this connection is done: no keep-alive after hijack
             on_close=request.protocol.force_close,
         )
+        # aiohttp's server holds every connection until its own protocol sees the connection lost; ours
+        # took the transport over, so the loss is handed back (else each attach/exec leaks its handler)
+        protocol = request.protocol
+        self.disconnected.add_done_callback(lambda _: protocol.connection_lost(None))
 
 
 async def hijack(request: web.Request) -> Hijacked:
