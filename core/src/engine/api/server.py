@@ -233,7 +233,8 @@ class APIServer:
         )
         await self.runner.setup()
         for sock, context, shown in self._bound:
-            site = web.SockSite(self.runner, sock, ssl_context=context)
+            # Go listens with the kernel's somaxconn; aiohttp would re-listen with 128 (bursts of clients fail)
+            site = web.SockSite(self.runner, sock, ssl_context=context, backlog=socket.SOMAXCONN)
             await site.start()
             self.sites.append(site)
             log.info("API listen on %s", shown)
