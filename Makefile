@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 # docker-compose (v1, with its own docker-py) is for the compose interop test.
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
 	iproute2 btrfs-progs python3-btrfsutil rsyslog python3-systemd uidmap tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
-	docker-compose docker-registry apache2-utils
+	docker-compose docker-registry apache2-utils python3-jsonschema
 DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
