@@ -10,7 +10,7 @@ PIP := $(VENV)/bin/pip
 # which --no-install-recommends keeps out (installing docker.io would start a real dockerd).
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
 	iproute2 btrfs-progs python3-btrfsutil zfs-fuse rsyslog rsyslog-gnutls python3-systemd uidmap rootlesskit slirp4netns fuse-overlayfs tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
-	docker-compose docker-registry apache2-utils
+	docker-compose docker-registry apache2-utils python3-jsonschema
 # only for `make test-guest-devicemapper` (a qemu guest with a kernel that has dm-thin)
 GUEST_APT_PACKAGES := qemu-system-x86 thin-provisioning-tools
 DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
@@ -20,7 +20,7 @@ SHIM_SRC := core/src/engine/runtime/shim/engine-shim.c
 # Debian's docker CLI 20.10 (client only, never docker.io's dockerd) for the two-CLI tests
 DOCKER_2010 := $(VENV)/bin/docker-20.10
 
-.PHONY: install system-packages guest-packages bytecode run test test-guest-devicemapper lint bench clean install-systemd
+.PHONY: install system-packages guest-packages bytecode run test test-guest-devicemapper lint bench crash soak load clean install-systemd
 
 install: system-packages $(STAMP) $(SHIM) $(DOCKER_2010) bytecode
 
@@ -87,6 +87,18 @@ test-guest-devicemapper: install guest-packages
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# SIGKILLs engined at random instants under parallel load; checks the invariants after each restart
+crash: install
+	$(VENV)/bin/python scripts/crash_harness $(CRASH_ARGS)
+
+# 2,000 run --rm and 1,000 exec cycles: daemon RSS, fds and threads must stay flat
+soak: install
+	$(VENV)/bin/python scripts/soak $(SOAK_ARGS)
+
+# 100 concurrent API clients for 10 minutes: p50/p99 per request kind (--target: side by side)
+load: install
+	$(VENV)/bin/python scripts/load $(LOAD_ARGS)
 
 bench: install
 	$(VENV)/bin/python benchmarks/run.py

@@ -191,3 +191,46 @@ def _tree(home: Path) -> set[str]:
             rel = os.path.relpath(os.path.join(dirpath, name), home)
             out.add(rel)
     return out
+
+
+def test_driver_layers_a_crash_orphaned_are_reclaimed_at_start_up(store: LayerStore, tmp_path: Path) -> None:
+    """A daemon killed between the driver's create and the layer record (or between retiring a record
+    and the driver's remove) leaves a driver layer no record names: the next start-up removes it."""
+    kept = store.register(io.BytesIO(layer_tar([("a", "file", b"1")])))
+    driver = store.driver
+    # a register cut short: the staged record names the driver layer, the driver made it
+    staged = store.root / "tmp" / "write-set-crash"
+    staged.mkdir()
+    (staged / "cache-id").write_text("c" * 64)
+    driver.create("c" * 64, None)
+    # an RW layer creation cut short after the driver made both layers
+    mount = store.root / "tmp" / "mount-crash"
+    mount.mkdir()
+    (mount / "mount-id").write_text("d" * 64)
+    (mount / "init-id").write_text("d" * 64 + "-init")
+    driver.create_read_write("d" * 64 + "-init", kept.cache_id, None)
+    driver.create_read_write("d" * 64, "d" * 64 + "-init", None)
+    # a record naming a live layer is never touched
+    (store.root / "tmp" / "remove-live").mkdir()
+    (store.root / "tmp" / "remove-live" / "cache-id").write_text(kept.cache_id)
+
+    again = LayerStore(store.root, driver)
+
+    assert not driver.exists("c" * 64)
+    assert not driver.exists("d" * 64)
+    assert not driver.exists("d" * 64 + "-init")
+    assert driver.exists(kept.cache_id)
+    assert again.exists(kept.chain_id)
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_removing_a_layer_retires_its_record_first(store: LayerStore) -> None:
+    layer = store.register(io.BytesIO(layer_tar([("a", "file", b"1")])))
+    store.create_rw_layer("ctr", layer.chain_id)
+    rw = store._rw_layer("ctr")
+    store.remove_rw_layer("ctr")
+    assert not store.driver.exists(rw.mount_id)
+    assert store.release(layer.chain_id) == [layer.chain_id]
+    assert not store.driver.exists(layer.cache_id)
+    assert list((store.root / "tmp").iterdir()) == []
+    assert list((store.root / "sha256").iterdir()) == []

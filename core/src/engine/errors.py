@@ -56,6 +56,13 @@ class SystemError(EngineError):
     status = 500
 
 
+def os_error_message(exc: OSError) -> str:
+    """An OSError in Go's os.PathError words: ``<path>: no space left on device`` (no ``[Errno 28]``)."""
+    reason = (exc.strerror or str(exc)).lower()
+    path = exc.filename2 or exc.filename
+    return f"{path}: {reason}" if path else reason
+
+
 # -- driver loading ---------------------------------------------------------------------------------
 
 

@@ -7,12 +7,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from engine import API_VERSION, MIN_API_VERSION
 from engine.api import authz
 from engine.api.keys import DAEMON
+from engine.api.protocol import UnexpectedEOF
 from engine.api.util import dumps, version_tuple
-from engine.errors import EngineError, Forbidden, InvalidParameter
+from engine.errors import EngineError, Forbidden, InvalidParameter, os_error_message
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def error_response(status: int, message: str) -> web.Response:
     return web.Response(status=status, body=dumps({"message": message}).encode(), content_type="application/json")
+
+
+def _payload_message(exc: Exception) -> str:
+    """Go's words for a body that could not be read."""
+    if isinstance(exc, UnexpectedEOF):
+        return "unexpected EOF"
+    text = str(exc)
+    if "too large" in text:
+        return "http chunk length too large"
+    if "Not enough data" in text:
+        return "unexpected EOF"
+    return "invalid byte in chunk length"
 
 
 @web.middleware
@@ -41,7 +55,19 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except (ConnectionResetError, BrokenPipeError):
         raise
-    except Exception as exc:  # a bug: answer like dockerd (500 with the message), log the traceback
+    except (RequestPayloadError, UnexpectedEOF) as exc:
+        # a body cut short or badly chunked: the client's error; the connection cannot be reused
+        request.protocol.keep_alive(False)
+        return error_response(400, _payload_message(exc))
+    except OSError as exc:  # the host's trouble (a full disk, an I/O error), not a bug: no traceback
+        message = os_error_message(exc)
+        log.error("%s %s: %s", request.method, request.path, message)
+        return error_response(500, message)
+    except Exception as exc:
+        if isinstance(exc, ValueError) and "embedded null byte" in str(exc):
+            # a NUL in a path or an argument the client sent: Go's syscalls answer EINVAL
+            return error_response(400, "invalid argument: the request has a NUL byte in a path or an argument")
+        # a bug: answer like dockerd (500 with the message), log the traceback
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, str(exc) or exc.__class__.__name__)
 

@@ -27,21 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Go's http.DefaultMaxHeaderBytes
-MAX_HEADER_BYTES = (1 << 20) + 4096  # with the slack net/http adds
 
 #: the socket group used when none is configured; like dockerd's ``docker``, it may be absent
 DEFAULT_SOCKET_GROUP = "engine"
-
-
-def _use_python_request_parser() -> None:
-    """aiohttp's C request parser only honours "Upgrade: websocket"; its pure-Python parser also
-    honours "Upgrade: tcp", which Docker's attach/exec hijack uses. Without it, stdin bytes sent
-    right behind the request headers would be parsed as a new request and lost."""
-    import aiohttp.http_parser
-    import aiohttp.web_protocol
-
-    aiohttp.web_protocol.HttpRequestParser = aiohttp.http_parser.HttpRequestParserPy  # type: ignore[misc]
 
 
 def tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
@@ -217,7 +205,9 @@ class APIServer:
         """Serve ``app`` on every bound listener."""
         from aiohttp import web
 
-        _use_python_request_parser()
+        from engine.api import protocol
+
+        protocol.install()
         self.app = app
         from engine.api.request_log import RequestLog, logger
 
@@ -227,14 +217,12 @@ class APIServer:
             access_log=logger,
             shutdown_timeout=2.0,
             handle_signals=False,
-            # dockerd (Go's net/http) takes header lines up to 1 MiB: X-Registry-Config and
-            # X-Registry-Auth can outgrow aiohttp's 8 KiB default; larger ones are a 4xx
-            max_line_size=MAX_HEADER_BYTES,
-            max_field_size=MAX_HEADER_BYTES,
+            **protocol.server_options(),
         )
         await self.runner.setup()
         for sock, context, shown in self._bound:
-            site = web.SockSite(self.runner, sock, ssl_context=context)
+            # Go listens with the kernel's somaxconn; aiohttp would re-listen with 128 (bursts of clients fail)
+            site = web.SockSite(self.runner, sock, ssl_context=context, backlog=socket.SOMAXCONN)
             await site.start()
             self.sites.append(site)
             log.info("API listen on %s", shown)

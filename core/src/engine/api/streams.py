@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
+import functools
 import io
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -59,6 +63,10 @@ class Hijacked(HijackedConn):
             # tell aiohttp's handler loop that this connection is done: no keep-alive after hijack
             on_close=request.protocol.force_close,
         )
+        # aiohttp's server holds every connection until its own protocol sees the connection lost; ours
+        # took the transport over, so the loss is handed back (else each attach/exec leaks its handler)
+        protocol = request.protocol
+        self.disconnected.add_done_callback(lambda _: protocol.connection_lost(None))
 
 
 async def hijack(request: web.Request) -> Hijacked:
@@ -81,10 +89,30 @@ async def hijack(request: web.Request) -> Hijacked:
     return conn
 
 
+#: threads for the work that reads a request body (load, import, cp, build): a slow or stalled
+#: client holds one of these, never one of the API's own workers, so other clients are still served
+UPLOAD_THREADS = 16
+
+#: a body read that gets no byte for this long gives up, freeing its upload thread
+BODY_IDLE_TIMEOUT = 300.0
+
+_T = TypeVar("_T")
+_uploads: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+async def in_upload_thread(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``asyncio.to_thread`` on the upload threads."""
+    global _uploads
+    if _uploads is None:
+        _uploads = concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="upload")
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_uploads, call)
+
+
 class RequestBody(io.RawIOBase):
     """The request body as a blocking file for worker threads (tar uploads: load, import, cp, build).
     A read gives up once the loop has stopped (daemon shutdown), so a worker never holds up the
-    executor's shutdown waiting for the loop."""
+    executor's shutdown waiting for the loop, and after ``BODY_IDLE_TIMEOUT`` without a byte."""
 
     def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
@@ -97,6 +125,7 @@ class RequestBody(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         future = asyncio.run_coroutine_threadsafe(self._content.read(len(view)), self._loop)
+        deadline = time.monotonic() + BODY_IDLE_TIMEOUT
         while True:
             try:
                 data = future.result(timeout=1.0)
@@ -105,6 +134,9 @@ class RequestBody(io.RawIOBase):
                 if not self._loop.is_running():
                     future.cancel()
                     raise ConnectionAbortedError("the daemon is shutting down") from None
+                if time.monotonic() > deadline:
+                    future.cancel()
+                    raise TimeoutError("timed out reading the request body") from None
         view[: len(data)] = data
         return len(data)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.api import bodies
 from engine.errors import InvalidParameter
 
 
@@ -40,19 +41,31 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
         raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
 
 
-async def read_json(request: web.Request, *, required: bool = False) -> dict[str, Any]:
-    """The JSON body as a dict; an empty body is ``{}`` unless ``required``."""
-    raw = await request.read()
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused (400) past ``limit`` bytes rather than held in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise InvalidParameter(f"request body too large: more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, *, required: bool = False, schema: str | None = None) -> dict[str, Any]:
+    """The JSON body as a dict, checked against the Engine API definition ``schema`` (engine.api.bodies);
+    an empty body is ``{}`` unless ``required``."""
+    raw = await read_body(request, bodies.MAX_JSON_BODY)
     if not raw.strip():
         if required:
             raise InvalidParameter("request body is required")
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # also bytes that are not UTF-8, and nesting too deep
-        raise InvalidParameter(f"invalid JSON: {exc}") from None
+    data = bodies.loads(raw)
     if data is None:
         return {}
+    if schema is not None:
+        data = bodies.check(schema, data)
     if not isinstance(data, dict):
         raise InvalidParameter("invalid JSON: expected an object")
     return data

@@ -37,16 +37,42 @@ class BuildError(Exception):
         self.code = code
 
 
+#: the largest body taken as a bare Dockerfile; anything bigger that is not a tar is refused at once
+MAX_BARE_DOCKERFILE = 1 << 20
+
+
 def extract(stream: BinaryIO, target: Path) -> None:
-    """The request body (tar, gzip/bzip2/xz tar, or a bare Dockerfile) into ``target``."""
+    """The request body (tar, gzip/bzip2/xz tar, or a bare Dockerfile) into ``target``, read as a
+    stream: what is held in memory is bounded whatever the body is.
+
+    :raises InvalidParameter: a body that is neither a tar nor a short text ("invalid tar header").
+    """
     raw = layers.decompress(stream)
-    head = raw.read(512)
+    head = _read_full(raw, 512)
     if len(head) < 512 or head[257:262] != b"ustar":
-        # not a tar: dockerd's clients only send tars, but a bare Dockerfile body is harmless to accept
-        data = head + raw.read()
+        # not a tar: dockerd's clients only send tars, but a short bare Dockerfile is harmless to accept
+        data = head + _read_full(raw, MAX_BARE_DOCKERFILE + 1 - len(head))
+        if len(data) > MAX_BARE_DOCKERFILE or b"\0" in data:
+            raise InvalidParameter("failed to read the build context: archive/tar: invalid tar header")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidParameter("failed to read the build context: archive/tar: invalid tar header") from None
         (target / DEFAULT_DOCKERFILE).write_bytes(data)
         return
     layers.untar(target, _Rejoined(head, raw))
+
+
+def _read_full(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes (fewer only at the end of the stream); decompressors may return short reads."""
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = stream.read(min(size, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 class _Rejoined(io.RawIOBase):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine.containers import logcopy, netadapter, signals, trace
 from engine.containers.restart import RestartManager
 from engine.containers.state import NOT_RUNNING
-from engine.errors import Conflict, EngineError, NotFound, NotModified
+from engine.errors import Conflict, EngineError, NotFound, NotModified, SystemError, os_error_message
 from engine.hooks import ContainerContext
 
 if TYPE_CHECKING:
@@ -111,10 +111,15 @@ class Lifecycle:
             except BaseException as exc:
                 self._start_failed(container, exc)
                 raise
+            started_before = container.has_been_started_before
             container.task = task
             state.set_running(task.pid)
             container.has_been_started_before = True
-            self.service.store.save_state(container)
+            try:
+                self.service.store.save_state(container)
+            except OSError as exc:
+                container.has_been_started_before = started_before
+                self._undo_unrecorded_start(container, exc)
         self.publish(container, "start")
         self._supervise(container, task)
 
@@ -163,10 +168,37 @@ class Lifecycle:
         self._volume_events(container, "mount")
         return task
 
+    def _undo_unrecorded_start(self, container: Container, exc: OSError) -> None:
+        """The container runs but its state could not be written (a full data-root): stop it again,
+        so that disk (not running) and reality agree, and say so. Raises SystemError."""
+        message = (
+            f"cannot start container {container.id}: failed to record its state: {os_error_message(exc)}; "
+            "the container was stopped again"
+        )
+        try:
+            self.runtime.delete(container.id)  # kills what runs, runc delete, cgroups, exec-root dir
+        except Exception:
+            log.exception("stopping the unrecorded start of %s failed", container.short_id)
+        container.task = None
+        try:  # the disk is full: removing records may fail too; the process is gone already
+            settings = netadapter.teardown(self.service, container)
+            if settings is not None:
+                container.network_settings = settings
+        except Exception as teardown_exc:
+            log.error("tearing down the network of %s failed: %s", container.short_id, teardown_exc)
+        self._unmount_volumes(container)
+        self._unmount(container)
+        container.state.set_stopped(128)
+        container.state.error = message
+        with contextlib.suppress(OSError):  # space may be back already
+            self.service.store.save_state(container)
+        log.error("%s", message)
+        raise SystemError(message)
+
     def _start_failed(self, container: Container, exc: BaseException) -> None:
         """dockerd's containerStart error path: record the error and exit code; auto-remove."""
         state = container.state
-        state.error = getattr(exc, "message", None) or str(exc)
+        state.error = os_error_message(exc) if isinstance(exc, OSError) else getattr(exc, "message", None) or str(exc)
         code = getattr(exc, "exit_code", None)
         state.exit_code = code if isinstance(code, int) else (state.exit_code or 128)
         if isinstance(exc, (NotModified,)):
@@ -568,8 +600,16 @@ class Lifecycle:
             known = set(await asyncio.to_thread(self.runtime.known_containers))
         except Exception:
             known = set()
-        for cid in known - {c.id for c in containers}:  # the runtime state of a container that is gone
+        ids = {c.id for c in containers}
+        for cid in known - ids:  # the runtime state of a container that is gone
             log.info("removing the runtime state of unknown container %s", cid[:12])
+            await asyncio.to_thread(self._delete_orphan_state, cid)
+        try:
+            leftovers = set(await asyncio.to_thread(self.runtime.state_dirs)) - ids - known
+        except Exception:
+            leftovers = set()
+        for cid in sorted(leftovers):  # half-made or half-removed exec-root directories of removed containers
+            log.info("removing the exec-root directory of removed container %s", cid[:12])
             await asyncio.to_thread(self._delete_orphan_state, cid)
         for container in containers:
             state = container.state

@@ -416,10 +416,18 @@ class ContainerService:
             lookup=self.get,
             ancestor_ids=self._ancestor_ids,
         )
-        return [
-            views.list_item(c, names=[c.name], image=self._image_for_list(c), size=self.size(c) if size else None)
-            for c in selected
-        ]
+        items = []
+        for c in selected:
+            try:
+                items.append(
+                    views.list_item(
+                        c, names=[c.name], image=self._image_for_list(c), size=self.size(c) if size else None
+                    )
+                )
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                # a record stored before bodies were checked: one bad container must not hide the others
+                log.warning("container %s left out of the listing: its stored config is unreadable: %s", c.id, exc)
+        return items
 
     def _image_for_list(self, container: Container) -> str:
         """The image reference the container was made from, or its ID once that ref moved (dockerd)."""

@@ -27,6 +27,8 @@ def parse(raw: str) -> int:
         num = int(raw)
         if num == 0:
             raise InvalidParameter(f"Invalid signal: {raw}")
+        if num > signal.SIGRTMAX:  # dockerd's ValidSignalForPlatform
+            raise InvalidParameter(f"The linux daemon does not support signal {num}")
         return num
     key = raw.upper()
     if key.startswith("SIG"):

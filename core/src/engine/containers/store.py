@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.containers.model import Container
-from engine.drivers.records import fsync_dir, write_atomic
+from engine.drivers.records import fsync_dir, sweep_temp, temp_name, write_atomic
 from engine.errors import Conflict, InvalidParameter, NotFound
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,15 @@ CREATING = ".creating"
 def write_replace(path: Path, data: str) -> None:
     """Replace ``path`` by rename without fsync: enough for a daemon killed at any instant (the page
     cache survives it); used for frequent run-state updates on the start/stop hot path."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "w") as f:
-        f.write(data)
-    os.chmod(tmp, 0o600)
-    os.rename(tmp, path)
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(data)
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a temp file behind for ever
+        raise
 
 
 def name_conflict(name: str, owner: str) -> Conflict:
@@ -166,6 +170,8 @@ class ContainerStore:
             if not entry.is_dir() or entry.name.startswith("."):
                 continue
             path = Path(entry.path)
+            for tmp in sweep_temp(path):  # a write a kill -9 interrupted
+                log.info("removed the temp file %s a crash left behind", tmp)
             journal_path = path / CREATING
             if journal_path.exists() or not (path / "config.v2.json").exists():
                 try:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RecordDir", "fsync_dir", "read_json", "write_atomic", "write_json"]
+__all__ = ["RecordDir", "fsync_dir", "read_json", "sweep_temp", "temp_name", "write_atomic", "write_json"]
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +21,45 @@ log = logging.getLogger(__name__)
 def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> None:
     """Write a file so that a crash at any instant leaves the old or the new content, never a mix:
     temp file, fsync, rename, fsync of the directory."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_name(path)
     view = memoryview(data.encode() if isinstance(data, str) else data)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a temp file behind for ever
+        raise
     fsync_dir(path.parent)
+
+
+def temp_name(path: Path) -> Path:
+    """The temp file an atomic write of ``path`` goes through (the pattern :func:`sweep_temp` removes)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+
+def sweep_temp(directory: Path) -> list[Path]:
+    """Remove the temp files of atomic writes a killed daemon left in ``directory``; returns them."""
+    swept = []
+    try:
+        candidates = list(directory.glob(".*.tmp*"))
+    except OSError:
+        return swept
+    for tmp in candidates:
+        try:
+            tmp.unlink()
+        except IsADirectoryError:
+            continue
+        except OSError:
+            continue
+        swept.append(tmp)
+    return swept
 
 
 def fsync_dir(path: Path) -> None:
@@ -79,6 +107,5 @@ class RecordDir:
             except (OSError, ValueError) as exc:
                 # a torn write cannot happen (atomic rename); anything else is reported, not fatal
                 log.error("ignoring unreadable record %s: %s", file, exc)
-        for tmp in self.path.glob(".*.tmp-*"):  # left by a kill -9 mid-write
-            tmp.unlink(missing_ok=True)
+        sweep_temp(self.path)  # left by a kill -9 mid-write
         return out

@@ -20,6 +20,7 @@ chain ID / container ID; the maps themselves are guarded by one short-held lock.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -32,7 +33,7 @@ from typing import IO, BinaryIO
 from engine.chainid import chain_id
 from engine.drivers.layers import decompress
 from engine.drivers.locks import KeyedLocks
-from engine.drivers.records import write_atomic
+from engine.drivers.records import fsync_dir, write_atomic
 from engine.drivers.storage import Change, CreateOpts, StorageDriver
 from engine.errors import Conflict, NotFound
 from engine.images import tarsplit
@@ -40,6 +41,8 @@ from engine.images import tarsplit
 TAR_SPLIT = "tar-split.json.gz"
 #: sha256 of an empty tar (two zero blocks): a layer with no changes (commit of an untouched container)
 EMPTY_LAYER_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+log = logging.getLogger(__name__)
 
 
 # -- model ----------------------------------------------------------------------------------------------
@@ -92,8 +95,6 @@ class LayerStore:
         return self.root / "mounts" / container_id
 
     def _load(self) -> None:
-        shutil.rmtree(self.root / "tmp", ignore_errors=True)  # half-written layers of a crash
-        (self.root / "tmp").mkdir(mode=0o700, exist_ok=True)
         for entry in sorted((self.root / "sha256").iterdir()):
             try:
                 layer = Layer(
@@ -122,6 +123,40 @@ class LayerStore:
             self._rw[rw.container_id] = rw
             if rw.parent and rw.parent in self._layers:
                 self._layers[rw.parent].refs += 1
+        self._reclaim_tmp()
+
+    def _reclaim_tmp(self) -> None:
+        """Finish what a crash cut short. ``tmp/`` holds the records of layers being created (written
+        before the driver creates anything) and of layers being removed (moved there before the driver
+        removes anything): a driver directory one of them names, and no live record does, is an orphan."""
+        live = {layer.cache_id for layer in self._layers.values()}
+        for rw in self._rw.values():
+            live |= {rw.mount_id, rw.init_id or ""}
+        tmp = self.root / "tmp"
+        for entry in sorted(tmp.iterdir()):
+            for name in ("cache-id", "mount-id", "init-id"):
+                driver_id = _read_optional(entry / name) if entry.is_dir() else None
+                if not driver_id or driver_id in live:
+                    continue
+                try:
+                    if self.driver.exists(driver_id):
+                        self.driver.remove(driver_id)
+                        log.warning("reclaimed the storage driver's layer %s: no layer record refers to it", driver_id)
+                except Exception as exc:
+                    log.error("reclaiming the orphan layer %s failed: %s", driver_id, exc)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(mode=0o700, exist_ok=True)
+
+    def _retire(self, record: Path) -> Path | None:
+        """Move a layer's record into ``tmp/`` before its driver directories are removed: a crash from
+        here on leaves no record pointing at a half-removed layer, and start-up reclaims the rest."""
+        target = self.root / "tmp" / f"remove-{secrets.token_hex(8)}"
+        try:
+            os.rename(record, target)
+        except FileNotFoundError:
+            return None
+        fsync_dir(record.parent)
+        return target
 
     def garbage_collect(self) -> list[str]:
         """Remove layers nothing references (left by a crash between register and image create).
@@ -181,8 +216,10 @@ class LayerStore:
                     if layer.refs > 0 or self._layers.get(current) is not layer:
                         break  # taken again meanwhile
                     del self._layers[current]
+                retired = self._retire(self._dir(current))
                 self.driver.remove(layer.cache_id)
-                shutil.rmtree(self._dir(current), ignore_errors=True)
+                if retired is not None:
+                    shutil.rmtree(retired, ignore_errors=True)
             removed.append(current)
             current = layer.parent
         return removed
@@ -197,6 +234,7 @@ class LayerStore:
         staging.mkdir(mode=0o700)
         created = False
         try:
+            write_atomic(staging / "cache-id", cache_id)  # before the driver makes it: see _reclaim_tmp
             parent_cache = parent_layer.cache_id if parent_layer else None
             self.driver.create(cache_id, parent_cache)
             created = True
@@ -299,7 +337,12 @@ class LayerStore:
             init_id = mount_id + "-init"
             opts = CreateOpts(storage_opt=dict(storage_opt or {}))
             made: list[str] = []
+            staging = self.root / "tmp" / f"mount-{secrets.token_hex(8)}"
             try:
+                staging.mkdir(mode=0o700)
+                # named before the driver makes them: a crash in between leaves them to _reclaim_tmp
+                write_atomic(staging / "mount-id", mount_id)
+                write_atomic(staging / "init-id", init_id)
                 self.driver.create_read_write(init_id, parent_layer.cache_id if parent_layer else None, opts)
                 made.append(init_id)
                 if init is not None:
@@ -310,10 +353,6 @@ class LayerStore:
                         self.driver.put(init_id)
                 self.driver.create_read_write(mount_id, init_id, opts)
                 made.append(mount_id)
-                staging = self.root / "tmp" / f"mount-{secrets.token_hex(8)}"
-                staging.mkdir(mode=0o700)
-                write_atomic(staging / "mount-id", mount_id)
-                write_atomic(staging / "init-id", init_id)
                 if parent:
                     write_atomic(staging / "parent", parent)
                 os.rename(staging, self._mount_dir(container_id))
@@ -321,6 +360,7 @@ class LayerStore:
                 for driver_id in reversed(made):
                     with contextlib.suppress(Exception):
                         self.driver.remove(driver_id)
+                shutil.rmtree(staging, ignore_errors=True)
                 if parent:
                     self.release(parent)
                 raise
@@ -357,10 +397,12 @@ class LayerStore:
                     self.driver.put(rw.mount_id)
                     rw.mounts -= 1
                 rw.path = None
+                retired = self._retire(self._mount_dir(container_id))
                 self.driver.remove(rw.mount_id)
                 if rw.init_id:
                     self.driver.remove(rw.init_id)
-            shutil.rmtree(self._mount_dir(container_id), ignore_errors=True)
+            if retired is not None:
+                shutil.rmtree(retired, ignore_errors=True)
             with self._maps:
                 self._rw.pop(container_id, None)
             if rw.parent:

@@ -268,7 +268,7 @@ def unpack(stream: BinaryIO, root: Path) -> Unpacked:
     try:
         tar = tarfile.open(fileobj=stream, mode="r|*", tarinfo=layers.BoundedTarInfo)  # noqa: SIM115 - closed by the with below
     except tarfile.TarError as exc:
-        raise InvalidParameter(f"invalid archive: {exc}") from None
+        raise InvalidParameter(_tar_error(exc)) from None
     with tar:
         try:
             for member in tar:
@@ -290,8 +290,18 @@ def unpack(stream: BinaryIO, root: Path) -> Unpacked:
                     with open(target, "wb") as f:
                         shutil.copyfileobj(src, f, 1 << 20)
         except (tarfile.TarError, layers.HeaderTooLong) as exc:
-            raise InvalidParameter(f"invalid archive: {exc}") from None
+            raise InvalidParameter(_tar_error(exc)) from None
     return unpacked
+
+
+def _tar_error(exc: Exception) -> str:
+    """Go's archive/tar words for what Python's tarfile refused (dockerd's answer to a bad archive)."""
+    text = str(exc)
+    if text in ("invalid header", "bad checksum", "empty header"):
+        return "archive/tar: invalid tar header"
+    if text in ("truncated header", "unexpected end of data"):
+        return "unexpected EOF"
+    return f"invalid archive: {text}"
 
 
 def _prefixes(name: str) -> Iterator[str]:

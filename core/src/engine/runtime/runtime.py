@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.drivers.locks import KeyedLocks
-from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.errors import Conflict, InvalidParameter, NotFound, SystemError, os_error_message
 from engine.runtime import cgroups, control, shimbin
 from engine.runtime.oci import OCIRuntime, log_error, resolve_runtime
 from engine.runtime.spool import Spool
@@ -185,8 +185,14 @@ class Runtime:
                 "cgroups_path": cgroups_path,
                 "created_ns": time.time_ns(),
             }
-            _write_state(state_dir / "config.json", spec)
-            _write_state(state_dir / META_FILE, meta)
+            try:
+                _write_state(state_dir / "config.json", spec)
+                _write_state(state_dir / META_FILE, meta)
+            except OSError as exc:  # a full exec-root: nothing of this start stays behind
+                shutil.rmtree(state_dir, ignore_errors=True)
+                if spool_dir:
+                    shutil.rmtree(spool, ignore_errors=True)
+                raise SystemError(f"failed to write the runtime state: {os_error_message(exc)}") from None
             args = ["-i", container_id, "-b", str(state_dir)]
             oom = cgroups.oom_control_file(cgroups_path) if cgroups_path else None
             if oom is not None:
@@ -294,6 +300,14 @@ class Runtime:
         with self._locks(container_id):
             delete_container(self.state_dir(container_id), container_id, timeout)
 
+    def state_dirs(self) -> list[str]:
+        """Every container directory under the exec-root, with runtime state or not (a start or a
+        delete a crash cut short leaves a directory without its meta file)."""
+        try:
+            return sorted(p.name for p in (self.exec_root / "containers").iterdir() if p.is_dir())
+        except FileNotFoundError:
+            return []
+
     def known_containers(self) -> list[str]:
         """Container IDs with runtime state (for the containers subsystem's restore at start-up)."""
         base = self.exec_root / "containers"
@@ -326,11 +340,15 @@ class Runtime:
                 raise Conflict(f"exec {exec_id} is already running")
             shutil.rmtree(exec_dir)
         spool = exec_dir / "spool"
-        spool.mkdir(parents=True, mode=0o700)
         tty = bool(process.get("terminal"))
         exec_meta = {"runtime": rt.to_json(), "tty": tty, "stdin": open_stdin, "spool_dir": str(spool)}
-        _write_state(exec_dir / "process.json", process)
-        _write_state(exec_dir / META_FILE, exec_meta)
+        try:
+            spool.mkdir(parents=True, mode=0o700)
+            _write_state(exec_dir / "process.json", process)
+            _write_state(exec_dir / META_FILE, exec_meta)
+        except OSError as exc:  # a full exec-root: nothing of this exec stays behind
+            shutil.rmtree(exec_dir, ignore_errors=True)
+            raise SystemError(f"failed to write the runtime state: {os_error_message(exc)}") from None
         args = ["-x", "-i", container_id, "-p", str(exec_dir / "process.json")]
         try:
             pid = self._spawn(rt, args, exec_dir, spool, tty, open_stdin, timeout, "exec")
@@ -355,10 +373,14 @@ def _write_state(path: Path, data: Any) -> None:
     (containers die with the host), and a daemon crash cannot tear a renamed file. Saves two journal
     flushes per start."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, separators=(",", ":"))
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _stop_stray_shim(state_dir: Path) -> None:

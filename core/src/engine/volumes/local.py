@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.drivers.records import write_json
+from engine.drivers.records import sweep_temp, write_json
 from engine.drivers.timefmt import rfc3339
 from engine.drivers.units import parse_size
-from engine.errors import EngineError, InvalidParameter, SystemError
+from engine.errors import EngineError, InvalidParameter, SystemError, os_error_message
 from engine.volumes import mounts
 
 log = logging.getLogger(__name__)
@@ -175,9 +175,11 @@ class LocalDriver:
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o701)
         found = {}
+        sweep_temp(self.root)  # left by a kill -9 mid-write
         for entry in sorted(self.root.iterdir()):
             if not entry.is_dir() or entry.is_symlink() or entry.name.startswith("."):
                 continue
+            sweep_temp(entry)
             volume = LocalVolume.load(entry)
             if volume.needs_mount or mounts.is_mountpoint(volume.mountpoint):
                 volume.force_unmount()
@@ -201,7 +203,9 @@ class LocalDriver:
             volume.save()
         except OSError as exc:
             shutil.rmtree(path, ignore_errors=True)
-            raise SystemError(f"error while creating volume data path '{path / DATA_DIR}': {exc}") from None
+            raise SystemError(
+                f"error while creating volume data path '{path / DATA_DIR}': {os_error_message(exc)}"
+            ) from None
         return volume
 
     def remove(self, volume: LocalVolume) -> None:

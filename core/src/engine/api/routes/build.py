@@ -20,7 +20,7 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON
 from engine.api.router import Router
-from engine.api.streams import JSONStream, body_reader
+from engine.api.streams import JSONStream, body_reader, in_upload_thread
 from engine.api.util import api_version, query_bool, query_int
 from engine.builder import context as ctx
 from engine.builder import run as runmod
@@ -202,7 +202,7 @@ async def build(request: web.Request) -> web.StreamResponse:
     try:
         context_dir = work / "context"
         context_dir.mkdir()
-        await asyncio.to_thread(ctx.extract, body_reader(request), context_dir)
+        await in_upload_thread(ctx.extract, body_reader(request), context_dir)
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
         output = _Output(loop, queue, daemon.containers, aux=api_version(request) >= (1, 30))
         builder = Builder(daemon.images, daemon.containers, options, context_dir, output)

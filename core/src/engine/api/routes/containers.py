@@ -15,7 +15,7 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON
 from engine.api.router import Router
-from engine.api.streams import body_reader, hijack
+from engine.api.streams import body_reader, hijack, in_upload_thread
 from engine.api.util import dumps, json_response, no_content, query_bool, query_int, read_json
 from engine.errors import InvalidParameter, NotFound
 
@@ -32,7 +32,7 @@ def _id(request: web.Request) -> str:
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = await read_json(request, schema="ContainerCreateRequest")
     name = request.query.get("name") or None
     platform = request.query.get("platform", "")
     if platform and platform.split("/")[0] not in ("linux", ""):
@@ -237,7 +237,7 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 
 async def update(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = await read_json(request, schema="ContainerUpdateRequest")
     warnings = await asyncio.to_thread(_service(request).update, _id(request), body)
     return json_response({"Warnings": warnings})
 
@@ -274,7 +274,7 @@ async def archive_put(request: web.Request) -> web.Response:
         raise InvalidParameter("path is required")
     container = await asyncio.to_thread(service.get, _id(request))
     reader = body_reader(request)
-    await asyncio.to_thread(
+    await in_upload_thread(
         service.archive_put,
         container,
         path,
@@ -345,7 +345,7 @@ async def _stream_from_thread(
 
 
 async def commit(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = await read_json(request, schema="ContainerConfig")
     ref = request.query.get("container", "")
     if not ref:
         raise NotFound("No such container: ")

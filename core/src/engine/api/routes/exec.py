@@ -21,13 +21,13 @@ def _execs(request: web.Request) -> ExecManager:
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True)
+    body = await read_json(request, required=True, schema="ExecConfig")
     exec_id = await asyncio.to_thread(_execs(request).create, request.match_info["id"], body)
     return json_response({"Id": exec_id}, status=201)
 
 
 async def start(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request)
+    body = await read_json(request, schema="ExecStartConfig")
     execs = _execs(request)
     instance, container = await asyncio.to_thread(execs.begin, request.match_info["id"])
     console_size = body.get("ConsoleSize")

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from engine.api.keys import DAEMON
 from engine.api.router import Router
-from engine.api.streams import body_reader
-from engine.api.util import json_response, query_bool
+from engine.api.streams import body_reader, in_upload_thread
+from engine.api.util import json_response, query_bool, read_json
 from engine.distribution.auth import AuthConfig
 from engine.errors import EngineError, InvalidParameter, SystemError
 from engine.filters import Filters
@@ -52,8 +52,15 @@ class ProgressStream:
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> web.StreamResponse:
         """Run ``fn`` in a thread; an error before the first message is a plain error response."""
+        return await self.run_in(asyncio.to_thread, fn, *args, **kwargs)
+
+    async def run_upload(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> web.StreamResponse:
+        """:meth:`run` for work that reads the request body: on an upload thread (engine.api.streams)."""
+        return await self.run_in(in_upload_thread, fn, *args, **kwargs)
+
+    async def run_in(self, runner: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> web.StreamResponse:
         try:
-            await asyncio.to_thread(fn, *args, **kwargs)
+            await runner(fn, *args, **kwargs)
         except Exception as exc:
             if not self.started:
                 raise
@@ -151,7 +158,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     if os_name and os_name != "linux":
         raise InvalidParameter(f'"{platform}": operating system is not supported')
     stream = ProgressStream(request)
-    return await stream.run(
+    return await (stream.run_upload if src == "-" else stream.run)(
         images.import_image,
         src,
         body_reader(request) if src == "-" else None,
@@ -167,7 +174,7 @@ async def create(request: web.Request) -> web.StreamResponse:
 async def load(request: web.Request) -> web.StreamResponse:
     quiet = query_bool(request, "quiet", True)
     stream = ProgressStream(request)
-    return await stream.run(_images(request).load, body_reader(request), stream.emit, quiet)
+    return await stream.run_upload(_images(request).load, body_reader(request), stream.emit, quiet)
 
 
 async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
@@ -226,10 +233,7 @@ async def push(request: web.Request) -> web.StreamResponse:
 
 async def auth(request: web.Request) -> web.Response:
     """``POST /auth`` (docker login): checked against the registry's /v2/ as dockerd does."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidParameter("invalid JSON body") from None
+    body = await read_json(request, schema="AuthConfig")
     status = await asyncio.to_thread(_images(request).login, AuthConfig.from_json(body))
     return json_response({"Status": status, "IdentityToken": ""})
 

@@ -57,7 +57,7 @@ def _string_map(value: Any, what: str) -> dict[str, str]:
 
 async def create_network(request: web.Request) -> web.Response:
     ctl = _controller(request)
-    body = await read_json(request, required=True)
+    body = await read_json(request, required=True, schema="NetworkCreateRequest")
     name = body.get("Name") or ""
     if body.get("Ingress"):
         raise InvalidParameter("ingress networks need swarm mode")
@@ -89,7 +89,7 @@ async def delete_network(request: web.Request) -> web.Response:
 
 
 async def connect(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True)
+    body = await read_json(request, required=True, schema="NetworkConnect")
     await asyncio.to_thread(
         request.app[DAEMON].containers.connect_network,
         request.match_info["id"],
@@ -100,7 +100,7 @@ async def connect(request: web.Request) -> web.Response:
 
 
 async def disconnect(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True)
+    body = await read_json(request, required=True, schema="NetworkDisconnect")
     await asyncio.to_thread(
         request.app[DAEMON].containers.disconnect_network,
         request.match_info["id"],

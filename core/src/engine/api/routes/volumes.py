@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from engine.api import bodies
 from engine.api.keys import DAEMON
 from engine.api.router import Router
-from engine.api.util import json_response, no_content, query_bool
+from engine.api.util import json_response, no_content, query_bool, read_body
 from engine.errors import InvalidParameter
 from engine.filters import Filters
 
@@ -41,60 +41,14 @@ async def inspect_volume(request: web.Request) -> web.Response:
     return json_response(volume.to_api())
 
 
-_CREATE_FIELDS = {
-    "Name": "string",
-    "Driver": "string",
-    "DriverOpts": "map[string]string",
-    "Labels": "map[string]string",
-}
-
-
-def _check_create_body(body: Any) -> dict[str, Any]:
-    """Decode ``VolumeCreateBody`` as Go's encoding/json would (wrong types are Go's message)."""
-    if not isinstance(body, dict):
-        kind = "array" if isinstance(body, list) else "value"
-        raise InvalidParameter(f"json: cannot unmarshal {kind} into Go value of type volume.VolumeCreateBody")
-    for key, go_type in _CREATE_FIELDS.items():
-        value = body.get(key)
-        if value is None:
-            continue
-        if go_type == "string" and not isinstance(value, str):
-            raise InvalidParameter(
-                f"json: cannot unmarshal {_kind(value)} into Go struct field VolumeCreateBody.{key} of type string"
-            )
-        if go_type != "string":
-            if not isinstance(value, dict):
-                raise InvalidParameter(
-                    f"json: cannot unmarshal {_kind(value)} into Go struct field VolumeCreateBody.{key} of type {go_type}"
-                )
-            for item in value.values():
-                if not isinstance(item, str):
-                    raise InvalidParameter(
-                        f"json: cannot unmarshal {_kind(item)} into Go struct field VolumeCreateBody.{key} of type string"
-                    )
-    return body
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
-
-
 async def create_volume(request: web.Request) -> web.Response:
     content_type = request.headers.get("Content-Type", "")
-    raw = await request.read()
+    raw = await read_body(request, bodies.MAX_JSON_BODY)
     if content_type and content_type.split(";")[0].strip() != "application/json":
         raise InvalidParameter(f"Content-Type specified ({content_type}) must be 'application/json'")
     if not raw.strip():
         raise InvalidParameter("got EOF while reading request body")
-    try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidParameter(f"invalid character in request body: {exc}") from None
-    body = _check_create_body(body)
+    body = bodies.check("VolumeCreateBody", bodies.loads(raw)) or {}
     volume = await asyncio.to_thread(
         _service(request).create,
         body.get("Name") or None,
