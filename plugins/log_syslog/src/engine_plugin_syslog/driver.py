@@ -40,6 +40,7 @@ class SyslogLogDriver(LogDriver):
         except ValueError as exc:
             raise InvalidParameter(str(exc)) from None
         self.hostname = socket.gethostname()
+        self._encoder = formats.Encoder(self.formatter, self.framer, self.hostname, self.tag)
         # dockerd dials here; engine builds drivers on the event loop, where a tcp connect to an
         # address that does not answer would stall the daemon: the copier's thread dials on the
         # first message instead, and a failure is reported like every write error
@@ -53,22 +54,16 @@ class SyslogLogDriver(LogDriver):
 
     def encode(self, message: LogMessage) -> bytes:
         severity = options.LOG_ERR if message.source == "stderr" else options.LOG_INFO
-        return formats.message(
-            self.formatter,
-            self.framer,
-            self.facility | severity,
-            self.hostname,
-            self.tag,
-            message.timestamp,
-            message.line,
-        )
+        return self._encoder.encode(self.facility | severity, message.timestamp, message.line)
 
     def log(self, message: LogMessage) -> None:
         if message.line:
             self._conn.write(self.encode(message))
 
     def log_many(self, messages: Sequence[LogMessage]) -> None:
-        encoded = [self.encode(message) for message in messages if message.line]
+        encode = self._encoder.encode
+        out, err = self.facility | options.LOG_INFO, self.facility | options.LOG_ERR
+        encoded = [encode(err if m.source == "stderr" else out, m.timestamp, m.line) for m in messages if m.line]
         if encoded:
             self._conn.write_many(encoded)
 
