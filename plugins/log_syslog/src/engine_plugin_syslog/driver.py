@@ -41,10 +41,15 @@ class SyslogLogDriver(LogDriver):
             raise InvalidParameter(str(exc)) from None
         self.hostname = socket.gethostname()
         self._encoder = formats.Encoder(self.formatter, self.framer, self.hostname, self.tag)
-        # dockerd dials here; engine builds drivers on the event loop, where a tcp connect to an
-        # address that does not answer would stall the daemon: the copier's thread dials on the
-        # first message instead, and a failure is reported like every write error
+        # dockerd dials in its constructor; engine builds drivers on the event loop too (to read a
+        # stopped container's logs, which syslog cannot anyway): the dial is in start(), which the
+        # daemon calls in a thread before the container starts (a failure fails the start)
         self._conn = SyslogConnection(proto, address, tls)
+
+    def start(self) -> None:
+        """Dial the server: "dial tcp 127.0.0.1:514: connect: connection refused" fails the start.
+        A connection lost later is dialled again by the next write (srslog's retry)."""
+        self._conn.connect()
 
     @classmethod
     def check_options(cls, config: Mapping[str, str]) -> None:

@@ -14,6 +14,14 @@ from engine_plugin_syslog.options import split_host_port
 LOCAL_PATHS = ("/dev/log", "/var/run/syslog", "/var/run/log")
 
 
+def go_error(exc: OSError) -> str:
+    """An errno's text as Go prints it ("connection refused": glibc's text, lower case)."""
+    if isinstance(exc, TimeoutError) and not exc.strerror:
+        return "i/o timeout"
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
 class SyslogConnection:
     """One socket to ``address`` over ``proto`` (``""``: the local syslog), dialled by the first write."""
 
@@ -37,7 +45,7 @@ class SyslogConnection:
                 sock.connect(self.address)
             except OSError as exc:
                 sock.close()
-                raise OSError(f"dial {self.proto} {self.address}: connect: {exc.strerror}") from None
+                raise OSError(f"dial {self.proto} {self.address}: connect: {go_error(exc)}") from None
             return sock
         host, port = split_host_port(self.address)
         network = "udp" if self.proto == "udp" else "tcp"
@@ -52,7 +60,7 @@ class SyslogConnection:
                 sock = socket.create_connection((host, int(port)), timeout=self.timeout)
                 sock.settimeout(None)
         except OSError as exc:
-            raise OSError(f"dial {network} {self.address}: connect: {exc.strerror or exc}") from None
+            raise OSError(f"dial {network} {self.address}: connect: {go_error(exc)}") from None
         if self.proto == SECURE_PROTO:
             assert self.tls is not None
             try:
@@ -74,6 +82,14 @@ class SyslogConnection:
                     continue
                 return sock
         raise OSError("Unix syslog delivery error")
+
+    def connect(self) -> None:
+        """Dial now (when not connected yet)."""
+        with self._lock:
+            if self._closed:
+                raise OSError("syslog writer closed")
+            if self._sock is None:
+                self._redial()
 
     def write(self, data: bytes) -> None:
         self.write_many([data])
