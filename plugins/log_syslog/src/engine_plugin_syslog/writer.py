@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -116,6 +117,8 @@ class SyslogConnection:
             except OSError:
                 self._sock.close()
                 self._sock = None
+                if self._closed:  # close() broke a blocked write: no new connection
+                    raise
         getattr(self._redial(), method)(data)
 
     def _redial(self) -> socket.socket:
@@ -123,8 +126,15 @@ class SyslogConnection:
         return self._sock
 
     def close(self) -> None:
+        self._closed = True
+        sock = self._sock
+        if sock is not None:
+            # a write blocked on a server that stopped reading holds the lock: shutting the socket
+            # down makes it fail now (the plain socket's shutdown: TLS's would drop its state
+            # under the writing thread)
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
         with self._lock:
-            self._closed = True
             if self._sock is not None:
                 self._sock.close()  # TLS: no wait for the peer's close_notify (Go's Close does not wait either)
                 self._sock = None
