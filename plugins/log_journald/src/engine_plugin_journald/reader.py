@@ -17,7 +17,7 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from engine.drivers.log import LogMessage, PartialMeta, ReadConfig
@@ -80,9 +80,23 @@ def _attr_keys(entry: dict[str, Any]) -> tuple[str, ...]:
     return keys
 
 
-def to_message(entry: dict[str, Any], realtime_us: int) -> LogMessage:
+_last_stamp: tuple[bytes, int] = (b"", 0)  # the lines of one read of the output share a time
+
+
+def _stamp_ns(raw: bytes) -> int:
+    global _last_stamp
+    last = _last_stamp
+    if last[0] == raw:
+        return last[1]
+    ns = parse_rfc3339nano(raw.decode())
+    _last_stamp = (raw, ns)
+    return ns
+
+
+def to_message(entry: dict[str, Any], realtime_us: int | Callable[[], int]) -> LogMessage:
     """An entry as the message ``docker logs`` writes: the newline back unless it is a piece of a
-    long line, the stream from PRIORITY, the extra fields as attributes (``--details``)."""
+    long line, the stream from PRIORITY, the extra fields as attributes (``--details``).
+    ``realtime_us`` (or a function giving it, asked only when needed): the receive time."""
     line = _value(entry.get("MESSAGE", b""))
     source = "stderr" if _value(entry.get("PRIORITY", b"")) == b"3" else "stdout"
     partial = None
@@ -94,12 +108,14 @@ def to_message(entry: dict[str, Any], realtime_us: int) -> LogMessage:
             "CONTAINER_PARTIAL_MESSAGE" not in entry,
         )
     attrs = {key: _value(entry[key]).decode(errors="replace") for key in _attr_keys(entry)}
-    ns = realtime_us * 1000
+    ns = 0
     if "SYSLOG_TIMESTAMP" in entry:
         try:
-            ns = parse_rfc3339nano(_value(entry["SYSLOG_TIMESTAMP"]).decode())
+            ns = _stamp_ns(_value(entry["SYSLOG_TIMESTAMP"]))
         except ValueError:
             pass
+    if not ns:
+        ns = (realtime_us() if callable(realtime_us) else realtime_us) * 1000
     return LogMessage(line, source, ns / 1e9, ns, partial, attrs)
 
 
@@ -121,7 +137,7 @@ class JournalCursor:
         self._position()
 
     def _current(self) -> LogMessage:
-        return to_message(self.reader._get_all(), self.reader._get_realtime())
+        return to_message(self.reader._get_all(), self.reader._get_realtime)
 
     def _position(self) -> None:
         """The cheap part of the seek, done at once: with a tail, the journal's last entry now
