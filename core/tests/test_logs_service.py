@@ -192,6 +192,28 @@ def test_dual_logging_can_be_disabled(tmp_path: Path) -> None:
     assert not (container.root / CACHE_FILE).exists()
 
 
+@pytest.mark.parametrize("compress", ["true", "false"])
+def test_cache_options_rotate_and_compress(tmp_path: Path, compress: str) -> None:
+    """cache-max-size, cache-max-file and cache-compress shape the cache's files; every line kept
+    is read back in order."""
+    daemon = with_discard(make_daemon(tmp_path))
+    options = {"cache-max-size": "1k", "cache-max-file": "3", "cache-compress": compress}
+    container = make_container(daemon, "rotating", {"Type": "discard", "Config": options})
+    lines = [b"line %04d %s\n" % (i, b"x" * 90) for i in range(100)]  # ~10 KiB: several rotations
+
+    async def scenario() -> list[LogMessage]:
+        logger = start_logging(daemon, container, output(*lines))
+        await logger.close()
+        return await read(open_reader(daemon, container))
+
+    kept = asyncio.run(scenario())
+    ext = ".gz" if compress == "true" else ""
+    names = sorted(p.name for p in container.root.iterdir() if p.name.startswith(CACHE_FILE))
+    assert names == [CACHE_FILE, f"{CACHE_FILE}.1{ext}", f"{CACHE_FILE}.2{ext}"]
+    got = [m.line for m in kept]
+    assert 0 < len(got) < len(lines) and got == [line[:-1] for line in lines[-len(got) :]]
+
+
 class SlowDriver(DiscardDriver):
     """Takes every batch, slowly (a remote target that keeps up, just not fast)."""
 
