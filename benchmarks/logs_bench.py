@@ -10,7 +10,12 @@ its own (stopped with the script's ``stop``, which ends that dockerd by its pidf
 gets ``busybox:latest`` from Debian's busybox-static.
 
 Per log driver (json-file and local; syslog and journald when engine has their plugins installed,
-else skipped with the reason) and per daemon, median of ``--runs``:
+else skipped with the reason) and per daemon, median of ``--runs``. syslog writes over TCP to a
+loopback server of the script that reads and discards. journald: the script starts a standalone
+systemd-journald in a private mount namespace (tmpfs on /run/systemd, /run/log and
+/var/log/journal there; rate limiting off, volatile storage: see ``journald_namespace``), and a
+second engined and dockerd run inside it (``nsenter --mount``) for that driver only; all of it is
+stopped by PID (the daemons first), and the namespace's mounts go with it.
 
 - ``short``: a container writing ``--short`` lines of 2 bytes (``yes | head -n N``, busybox);
 - ``long``: a container writing ``--long`` lines of ``--long-size`` bytes (``yes <x...> | head``);
@@ -38,7 +43,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -55,10 +60,16 @@ MB = 1_000_000
 
 
 @contextmanager
-def engine_daemon() -> Iterator[str]:
+def engine_daemon(prefix: list[str] | None = None) -> Iterator[str]:
+    """An engined of the script's own; ``prefix`` (nsenter ...) runs it in another mount namespace
+    (nsenter execs engined, so the PID the daemon is stopped by stays engined's)."""
     from engine_testkit.daemon import EngineDaemon
 
-    daemon = EngineDaemon(config={"storage-driver": "overlay2", "bridge": "none", "log-level": "warn"})
+    class Daemon(EngineDaemon):
+        def command(self) -> list[str]:
+            return [*(prefix or []), *super().command()]
+
+    daemon = Daemon(config={"storage-driver": "overlay2", "bridge": "none", "log-level": "warn"})
     daemon.start()
     try:
         yield daemon.host
@@ -68,18 +79,80 @@ def engine_daemon() -> Iterator[str]:
 
 
 @contextmanager
-def reference_dockerd() -> Iterator[str]:
-    """dockerd 20.10 through scripts/reference-dockerd, under a ROOT only this run uses."""
+def reference_dockerd(prefix: list[str] | None = None) -> Iterator[str]:
+    """dockerd 20.10 through scripts/reference-dockerd, under a ROOT only this run uses; ``prefix``
+    (nsenter ...) starts it, and its own containerd, in another mount namespace, and stops it
+    there (the script's stop unmounts what it finds in its own namespace's mount table)."""
     root = tempfile.mkdtemp(prefix="engine-logs-bench-dockerd-", dir="/tmp")
     env = {**os.environ, "ROOT": root, "PATH": os.environ.get("PATH", "") + ":/usr/sbin"}
-    script = str(REPO / "scripts" / "reference-dockerd")
-    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True)
+    script = [*(prefix or []), str(REPO / "scripts" / "reference-dockerd")]
+    started = subprocess.run([*script, "start"], env=env, capture_output=True, text=True)
     try:
         if started.returncode != 0:
             raise RuntimeError(f"reference dockerd did not start: {started.stderr.strip()}")
         yield started.stdout.strip()
     finally:
-        subprocess.run([script, "stop"], env=env, check=False)
+        subprocess.run([*script, "stop"], env=env, check=False)
+
+
+JOURNALD = "/lib/systemd/systemd-journald"  # never with arguments: the first one names a journal namespace
+#: the benchmark's journald: in memory, no rate limit (its default, 10000 messages per 30 s per
+#: sender, would drop most lines of both daemons), room for the largest run
+JOURNALD_CONF = """[Journal]
+Storage=volatile
+RateLimitIntervalSec=0
+RateLimitBurst=0
+RuntimeMaxUse=4G
+RuntimeMaxFileSize=256M
+"""
+
+
+@contextmanager
+def journald_namespace() -> Iterator[list[str]]:
+    """A standalone systemd-journald in a private mount namespace (BACKENDS.md, journald): tmpfs
+    on /run/systemd, /run/log and /var/log/journal and the config above bound over
+    /etc/systemd/journald.conf, in that namespace only. Yields the ``nsenter`` prefix that runs a
+    program inside it; journald is stopped by its PID at the end (the namespace ends with it)."""
+    for path in ("/run/systemd", "/run/log", "/var/log/journal", "/etc/systemd/journald.conf"):
+        if not os.path.exists(path):  # a mount point is needed; creating it would touch the host
+            raise RuntimeError(f"{path} is missing: cannot set up the benchmark's journald")
+    workdir = Path(tempfile.mkdtemp(prefix="engine-logs-bench-journald-", dir="/tmp"))
+    conf = workdir / "journald.conf"
+    conf.write_text(JOURNALD_CONF)
+    setup = (
+        "mount -t tmpfs -o mode=755 tmpfs /run/systemd && mount -t tmpfs -o mode=755 tmpfs /run/log && "
+        "mount -t tmpfs -o mode=2755 tmpfs /var/log/journal && "
+        f"mount --bind {conf} /etc/systemd/journald.conf && exec {JOURNALD}"
+    )
+    with open(workdir / "journald.log", "wb") as log:
+        proc = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", setup],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        socket_path = f"/proc/{proc.pid}/root/run/systemd/journal/socket"
+        for _ in range(400):
+            if proc.poll() is not None:
+                raise RuntimeError(f"journald exited: {(workdir / 'journald.log').read_text(errors='replace')}")
+            if os.path.exists(socket_path):
+                break
+            time.sleep(0.025)
+        else:
+            raise RuntimeError("journald did not come up")
+        yield ["nsenter", f"--mount=/proc/{proc.pid}/ns/mnt"]
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for child in workdir.iterdir():
+            child.unlink()
+        workdir.rmdir()
 
 
 # -- log targets for the drivers that need one -----------------------------------------------------
@@ -126,8 +199,8 @@ def driver_setup(name: str, installed: set[str]) -> tuple[list[str] | None, str]
     """(``--log-opt`` arguments, or None to skip; the reason for a skip)."""
     if name not in installed:
         return None, f"engine-plugin-{name} not installed"
-    if name == "journald" and not Path("/run/systemd/journal/socket").exists():
-        return None, "no journald socket (/run/systemd/journal/socket)"
+    if name == "journald" and not os.access(JOURNALD, os.X_OK):
+        return None, f"no {JOURNALD} to start"
     return [], ""
 
 
@@ -272,6 +345,13 @@ def table(results: dict[str, dict[str, Any]], drivers: list[str], args: argparse
     return "\n".join(lines)
 
 
+def merge(into: dict[str, Any], measured: dict[str, Any]) -> None:
+    """A daemon's figures of another set of drivers; the host, version and ``true`` baseline stay
+    those of the first daemon (the one outside any namespace)."""
+    for key, value in measured.items():
+        into.setdefault(key, value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", type=int, default=1_000_000, help="short lines per container")
@@ -283,13 +363,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     drivers = args.driver or ["json-file", "local", "syslog", "journald"]
     installed = engine_log_drivers()
-    results: dict[str, dict[str, Any]] = {}
-    with engine_daemon() as host:
-        results["engine"] = measure("engine", host, drivers, installed, args)
+    results: dict[str, dict[str, Any]] = {"engine": {}}
     if not args.no_reference:
-        # dockerd has every driver built in: it runs what engine could run, for the comparison
-        with reference_dockerd() as host:
-            results["dockerd 20.10"] = measure("dockerd", host, drivers, installed, args)
+        results["dockerd 20.10"] = {}
+    # journald: both daemons inside the mount namespace of a journald of the script's own
+    outside = [name for name in drivers if name != "journald"]
+    inside = [name for name in drivers if name == "journald"]
+    if inside and driver_setup("journald", installed)[0] is None:
+        outside, inside = drivers, []  # measure() reports the skip
+    for names, namespace in ((outside, None), (inside, journald_namespace)):
+        if not names:
+            continue
+        with namespace() if namespace else nullcontext([]) as prefix:
+            with engine_daemon(prefix) as host:
+                merge(results["engine"], measure("engine", host, names, installed, args))
+            if not args.no_reference:
+                # dockerd has every driver built in: it runs what engine could run, for the comparison
+                with reference_dockerd(prefix) as host:
+                    merge(results["dockerd 20.10"], measure("dockerd", host, names, installed, args))
     load = os.getloadavg()
     text = table(results, drivers, args) + (
         f"\n{os.cpu_count()} CPUs, load average {load[0]:.1f} at the end of the run: a shared machine, other"

@@ -192,6 +192,28 @@ def test_dual_logging_can_be_disabled(tmp_path: Path) -> None:
     assert not (container.root / CACHE_FILE).exists()
 
 
+@pytest.mark.parametrize("compress", ["true", "false"])
+def test_cache_options_rotate_and_compress(tmp_path: Path, compress: str) -> None:
+    """cache-max-size, cache-max-file and cache-compress shape the cache's files; every line kept
+    is read back in order."""
+    daemon = with_discard(make_daemon(tmp_path))
+    options = {"cache-max-size": "1k", "cache-max-file": "3", "cache-compress": compress}
+    container = make_container(daemon, "rotating", {"Type": "discard", "Config": options})
+    lines = [b"line %04d %s\n" % (i, b"x" * 90) for i in range(100)]  # ~10 KiB: several rotations
+
+    async def scenario() -> list[LogMessage]:
+        logger = start_logging(daemon, container, output(*lines))
+        await logger.close()
+        return await read(open_reader(daemon, container))
+
+    kept = asyncio.run(scenario())
+    ext = ".gz" if compress == "true" else ""
+    names = sorted(p.name for p in container.root.iterdir() if p.name.startswith(CACHE_FILE))
+    assert names == [CACHE_FILE, f"{CACHE_FILE}.1{ext}", f"{CACHE_FILE}.2{ext}"]
+    got = [m.line for m in kept]
+    assert 0 < len(got) < len(lines) and got == [line[:-1] for line in lines[-len(got) :]]
+
+
 class SlowDriver(DiscardDriver):
     """Takes every batch, slowly (a remote target that keeps up, just not fast)."""
 
@@ -225,3 +247,52 @@ def test_close_waits_for_a_backlog_while_the_driver_makes_progress(tmp_path: Pat
 
     asyncio.run(scenario())
     assert SlowDriver.seen == [b"%d" % i for i in range(200_000)]
+
+
+# -- a driver that cannot start ---------------------------------------------------------------------
+
+
+class UnreachableDriver(DiscardDriver):
+    """A driver whose target refuses the connection (as syslog over tcp to a closed port)."""
+
+    name = "unreachable"
+    started: list[str] = []
+    closed: list[str] = []
+
+    def start(self) -> None:
+        self.started.append(self.info.container_id)
+        raise OSError("dial tcp 127.0.0.1:9: connect: connection refused")
+
+    def close(self) -> None:
+        self.closed.append(self.info.container_id)
+
+
+@pytest.mark.parametrize("options", [{}, {"mode": "non-blocking"}, {"cache-disabled": "true"}])
+def test_a_driver_that_cannot_start_fails_with_dockerds_message(tmp_path: Path, options: dict[str, str]) -> None:
+    """start() is reached through the non-blocking ring and the dual-logging cache; what it raises
+    becomes dockerd's start error, and the driver is closed."""
+    from engine.errors import SystemError
+    from engine.logs import open_driver
+
+    daemon = make_daemon(tmp_path)
+    daemon.log_drivers._loaded["unreachable"] = UnreachableDriver
+    container = make_container(daemon, "web", log_config={"Type": "unreachable", "Config": options})
+    with pytest.raises(SystemError) as failed:
+        open_driver(daemon, container)
+    assert (
+        failed.value.message == "failed to initialize logging driver: dial tcp 127.0.0.1:9: connect: connection refused"
+    )
+    assert failed.value.status == 500
+    assert UnreachableDriver.started[-1] == UnreachableDriver.closed[-1] == container.id
+
+
+def test_open_driver_starts_the_driver(tmp_path: Path) -> None:
+    from engine.logs import open_driver
+
+    daemon = with_discard(make_daemon(tmp_path))
+    container = make_container(daemon, "web", log_config={"Type": "discard", "Config": {"mode": "non-blocking"}})
+    driver = open_driver(daemon, container)
+    try:
+        assert isinstance(driver, CachedLogDriver)
+    finally:
+        driver.close()

@@ -289,8 +289,17 @@ def test_follower_stops_when_the_consumer_goes(
 def test_no_journald(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(JournaldLogDriver, "socket_path", str(tmp_path / "no-socket"))
     d = new_driver(JournaldLogDriver, tmp_path)
+    with pytest.raises(OSError) as failed:
+        d.start()  # what fails the container's start, as dockerd's driver constructor
+    assert str(failed.value) == "journald is not enabled on this host"
     with pytest.raises(OSError, match="journald is not enabled on this host"):
         d.log(msg(b"lost"))
+    d.close()
+
+
+def test_start_finds_the_journal(journald_driver: type[JournaldLogDriver], tmp_path: Path) -> None:
+    d = new_driver(journald_driver, tmp_path)
+    d.start()
     d.close()
 
 

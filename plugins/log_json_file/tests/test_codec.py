@@ -86,3 +86,20 @@ def test_decode_reads_dockerd_lines_with_offsets() -> None:
 def test_decode_rejects_garbage(garbage: bytes) -> None:
     with pytest.raises(ValueError):
         JsonLineCodec().decode(garbage)
+
+
+def test_plain_ascii_fast_path_matches_the_escaping_path() -> None:
+    """Lines of plain printable ASCII skip decoding and escaping: the bytes must be those of the
+    general path (``go_json_string``), for every byte value next to plain text, whole lines and
+    pieces of long lines alike."""
+    codec = JsonLineCodec({"tag": "x"})
+    lines = [bytes([b]) for b in range(256)] + [b"a" + bytes([b]) + b"z" for b in range(256)]
+    lines += [b"plain text 123 [x] {y} ~!", b"x" * 5000, b"", b"with space ", b"'quote' = ;?@_`|"]
+    for line in lines:
+        for partial in (None, PartialMeta("p", 1, False), PartialMeta("p", 2, True)):
+            [encoded] = codec.encode_many([LogMessage(line, "stdout", 1.5, 1_500_000_000, partial)])
+            raw = line if partial is not None and not partial.last else line + b"\n"
+            expected = ('{"log":' + go_json_string(raw) + ",") if raw else "{"
+            tail = '"stream":"stdout","attrs":{"tag":"x"},"time":"1970-01-01T00:00:01.5Z"}\n'
+            assert encoded == (expected + tail).encode(), (line, partial)
+            json.loads(encoded)

@@ -4,6 +4,9 @@ busybox containers, and the lines a real rsyslogd received."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -98,13 +101,99 @@ def test_bad_options_refused_at_create(docker: DockerCLI) -> None:
         assert message in result.stderr
 
 
-def test_unreachable_server_is_reported(docker: DockerCLI, engined: EngineDaemon) -> None:
-    """dockerd refuses to start the container ("failed to initialize logging driver"); engine dials
-    on the first message, so the container runs and the daemon logs why its output went nowhere."""
-    from rsyslog_server import free_port
+def closed_port() -> int:
+    """A tcp port on 127.0.0.1 this test opened and closed: a connect to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        return sock.getsockname()[1]
 
-    address = f"127.0.0.1:{free_port()}"
-    docker(
-        "run", "--rm", "--log-driver", "syslog", "--log-opt", f"syslog-address=tcp://{address}", "busybox", "echo", "x"
-    )
-    assert f"for logger syslog: dial tcp {address}: connect: Connection refused" in engined.log()
+
+def test_unreachable_server_fails_the_start(docker: DockerCLI, engined: EngineDaemon) -> None:
+    """As dockerd: the driver dials before the container runs, and a refused connection fails
+    ``docker run`` and ``docker start`` with "failed to initialize logging driver"; the container
+    is left created (exit code 128, the error in its state), nothing of it runs."""
+    address = f"127.0.0.1:{closed_port()}"
+    expected = f"failed to initialize logging driver: dial tcp {address}: connect: connection refused"
+    name = tag()
+    log_opts = ("--log-driver", "syslog", "--log-opt", f"syslog-address=tcp://{address}")
+    try:
+        result = docker.fails("run", "--name", name, *log_opts, "busybox", "echo", "x")
+        assert f"Error response from daemon: {expected}" in result.stderr
+        state = docker("inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.State.ExitCode}}", name).out
+        assert state == "created false 128"
+        assert docker("inspect", "-f", "{{.State.Error}}", name).out == expected
+        result = docker.fails("start", name)
+        assert f"Error response from daemon: {expected}" in result.stderr
+        assert docker("ps", "-q", "--filter", f"name={name}").out == ""
+    finally:
+        docker.run("rm", "-f", name)
+    # --rm: the container that could not start is removed, as dockerd does
+    rm_name = tag()
+    result = docker.fails("run", "--rm", "--name", rm_name, *log_opts, "busybox", "echo", "x")
+    assert expected in result.stderr
+    for _ in range(50):
+        if docker.run("inspect", rm_name).returncode != 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"{rm_name} was not removed")
+
+
+@pytest.fixture
+def deaf_server() -> Iterator[str]:
+    """A tcp server on 127.0.0.1 that accepts and never reads: a syslog server that stopped
+    reading (small receive buffer, so the driver's writes block soon)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    stop = threading.Event()
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_non_blocking_mode_with_a_syslog_server_that_stops_reading(
+    docker: DockerCLI, engined: EngineDaemon, deaf_server: str
+) -> None:
+    """mode=non-blocking: the server takes nothing, the container writes 300k lines and exits as
+    with any driver, ``docker logs`` (the dual-logging cache, in front of the ring) has every line,
+    and the daemon reports the lines the ring dropped."""
+    name = tag()
+    script = "yes hello | head -n 300000; echo done"
+    try:
+        docker(
+            "run", "-d", "--name", name, "--log-driver", "syslog", "--log-opt", f"syslog-address=tcp://{deaf_server}",
+            "--log-opt", "mode=non-blocking", "--log-opt", "max-buffer-size=64k", "busybox", "sh", "-c", script,
+        )  # fmt: skip
+        # the timeout only turns a hang into a failure
+        assert docker("wait", name, timeout=120).out == "0"
+        assert docker("logs", "--tail", "1", name).stdout == "done\n"
+        assert len(docker("logs", name, timeout=60).stdout.splitlines()) == 300001
+        cid = docker("inspect", "-f", "{{.Id}}", name).out
+        for _ in range(100):  # the ring reports its drops once the driver is closed, after the exit
+            if f"log driver syslog of container {cid[:12]}: " in engined.log():
+                break
+            time.sleep(0.1)
+        assert re.search(rf"log driver syslog of container {cid[:12]}: \d+ messages dropped", engined.log())
+    finally:
+        docker.run("rm", "-f", name)

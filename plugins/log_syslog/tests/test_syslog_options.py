@@ -97,6 +97,21 @@ def test_line_formats(utc: None) -> None:
     assert framer is formats.no_framing
 
 
+@pytest.mark.parametrize("name", sorted(formats.FORMATS))
+@pytest.mark.parametrize("proto", ["tcp", "tcp+tls"])
+def test_encoder_gives_the_bytes_of_message(name: str, proto: str) -> None:
+    """The driver's header cache: the same bytes as building each message whole, across seconds,
+    microseconds, priorities and more keys than it keeps."""
+    formatter, framer = formats.parse_format(name, proto)
+    encoder = formats.Encoder(formatter, framer, "host", "tag")
+    for i in range(3 * formats.Encoder.MAX_CACHED):
+        ts = TS + i * 0.3 + (i % 3) * 1e-6
+        priority = 27 if i % 2 else 30
+        for line in (b"hello", b"ends\n", b"x" * 100):
+            expected = formats.message(formatter, framer, priority, "host", "tag", ts, line)
+            assert encoder.encode(priority, ts, line) == expected
+
+
 def test_stamp_pads_the_day_with_a_space(utc: None) -> None:
     assert formats.stamp(1788390000) == "Sep  2 23:00:00"  # 2026-09-02T23:00:00Z
 

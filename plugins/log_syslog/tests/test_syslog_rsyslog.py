@@ -160,8 +160,20 @@ def test_unreachable_server_fails_the_write(tmp_path: Path) -> None:
     from rsyslog_server import free_port
 
     d, _ = driver(tmp_path, **{"syslog-address": f"tcp://127.0.0.1:{free_port()}"})
-    with pytest.raises(OSError, match=r"dial tcp 127\.0\.0\.1:\d+: connect: Connection refused"):
+    with pytest.raises(OSError, match=r"dial tcp 127\.0\.0\.1:\d+: connect: connection refused"):
         send(d, ("stdout", b"lost"))
+
+
+def test_start_dials_the_server(tmp_path: Path) -> None:
+    """start() (which the daemon calls before the container runs) fails as dockerd's constructor."""
+    from rsyslog_server import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    d, _ = driver(tmp_path, **{"syslog-address": f"tcp://{address}"})
+    with pytest.raises(OSError) as failed:
+        d.start()
+    assert str(failed.value) == f"dial tcp {address}: connect: connection refused"
+    d.close()
 
 
 def test_tcp_reconnects_after_the_server_dropped_the_connection(rsyslog: Rsyslog, tmp_path: Path, utc: None) -> None:

@@ -107,7 +107,7 @@ class Lifecycle:
                 self.restart_manager(container, reset=True)
             container.stopping = False
             try:
-                task = self._launch(container)
+                task, log_driver = self._launch(container)
             except BaseException as exc:
                 self._start_failed(container, exc)
                 raise
@@ -121,10 +121,11 @@ class Lifecycle:
                 container.has_been_started_before = started_before
                 self._undo_unrecorded_start(container, exc)
         self.publish(container, "start")
-        self._supervise(container, task)
+        self._supervise(container, task, log_driver=log_driver)
 
-    def _launch(self, container: Container) -> Any:
-        """Mount, network, spec, shim: returns the running task (undoes its own steps on error)."""
+    def _launch(self, container: Container) -> tuple[Any, Any]:
+        """Mount, network, spec, log driver, shim: returns the running task and its log driver
+        (undoes its own steps on error)."""
         from engine.containers.runspec import spec_inputs
 
         layers = self.service.images.layers
@@ -150,6 +151,11 @@ class Lifecycle:
                 inputs,
             )
             timing.mark("spec")
+            # dockerd starts the logger as the task's stdio is set up: a driver that cannot reach
+            # its target (syslog over tcp to a closed port) fails the start, before the process runs
+            log_driver = logcopy.open_driver(self.service.logging, container)
+            undo.append(lambda: logcopy.close_unused(log_driver))
+            timing.mark("logger")
             task = self.runtime.start_task(
                 container.id,
                 spec,
@@ -166,7 +172,7 @@ class Lifecycle:
         timing.mark("runtime")
         timing.done()
         self._volume_events(container, "mount")
-        return task
+        return task, log_driver
 
     def _undo_unrecorded_start(self, container: Container, exc: OSError) -> None:
         """The container runs but its state could not be written (a full data-root): stop it again,
@@ -208,13 +214,15 @@ class Lifecycle:
         if container.host_config.get("AutoRemove"):
             self.background(self._auto_remove, container)
 
-    def _supervise(self, container: Container, task: Any, resumed: bool = False) -> None:
+    def _supervise(self, container: Container, task: Any, resumed: bool = False, log_driver: Any = None) -> None:
         """Start the per-run supervisor on the loop (log copier, health checks, exit)."""
-        fut = self._on_loop(self._run_supervisor(container, task, resumed))
+        fut = self._on_loop(self._run_supervisor(container, task, resumed, log_driver))
         self._background.add(fut)
         fut.add_done_callback(self._background.discard)
 
-    async def _run_supervisor(self, container: Container, task: Any, resumed: bool = False) -> None:
+    async def _run_supervisor(
+        self, container: Container, task: Any, resumed: bool = False, log_driver: Any = None
+    ) -> None:
         from engine.containers import health
 
         current = asyncio.current_task()
@@ -227,7 +235,7 @@ class Lifecycle:
             if not waiter.done():
                 waiter.set_result(task)
         try:
-            await logcopy.start(self.service.logging, container, task, resume=resumed)
+            await logcopy.start(self.service.logging, container, task, resume=resumed, driver=log_driver)
         except Exception:
             log.exception("starting the logging of %s failed", container.short_id)
         timing.mark("logging")

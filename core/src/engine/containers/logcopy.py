@@ -1,6 +1,8 @@
 """Glue between a running container and its logging (:mod:`engine.logs`): the log config is
 completed and checked at create; at start one copier per container feeds the driver from the
-runtime's spool (acking it, so a restarted daemon resumes where the driver got to)."""
+runtime's spool (acking it, so a restarted daemon resumes where the driver got to). The driver is
+opened (connected to its target) before the runtime starts the container, so that a target that
+cannot be reached fails the start, as in dockerd."""
 
 from __future__ import annotations
 
@@ -23,8 +25,25 @@ def validate(logging: LogSetup, host_config: dict[str, Any]) -> None:
     host_config["LogConfig"] = validate_log_config(logging, host_config.get("LogConfig"))
 
 
-async def start(logging: LogSetup, container: Container, task: Any, *, resume: bool = False) -> Any:
-    """On the loop: the container's ContainerLogger (driver + copier) reading the task's spool.
+def open_driver(logging: LogSetup, container: Container) -> Any:
+    """Blocking, before the runtime starts the container: its log driver, connected.
+
+    :raises EngineError: "failed to initialize logging driver: ..." (dockerd's start error)."""
+    from engine.logs import open_driver
+
+    return open_driver(logging, container)
+
+
+def close_unused(driver: Any) -> None:
+    """Blocking: undo :func:`open_driver` when the start fails after it."""
+    from engine.logs.container_logs import close_unused_driver
+
+    close_unused_driver(driver)
+
+
+async def start(logging: LogSetup, container: Container, task: Any, *, resume: bool = False, driver: Any = None) -> Any:
+    """On the loop: the container's ContainerLogger (``driver`` from :func:`open_driver`, or one
+    created here that connects on its first message, + copier) reading the task's spool.
 
     ``resume`` (a container taken back after a daemon restart): chunks the log already has are
     skipped, since after a kill -9 the spool's ack can lag what the driver wrote by a moment."""
@@ -35,7 +54,7 @@ async def start(logging: LogSetup, container: Container, task: Any, *, resume: b
         last = await last_logged_ns(logging, container)
         if last:
             source = _newer_than(source, last)
-    logger = start_logging(logging, container, source, ack=task.ack)
+    logger = start_logging(logging, container, source, ack=task.ack, driver=driver)
     container.log_copier = logger
     container.log_driver = logger.driver
     container.log_path = logger.driver.log_path  # "" for drivers that write no file

@@ -137,6 +137,11 @@ class LogDriver(abc.ABC):
         if options:
             raise InvalidParameter(f"unknown log opt '{sorted(options)[0]}' for {cls.name} log driver")
 
+    def start(self) -> None:  # noqa: B027 - optional
+        """Connect to the log target before the container starts (moby's driver constructors dial
+        there). Blocking: called in a thread, never on the event loop. An exception fails the
+        container's start with "failed to initialize logging driver: <the exception's text>"."""
+
     @abc.abstractmethod
     def log(self, message: LogMessage) -> None:
         """Record one message. Called from the copier's thread; must not block for long."""

@@ -70,6 +70,9 @@ class CachedLogDriver(LogDriver):
         self.name = inner.name  # type: ignore[misc]  # report the real driver's name
         self.cache = cache_file(info.log_dir, info.config)
 
+    def start(self) -> None:
+        self.inner.start()
+
     def log(self, message: LogMessage) -> None:
         self.log_many([message])
 

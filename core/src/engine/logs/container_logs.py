@@ -5,9 +5,12 @@ The containers subsystem calls, per container:
 - at create: ``host_config["LogConfig"] = validate_log_config(setup, host_config.get("LogConfig"))``
   (fills in the daemon's default driver and options, validates; dockerd's
   ``mergeAndVerifyLogConfig``);
-- at start: ``logger = start_logging(setup, container, task.output("acked"), ack=task.ack)``
-  (the runtime's chunks; ``ack`` records how far the driver got, so a restarted daemon resumes
-  there); then
+- before the runtime starts the container, in a thread: ``driver = open_driver(setup, container)``
+  (the driver connects to its target; a failure fails the start with dockerd's "failed to
+  initialize logging driver: ..."); its undo is ``driver.close()``;
+- at start: ``logger = start_logging(setup, container, task.output("acked"), ack=task.ack,
+  driver=driver)`` (the runtime's chunks; ``ack`` records how far the driver got, so a restarted
+  daemon resumes there); then
   ``container.log_driver = logger.driver``, ``container.log_copier = logger`` and
   ``container.log_path = logger.driver.log_path``;
 - when the container has exited (the output source ended): ``await logger.close()``
@@ -31,7 +34,7 @@ from engine.drivers.log import LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.drivers.logfile import messages_of
 from engine.drivers.logopts import CACHE_OPTIONS, NON_BLOCKING, copier_mode
 from engine.drivers.timefmt import rfc3339nano
-from engine.errors import DriverNotInstalled, InvalidParameter, NotImplementedByEngine
+from engine.errors import DriverNotInstalled, EngineError, InvalidParameter, NotImplementedByEngine, SystemError
 from engine.logs import cache
 from engine.logs.collaborators import LoggedContainer, LogSetup
 from engine.logs.copier import Chunk, Copier
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 NONE = "none"
 CLOSE_TIMEOUT = 10.0  # dockerd's loggerCloseTimeout: a driver's close is not waited for longer
 READ_NOT_SUPPORTED = "configured logging driver does not support reading"
+INIT_FAILED = "failed to initialize logging driver"  # dockerd's wording when a driver cannot start
 
 
 def _driver_class(setup: LogSetup, name: str) -> type[LogDriver]:
@@ -130,6 +134,28 @@ def create_driver(setup: LogSetup, container: LoggedContainer) -> LogDriver:
     return driver
 
 
+def open_driver(setup: LogSetup, container: LoggedContainer) -> LogDriver:
+    """The container's driver, started: connected to its target (blocking: call in a thread).
+
+    :raises EngineError: the driver could not start: "failed to initialize logging driver: <why>"
+        (dockerd's message, a 500 as dockerd answers it); nothing is left open.
+    """
+    driver = create_driver(setup, container)
+    try:
+        driver.start()
+    except Exception as exc:
+        close_unused_driver(driver)
+        why = exc.message if isinstance(exc, EngineError) else str(exc)
+        raise SystemError(f"{INIT_FAILED}: {why}") from exc
+    return driver
+
+
+def close_unused_driver(driver: LogDriver) -> None:
+    """Close a driver from :func:`open_driver` that no copier took (the start failed later on);
+    blocking, bounded as every driver close."""
+    call_bounded(driver.close, CLOSE_TIMEOUT, f"closing log driver {driver.name}")
+
+
 class ContainerLogger:
     """A running container's driver and copier."""
 
@@ -167,13 +193,19 @@ class ContainerLogger:
 
 
 def start_logging(
-    setup: LogSetup, container: LoggedContainer, source: AsyncIterator[Chunk], ack: Callable[[int], None] | None = None
+    setup: LogSetup,
+    container: LoggedContainer,
+    source: AsyncIterator[Chunk],
+    ack: Callable[[int], None] | None = None,
+    driver: LogDriver | None = None,
 ) -> ContainerLogger:
-    """Create the container's driver and start copying ``source`` to it (call on the loop).
+    """Start copying ``source`` to ``driver`` (from :func:`open_driver`), or to a driver created
+    here and not started, which connects on its first message (call on the loop).
 
     The ``none`` driver still gets a copier: the output has to be drained from the spool.
     """
-    driver = create_driver(setup, container)
+    if driver is None:
+        driver = create_driver(setup, container)
     copier = Copier(
         source,
         driver,

@@ -82,6 +82,9 @@ class RingDriver(LogDriver):
     def log_path(self) -> str:
         return self.inner.log_path
 
+    def start(self) -> None:
+        self.inner.start()
+
     def log(self, message: LogMessage) -> None:
         self.log_many((message,))
 

@@ -58,6 +58,12 @@ class JournaldLogDriver(LogDriver):
         if options.get("tag"):
             check_tag(options["tag"])
 
+    def start(self) -> None:
+        """dockerd's check when the container starts: without a journal, the start fails with
+        "failed to initialize logging driver: journald is not enabled on this host"."""
+        if not protocol.enabled(self.socket_path):
+            raise OSError("journald is not enabled on this host")
+
     def _sock(self) -> protocol.JournalSocket:
         if self._socket is None:
             with self._open_lock:

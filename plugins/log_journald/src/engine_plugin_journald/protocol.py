@@ -44,6 +44,16 @@ def valid_field_name(name: str) -> bool:
     )
 
 
+def enabled(path: str = SOCKET_PATH) -> bool:
+    """go-systemd's ``journal.Enabled()``: a datagram socket connects to the journal's."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 class JournalSocket:
     """An unconnected datagram socket to the journal. Thread-safe: every entry is one datagram."""
 

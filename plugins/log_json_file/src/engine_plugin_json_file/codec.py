@@ -54,6 +54,11 @@ _LOG_FIXES = {
 _ATTR_FIXES = {**_LOG_FIXES, "\\t": "\\t"}
 
 
+# printable ASCII that both JSON and moby's writer keep as is (no ", \\, <, >, &): a line made only
+# of these is its own JSON string, with no decoding, escaping or encoding (most log lines)
+_PLAIN = re.compile(rb"[ !#-%'-;=?-\[\]-~]*")
+
+
 def _fix(text: str, table: dict[str, str]) -> str:
     return _FIX.sub(lambda m: table[m.group(0)], text)
 
@@ -93,34 +98,42 @@ class JsonLineCodec:
         append = out.append
         attrs = self._attrs_part
         second, prefix = -1, ""
+        plain = _PLAIN.fullmatch
         for message in messages:
             line = message.line
             partial = message.partial
-            if partial is None or partial.last:
-                line += b"\n"
-            if line:
-                text = line.decode("utf-8", "engine-go-utf8")
-                log = encode_basestring(text)
-                if (
-                    "\t" in text
-                    or "<" in text
-                    or ">" in text
-                    or "&" in text
-                    or "\b" in text
-                    or "\f" in text
-                    or "\u2028" in text
-                    or "\u2029" in text
-                ):
-                    log = _fix(log, _LOG_FIXES)
-                head = '{"log":' + log + ","
+            newline = partial is None or partial.last
+            head_bytes = None
+            if line and plain(line):  # nothing to decode or escape
+                head_bytes = b'{"log":"' + line + (b'\\n",' if newline else b'",')
+                head = ""
             else:
-                head = "{"
+                if newline:
+                    line += b"\n"
+                if line:
+                    text = line.decode("utf-8", "engine-go-utf8")
+                    log = encode_basestring(text)
+                    if (
+                        "\t" in text
+                        or "<" in text
+                        or ">" in text
+                        or "&" in text
+                        or "\b" in text
+                        or "\f" in text
+                        or "\u2028" in text
+                        or "\u2029" in text
+                    ):
+                        log = _fix(log, _LOG_FIXES)
+                    head = '{"log":' + log + ","
+                else:
+                    head = "{"
             ns = message.timestamp_ns or int(message.timestamp * 1e9)
             sec, frac = divmod(ns, 1_000_000_000)
             if sec != second:  # RFC3339Nano, the date part computed once per second
                 second, prefix = sec, rfc3339nano(sec * 1_000_000_000)[:-1]
             stamp = f"{prefix}.{frac:09d}".rstrip("0") if frac else prefix
-            append(f'{head}"stream":"{message.source}",{attrs}"time":"{stamp}Z"}}\n'.encode())
+            tail = f'{head}"stream":"{message.source}",{attrs}"time":"{stamp}Z"}}\n'.encode()
+            append(tail if head_bytes is None else head_bytes + tail)
         return out
 
     def decode(self, line: bytes) -> LogMessage:

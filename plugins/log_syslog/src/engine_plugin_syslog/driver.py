@@ -40,10 +40,16 @@ class SyslogLogDriver(LogDriver):
         except ValueError as exc:
             raise InvalidParameter(str(exc)) from None
         self.hostname = socket.gethostname()
-        # dockerd dials here; engine builds drivers on the event loop, where a tcp connect to an
-        # address that does not answer would stall the daemon: the copier's thread dials on the
-        # first message instead, and a failure is reported like every write error
+        self._encoder = formats.Encoder(self.formatter, self.framer, self.hostname, self.tag)
+        # dockerd dials in its constructor; engine builds drivers on the event loop too (to read a
+        # stopped container's logs, which syslog cannot anyway): the dial is in start(), which the
+        # daemon calls in a thread before the container starts (a failure fails the start)
         self._conn = SyslogConnection(proto, address, tls)
+
+    def start(self) -> None:
+        """Dial the server: "dial tcp 127.0.0.1:514: connect: connection refused" fails the start.
+        A connection lost later is dialled again by the next write (srslog's retry)."""
+        self._conn.connect()
 
     @classmethod
     def check_options(cls, config: Mapping[str, str]) -> None:
@@ -53,22 +59,16 @@ class SyslogLogDriver(LogDriver):
 
     def encode(self, message: LogMessage) -> bytes:
         severity = options.LOG_ERR if message.source == "stderr" else options.LOG_INFO
-        return formats.message(
-            self.formatter,
-            self.framer,
-            self.facility | severity,
-            self.hostname,
-            self.tag,
-            message.timestamp,
-            message.line,
-        )
+        return self._encoder.encode(self.facility | severity, message.timestamp, message.line)
 
     def log(self, message: LogMessage) -> None:
         if message.line:
             self._conn.write(self.encode(message))
 
     def log_many(self, messages: Sequence[LogMessage]) -> None:
-        encoded = [self.encode(message) for message in messages if message.line]
+        encode = self._encoder.encode
+        out, err = self.facility | options.LOG_INFO, self.facility | options.LOG_ERR
+        encoded = [encode(err if m.source == "stderr" else out, m.timestamp, m.line) for m in messages if m.line]
         if encoded:
             self._conn.write_many(encoded)
 

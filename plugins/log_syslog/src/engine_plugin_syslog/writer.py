@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -12,6 +13,14 @@ from engine_plugin_syslog.options import split_host_port
 
 #: where the local syslog listens, tried in this order with a datagram then a stream socket
 LOCAL_PATHS = ("/dev/log", "/var/run/syslog", "/var/run/log")
+
+
+def go_error(exc: OSError) -> str:
+    """An errno's text as Go prints it ("connection refused": glibc's text, lower case)."""
+    if isinstance(exc, TimeoutError) and not exc.strerror:
+        return "i/o timeout"
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
 
 
 class SyslogConnection:
@@ -37,7 +46,7 @@ class SyslogConnection:
                 sock.connect(self.address)
             except OSError as exc:
                 sock.close()
-                raise OSError(f"dial {self.proto} {self.address}: connect: {exc.strerror}") from None
+                raise OSError(f"dial {self.proto} {self.address}: connect: {go_error(exc)}") from None
             return sock
         host, port = split_host_port(self.address)
         network = "udp" if self.proto == "udp" else "tcp"
@@ -52,7 +61,7 @@ class SyslogConnection:
                 sock = socket.create_connection((host, int(port)), timeout=self.timeout)
                 sock.settimeout(None)
         except OSError as exc:
-            raise OSError(f"dial {network} {self.address}: connect: {exc.strerror or exc}") from None
+            raise OSError(f"dial {network} {self.address}: connect: {go_error(exc)}") from None
         if self.proto == SECURE_PROTO:
             assert self.tls is not None
             try:
@@ -74,6 +83,14 @@ class SyslogConnection:
                     continue
                 return sock
         raise OSError("Unix syslog delivery error")
+
+    def connect(self) -> None:
+        """Dial now (when not connected yet)."""
+        with self._lock:
+            if self._closed:
+                raise OSError("syslog writer closed")
+            if self._sock is None:
+                self._redial()
 
     def write(self, data: bytes) -> None:
         self.write_many([data])
@@ -100,6 +117,8 @@ class SyslogConnection:
             except OSError:
                 self._sock.close()
                 self._sock = None
+                if self._closed:  # close() broke a blocked write: no new connection
+                    raise
         getattr(self._redial(), method)(data)
 
     def _redial(self) -> socket.socket:
@@ -107,8 +126,15 @@ class SyslogConnection:
         return self._sock
 
     def close(self) -> None:
+        self._closed = True
+        sock = self._sock
+        if sock is not None:
+            # a write blocked on a server that stopped reading holds the lock: shutting the socket
+            # down makes it fail now (the plain socket's shutdown: TLS's would drop its state
+            # under the writing thread)
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
         with self._lock:
-            self._closed = True
             if self._sock is not None:
                 self._sock.close()  # TLS: no wait for the peer's close_notify (Go's Close does not wait either)
                 self._sock = None
