@@ -67,7 +67,6 @@ def test_engine_bench_prints_one_table() -> None:
         "deep-layer-diff-2",
         "deep-layer-read-2",
         "container-start-4",
-        "container-start-4-paced",
     ]
     assert "storage driver vfs" in log.getvalue()
 

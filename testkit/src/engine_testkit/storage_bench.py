@@ -17,12 +17,7 @@ Cases (times in milliseconds per operation):
 * ``deep-layer-diff-<n>`` / ``deep-layer-read-<n>``: full tar of / one read from the top of ``n``
   stacked layers.
 * ``container-start-<n>``: a container start's storage work over an image of ``n`` files: the init
-  layer created, mounted, written and released, the rw layer created on it and mounted; the starts
-  back to back.
-* ``container-start-<n>-paced``: the same with an untimed pause of ``start_pause`` seconds (20 ms)
-  before each start, as the rest of a ``docker run`` (runtime, network: 100 ms or more here) spaces
-  them: work a driver does in the background between starts is then off the timed path, as it is
-  in the daemon.
+  layer created, mounted, written and released, the rw layer created on it and mounted.
 """
 
 from __future__ import annotations
@@ -113,8 +108,6 @@ class StorageDriverBench:
     deep_layers: ClassVar[int] = 20
     #: files in the image of the container-start case
     start_files: ClassVar[int] = 1000
-    #: untimed pause before each start of the container-start-paced case (seconds)
-    start_pause: ClassVar[float] = 0.02
 
     def cases(self) -> list[tuple[str, Callable[[StorageDriver, int], list[float]]]]:
         out: list[tuple[str, Callable[[StorageDriver, int], list[float]]]] = [
@@ -128,7 +121,6 @@ class StorageDriverBench:
         out.append((f"deep-layer-diff-{self.deep_layers}", self.bench_deep_layer_diff))
         out.append((f"deep-layer-read-{self.deep_layers}", self.bench_deep_layer_read))
         out.append((f"container-start-{self.start_files}", self.bench_container_start))
-        out.append((f"container-start-{self.start_files}-paced", self.bench_container_start_paced))
         return out
 
     def run(self, repeat: int = 5, name: str | None = None, tmp_root: Path | None = None) -> dict[str, list[float]]:
@@ -237,11 +229,7 @@ class StorageDriverBench:
 
         return self._timed(repeat, body)
 
-    def bench_container_start_paced(self, driver: StorageDriver, repeat: int) -> list[float]:
-        """``bench_container_start`` with ``start_pause`` seconds between the starts, untimed."""
-        return self.bench_container_start(driver, repeat, pause=self.start_pause)
-
-    def bench_container_start(self, driver: StorageDriver, repeat: int, pause: float = 0.0) -> list[float]:
+    def bench_container_start(self, driver: StorageDriver, repeat: int) -> list[float]:
         """What a container start asks of storage: the init layer made, mounted and written (hostname),
         the container's rw layer made on it and mounted; over an image of ``start_files`` files."""
         driver.create("image", None)
@@ -262,7 +250,7 @@ class StorageDriverBench:
             mounted.append(rw)
 
         try:
-            return self._timed(repeat, body, (lambda: time.sleep(pause)) if pause else None)
+            return self._timed(repeat, body)
         finally:
             for layer in mounted:
                 driver.put(layer)
