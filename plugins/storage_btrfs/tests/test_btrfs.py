@@ -26,7 +26,7 @@ def test_layout_is_dockerds(data_root: Path) -> None:
     (driver.get("base") / "f").write_text("base")
     driver.create("child", "base")
     driver.create_read_write("rw", "child", CreateOpts(storage_opt={"size": "64M"}))
-    assert sorted(os.listdir(home)) == ["quotas", "spares", "subvolumes"]
+    assert sorted(os.listdir(home)) == ["quotas", "subvolumes"]
     assert sorted(os.listdir(home / "subvolumes")) == ["base", "child", "rw"]
     for layer in ("base", "child", "rw"):
         assert btrfsutil.is_subvolume(os.fspath(home / "subvolumes" / layer))
@@ -39,58 +39,6 @@ def test_layout_is_dockerds(data_root: Path) -> None:
     for layer in ("rw", "child", "base"):
         driver.remove(layer)
     assert os.listdir(home / "subvolumes") == [] and os.listdir(home / "quotas") == []
-    assert os.listdir(home / "spares") == []  # child's spare went with it
-
-
-def test_a_spare_snapshot_of_the_image_layer_is_made_ahead(data_root: Path) -> None:
-    """After a container layer is made from an image layer, a snapshot of it is made in the background;
-    the next container layer from that image is that snapshot, renamed. Mounting the image layer (it
-    could be written) or removing it drops the spare; so does cleanup()."""
-    home = data_root / "btrfs"
-    driver = BtrfsStorageDriver.init(home, {})
-    driver.create("image", None)
-    (driver.get("image") / "f").write_text("image")
-    driver.put("image")
-    driver.create_read_write("c1-init", "image")
-    driver.settle()
-    (spare,) = os.listdir(home / "spares")
-    assert spare.startswith("image.")
-    spare_id = btrfsutil.subvolume_id(os.fspath(home / "spares" / spare))
-    image_uuid = btrfsutil.subvolume_info(os.fspath(home / "subvolumes" / "image")).uuid
-    driver.create_read_write("c2-init", "image")
-    c2 = home / "subvolumes" / "c2-init"
-    assert btrfsutil.subvolume_id(os.fspath(c2)) == spare_id  # the spare, renamed
-    assert btrfsutil.subvolume_info(os.fspath(c2)).parent_uuid == image_uuid
-    assert (c2 / "f").read_text() == "image"
-    driver.create_read_write("c2", "c2-init")  # an init layer gets no spare: it is a parent once
-    driver.settle()
-    assert [name.split(".")[0] for name in os.listdir(home / "spares")] == ["image"]  # made again
-    (driver.get("image") / "f").write_text("changed")  # a mount voids the spare
-    driver.put("image")
-    assert os.listdir(home / "spares") == []
-    driver.create_read_write("c3-init", "image")
-    assert (driver.get("c3-init") / "f").read_text() == "changed"
-    driver.settle()
-    assert len(os.listdir(home / "spares")) == 1
-    driver.cleanup()
-    assert os.listdir(home / "spares") == []
-    for layer in ("c3-init", "c2", "c2-init", "c1-init", "image"):
-        driver.remove(layer)
-    assert os.listdir(home / "subvolumes") == []
-
-
-def test_leftover_spares_are_deleted_at_start(data_root: Path) -> None:
-    home = data_root / "btrfs"
-    driver = BtrfsStorageDriver.init(home, {})
-    driver.create("image", None)
-    driver.create_read_write("c1", "image")
-    driver.settle()
-    assert len(os.listdir(home / "spares")) == 1
-    # the daemon dies here, no cleanup()
-    again = BtrfsStorageDriver.init(home, {})
-    assert os.listdir(home / "spares") == []
-    again.remove("c1")
-    again.remove("image")
 
 
 def test_removes_subvolumes_a_container_made(data_root: Path) -> None:

@@ -4,23 +4,16 @@ Under ``home`` (``<data-root>/btrfs``, dockerd's layout)::
 
     subvolumes/<id>   the layer: a subvolume (base layer) or a snapshot of its parent's
     quotas/<id>       the layer's size limit in bytes, when it has one (``--storage-opt size=``)
-    spares/<id>.<n>   a snapshot of image layer <id> made ahead, in the background (engine only)
 
 Nothing is mounted: ``get`` returns the subvolume's directory. Snapshots are O(1) and share blocks,
 so a container start costs two snapshots (a transaction commit each: that is the whole cost, no
-existence stat or qgroup call is made around them when no size is set). The first of them, of the
-image's top layer, is taken ahead: after a container's layer is made from an image layer, a spare
-snapshot of that image layer is made in a background thread, and the next container start from it
-renames the spare into place instead of waiting for a commit. A spare is dropped when its layer is
-mounted (a caller might write to it), removed, and at shutdown. Diffs are the naive ones (as in dockerd). Quotas are btrfs
+existence stat or qgroup call is made around them when no size is set). Diffs are the naive ones (as in dockerd). Quotas are btrfs
 qgroups: enabled on the filesystem when ``btrfs.min_space`` is set or the first layer gets a size.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import errno
-import itertools
 import logging
 import os
 import shutil
@@ -79,14 +72,6 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         self._quota_lock = threading.Lock()
         self._stale_qgroups: set[int] = set()  # of removed layers, dropped once the kernel lets us
         self._sized: set[str] = set()  # layers with a quotas/<id> file: get() reads only those
-        # spare snapshots of image layers, made ahead in a background thread (see the module docstring)
-        self._spares: dict[str, Path] = {}  # parent layer id -> a ready snapshot of it
-        self._spare_jobs: dict[str, concurrent.futures.Future[None]] = {}
-        self._spare_epoch: dict[str, int] = {}  # bumped when a layer's spare must not be used
-        self._spare_lock = threading.Lock()
-        self._spare_names = itertools.count()
-        self._spare_maker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="btrfs-spare")
-        self._rw_layers: set[str] = set()  # made by create_read_write here: never given spares
         self._build_version = ""
         self._library_version: int | None = None
 
@@ -116,11 +101,10 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         driver = cls(home, options, id_map)
         driver.btrfsutil = module
         uid, gid = id_map.root()
-        for sub in ("subvolumes", "quotas", "spares"):
+        for sub in ("subvolumes", "quotas"):
             (home / sub).mkdir(mode=0o701 if sub == "subvolumes" else 0o700, exist_ok=True)
         os.chown(home / "subvolumes", uid, gid)
         driver._sized = set(os.listdir(home / "quotas"))
-        driver._drop_leftover_spares()
         if driver.min_space:
             driver._enable_quota()
         driver._build_version = host.build_version()
@@ -153,21 +137,7 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         self._create(id, parent, opts)
 
     def create_read_write(self, id: str, parent: str | None, opts: CreateOpts | None = None) -> None:
-        """A container's init layer (from an image layer) or its rw layer (from the init layer). The
-        image layer gets a spare snapshot for the next container; an init layer is a parent once."""
-        with self._spare_lock:
-            self._rw_layers.add(id)
-        try:
-            self._create(id, parent, opts)
-        except BaseException:
-            with self._spare_lock:
-                self._rw_layers.discard(id)
-            raise
-        if parent:
-            with self._spare_lock:
-                image_layer = parent not in self._rw_layers
-            if image_layer:
-                self._make_spare_later(parent)
+        self._create(id, parent, opts)
 
     def _create(self, id: str, parent: str | None, opts: CreateOpts | None) -> None:
         size = 0
@@ -187,8 +157,7 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         # of these, and the snapshot's transaction commit is all the time they should take)
         try:
             if source is not None:
-                if not self._use_spare(parent or "", target):
-                    bu.create_snapshot(os.fspath(source), os.fspath(target))
+                bu.create_snapshot(os.fspath(source), os.fspath(target))
             else:
                 bu.create_subvolume(os.fspath(target))
                 os.chmod(target, 0o755)
@@ -218,95 +187,7 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         except OSError as exc:
             raise SystemError(f"Failed to limit qgroup for {subvolume}: {exc.strerror}") from None
 
-    # -- spares ------------------------------------------------------------------------------------
-
-    def _spare_dir(self) -> Path:
-        return self.home / "spares"
-
-    def _use_spare(self, parent: str, target: Path) -> bool:
-        """Rename the ready spare of ``parent`` to ``target``: the snapshot without its commit."""
-        with self._spare_lock:
-            spare = self._spares.pop(parent, None)
-        if spare is None:
-            return False
-        if os.path.lexists(target):  # rename(2) would replace an empty directory
-            self._delete_quietly(spare)
-            raise Conflict(f"btrfs: layer {target.name} already exists")
-        try:
-            os.rename(spare, target)
-        except OSError as exc:
-            log.debug("btrfs: spare %s not used: %s", spare, exc)
-            self._delete_quietly(spare)
-            return False
-        return True
-
-    def _make_spare_later(self, parent: str) -> None:
-        with self._spare_lock:
-            if parent in self._spares or parent in self._spare_jobs:
-                return
-            epoch = self._spare_epoch.get(parent, 0)
-            try:
-                job = self._spare_maker.submit(self._make_spare, parent, epoch)
-            except RuntimeError:  # shut down
-                return
-            self._spare_jobs[parent] = job
-
-    def _make_spare(self, parent: str, epoch: int) -> None:
-        spare = self._spare_dir() / f"{parent}.{next(self._spare_names)}"
-        try:
-            self.btrfsutil.create_snapshot(os.fspath(self._dir(parent)), os.fspath(spare))
-        except (OSError, self.btrfsutil.BtrfsUtilError) as exc:  # the layer went meanwhile: no spare
-            log.debug("btrfs: no spare of %s: %s", parent, exc)
-            with self._spare_lock:
-                self._spare_jobs.pop(parent, None)
-            return
-        with self._spare_lock:
-            self._spare_jobs.pop(parent, None)
-            if self._spare_epoch.get(parent, 0) == epoch and parent not in self._spares:
-                self._spares[parent] = spare
-                return
-        self._delete_quietly(spare)  # the layer was mounted or removed while the spare was made
-
-    def settle(self) -> None:
-        """Wait until the spares being made are ready."""
-        with self._spare_lock:
-            jobs = list(self._spare_jobs.values())
-        concurrent.futures.wait(jobs)
-
-    def _drop_spare(self, id: str) -> None:
-        """The layer may change (mounted) or goes (removed): its spare, ready or being made, is void."""
-        with self._spare_lock:
-            if id not in self._spares and id not in self._spare_jobs:
-                return
-            self._spare_epoch[id] = self._spare_epoch.get(id, 0) + 1
-            spare = self._spares.pop(id, None)
-            job = self._spare_jobs.get(id)
-        if job is not None:
-            concurrent.futures.wait([job])  # it deletes its own snapshot, seeing the new epoch
-        if spare is not None:
-            self._delete_quietly(spare)
-
-    def _delete_quietly(self, path: Path) -> None:
-        try:
-            self._delete(path)
-        except Exception as exc:  # a spare left behind is dropped at the next start
-            log.warning("btrfs: could not delete spare %s: %s", path, exc)
-
-    def _drop_leftover_spares(self) -> None:
-        """Spares of a daemon that stopped without cleanup (a crash): deleted at start."""
-        try:
-            names = os.listdir(self._spare_dir())
-        except FileNotFoundError:
-            return
-        for name in names:
-            self._delete_quietly(self._spare_dir() / name)
-
-    # -- removal -----------------------------------------------------------------------------------
-
     def remove(self, id: str) -> None:
-        self._drop_spare(id)
-        with self._spare_lock:
-            self._rw_layers.discard(id)
         target = self._dir(id)
         if target.exists():
             self._delete(target)
@@ -351,7 +232,6 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         target = self._dir(id)
         if not target.is_dir():
             raise NotFound(f"btrfs: layer {id} does not exist")
-        self._drop_spare(id)
         if id in self._sized:  # as dockerd: the limit is set again, should quotas have been disabled meanwhile
             size = int(self._quota_file(id).read_text() or 0)
             if self.min_space and size < self.min_space:
@@ -377,12 +257,7 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         return {}  # dockerd's btrfs driver reports no GraphDriver data
 
     def cleanup(self) -> None:
-        """Nothing is mounted: the spares are deleted, and the qgroups of removed layers dropped if the
-        kernel lets us by now."""
-        with self._spare_lock:
-            ids = list(self._spares) + list(self._spare_jobs)
-        for id in ids:
-            self._drop_spare(id)
+        """Nothing is mounted; qgroups of removed layers are dropped if the kernel lets us by now."""
         if self._stale_qgroups:
             self.btrfsutil.sync(os.fspath(self.home))  # lets the cleaner free the deleted subvolumes' blocks
             self._drop_stale_qgroups()
