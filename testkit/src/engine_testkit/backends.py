@@ -37,8 +37,8 @@ def _run(*args: str) -> str:
 
 
 def _retry(*args: str, attempts: int = 300) -> None:
-    """zfs/zpool commands that fail while zfs-fuse is still finishing an (un)mount: up to 30 s, since a
-    loaded machine (load average above 10 on 2 cores) was seen to need more than 5 s at teardown."""
+    """zfs/zpool commands that fail while zfs-fuse is still finishing an (un)mount: up to 30 s (two
+    bench runs at load average 10 to 14 on 2 cores failed a 5 s retry destroying the bench dataset)."""
     for attempt in range(attempts):
         proc = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if proc.returncode == 0:
