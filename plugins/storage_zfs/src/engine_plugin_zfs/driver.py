@@ -5,8 +5,7 @@ Datasets live under ``zfs.fsname`` (default: the dataset holding data-root, as d
 ``zfs clone`` of it, and a deferred destroy of the snapshot (it goes when the clone goes).
 
 Mounting: every dataset is created with ``mountpoint=none``; ``get`` sets its mountpoint to
-``<home>/graph/<id>`` (which mounts it), the last ``put`` sets it back to ``none`` in a background
-thread (a ``get`` before that happened finds it still mounted; ``settle`` waits for them). dockerd uses
+``<home>/graph/<id>`` (which mounts it), the last ``put`` sets it back to ``none``. dockerd uses
 ``mountpoint=legacy`` and mount(2) instead, which zfs-fuse cannot do (no legacy mounts); the
 property works on kernel zfs and zfs-fuse alike, and a crashed daemon leaves no mount that comes
 back on its own. ``size=`` becomes the dataset's ``quota``. Diffs are the naive ones (as dockerd).
@@ -14,7 +13,6 @@ back on its own. ``size=`` becomes the dataset's ``quota``. Diffs are the naive 
 
 from __future__ import annotations
 
-import concurrent.futures
 import errno
 import filecmp
 import logging
@@ -54,10 +52,6 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         self._mounted: set[str] = set()  # normally the layers with references, plus any put() left busy
         self._locks = KeyedLocks()
         self._guard = threading.Lock()
-        # put()'s unmounts run here, off the caller's path: a zfs call is ~10 ms on zfs-fuse and a
-        # container start puts its init layer right before making its rw layer
-        self._unmounter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zfs-put")
-        self._unmounts: list[concurrent.futures.Future[None]] = []
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -222,40 +216,21 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         return mountpoint
 
     def put(self, id: str) -> None:
-        with self._locks(id), self._guard:
-            count = self._refs.get(id, 0)
-            if count > 1:
-                self._refs[id] = count - 1
-                return
-            self._refs.pop(id, None)
-            if not count or id not in self._mounted:
-                return  # a put without a get releases nothing
-            future = self._unmounter.submit(self._unmount_idle, id)
-            self._unmounts = [f for f in self._unmounts if not f.done()] + [future]
-
-    def _unmount_idle(self, id: str) -> None:
-        """put()'s unmount, in the background: skipped when a get() took the layer again meanwhile
-        (it is still mounted, so that get cost nothing) or a remove() already unmounted it."""
         with self._locks(id):
             with self._guard:
-                if self._refs.get(id) or id not in self._mounted:
+                count = self._refs.get(id, 0)
+                if count > 1:
+                    self._refs[id] = count - 1
                     return
+                self._refs.pop(id, None)
+                if not count or id not in self._mounted:
+                    return  # a put without a get releases nothing
             try:
                 self._unmount(id, PUT_BUSY_SECONDS)
             except ZfsError as exc:
                 # still in use from outside (an open file, a bound socket): it stays mounted, idle,
                 # and is unmounted by the next put, remove or cleanup
                 log.debug("zfs: %s stays mounted: %s", id, exc)
-            except Exception:  # a background thread has no caller to raise to
-                log.exception("zfs: unmounting %s", id)
-
-    def settle(self) -> None:
-        """Wait for the unmounts of earlier put() calls and the deferred snapshot destroys."""
-        with self._guard:
-            pending, self._unmounts = self._unmounts, []
-        concurrent.futures.wait(pending)
-        if self.zfs is not None:
-            self.zfs.settle()
 
     def _mount(self, name: str, mountpoint: Path) -> None:
         """Setting the mountpoint mounts; zfs-fuse may return before the mount is there, and files
@@ -363,7 +338,8 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
 
     def cleanup(self) -> None:
         """Unmount every layer still mounted (references a shutdown left behind)."""
-        self.settle()
+        if self.zfs is not None:
+            self.zfs.settle()
         with self._guard:
             mounted = sorted(self._mounted)
             self._refs.clear()
