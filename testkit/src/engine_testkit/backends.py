@@ -36,8 +36,9 @@ def _run(*args: str) -> str:
     return proc.stdout
 
 
-def _retry(*args: str, attempts: int = 50) -> None:
-    """zfs/zpool commands that fail while zfs-fuse is still finishing an (un)mount."""
+def _retry(*args: str, attempts: int = 300) -> None:
+    """zfs/zpool commands that fail while zfs-fuse is still finishing an (un)mount: up to 30 s (two
+    bench runs at load average 10 to 14 on 2 cores failed a 5 s retry destroying the bench dataset)."""
     for attempt in range(attempts):
         proc = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if proc.returncode == 0:

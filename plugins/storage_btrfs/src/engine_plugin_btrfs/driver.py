@@ -6,7 +6,8 @@ Under ``home`` (``<data-root>/btrfs``, dockerd's layout)::
     quotas/<id>       the layer's size limit in bytes, when it has one (``--storage-opt size=``)
 
 Nothing is mounted: ``get`` returns the subvolume's directory. Snapshots are O(1) and share blocks,
-so a container start costs two snapshots. Diffs are the naive ones (as in dockerd). Quotas are btrfs
+so a container start costs two snapshots (a transaction commit each: that is the whole cost, no
+existence stat or qgroup call is made around them when no size is set). Diffs are the naive ones (as in dockerd). Quotas are btrfs
 qgroups: enabled on the filesystem when ``btrfs.min_space`` is set or the first layer gets a size.
 """
 
@@ -60,6 +61,7 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         self.quota_enabled = False
         self._quota_lock = threading.Lock()
         self._stale_qgroups: set[int] = set()  # of removed layers, dropped once the kernel lets us
+        self._sized: set[str] = set()  # layers with a quotas/<id> file: get() reads only those
         self._build_version = ""
         self._library_version: int | None = None
 
@@ -92,6 +94,7 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         for sub in ("subvolumes", "quotas"):
             (home / sub).mkdir(mode=0o701 if sub == "subvolumes" else 0o700, exist_ok=True)
         os.chown(home / "subvolumes", uid, gid)
+        driver._sized = set(os.listdir(home / "quotas"))
         if driver.min_space:
             driver._enable_quota()
         driver._build_version = host.build_version()
@@ -138,14 +141,12 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         if size and self.min_space and size < self.min_space:
             raise InvalidParameter(f"btrfs: storage size cannot be less than {human_size(self.min_space)}")
         target = self._dir(id)
-        if target.exists():
-            raise Conflict(f"btrfs: layer {id} already exists")
+        source = self._dir(parent) if parent else None
         bu = self.btrfsutil
+        # no existence checks up front: the ioctl's own EEXIST/ENOENT say it (a container start is two
+        # of these, and the snapshot's transaction commit is all the time they should take)
         try:
-            if parent:
-                source = self._dir(parent)
-                if not source.is_dir():
-                    raise NotFound(f"btrfs: parent layer {parent} does not exist")
+            if source is not None:
                 bu.create_snapshot(os.fspath(source), os.fspath(target))
             else:
                 bu.create_subvolume(os.fspath(target))
@@ -154,14 +155,17 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
                 if (uid, gid) != (0, 0):
                     os.chown(target, uid, gid)
         except bu.BtrfsUtilError as exc:
-            if exc.errno == 17:  # EEXIST: another create won the race
+            if exc.errno == errno.EEXIST or os.path.lexists(target):
                 raise Conflict(f"btrfs: layer {id} already exists") from None
+            if source is not None and not source.is_dir():
+                raise NotFound(f"btrfs: parent layer {parent} does not exist") from None
             raise SystemError(f"btrfs: creating layer {id}: {exc}") from None
         if not size:
             return
         try:
             self._set_size(target, size)
             self._quota_file(id).write_text(str(size))
+            self._sized.add(id)
         except BaseException:
             self._delete(target)
             raise
@@ -178,6 +182,7 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         if target.exists():
             self._delete(target)
         self._quota_file(id).unlink(missing_ok=True)
+        self._sized.discard(id)
 
     def _delete(self, target: Path) -> None:
         bu = self.btrfsutil
@@ -217,9 +222,8 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         target = self._dir(id)
         if not target.is_dir():
             raise NotFound(f"btrfs: layer {id} does not exist")
-        quota = self._quota_file(id)
-        if quota.exists():  # as dockerd: the limit is set again, should quotas have been disabled meanwhile
-            size = int(quota.read_text() or 0)
+        if id in self._sized:  # as dockerd: the limit is set again, should quotas have been disabled meanwhile
+            size = int(self._quota_file(id).read_text() or 0)
             if self.min_space and size < self.min_space:
                 raise InvalidParameter(f"btrfs: storage size cannot be less than {human_size(self.min_space)}")
             self._set_size(target, size)
