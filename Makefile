@@ -6,10 +6,13 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 # Debian packages engine and its tests need. python3-btrfsutil and python3-systemd are only
 # importable from Debian's python3, hence a venv made from /usr/bin/python3 with system site-packages.
-# docker-compose (v1, with its own docker-py) is for the compose interop test.
+# docker-compose (v1, with its own docker-py) is for the compose interop test. etcd-server/etcd-client
+# are the overlay driver's cluster store in its tests, which start their own etcd: a policy-rc.d
+# (exit 101) is put in place for the install when the machine has none, so that installing
+# etcd-server never starts a system etcd on 2379.
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
 	iproute2 btrfs-progs python3-btrfsutil zfs-fuse rsyslog rsyslog-gnutls python3-systemd uidmap rootlesskit slirp4netns fuse-overlayfs tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
-	docker-compose docker-registry apache2-utils
+	docker-compose docker-registry apache2-utils etcd-server etcd-client
 DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
 STAMP := $(VENV)/.installed
 SHIM := $(VENV)/bin/engine-shim
@@ -34,7 +37,10 @@ system-packages:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1; fi; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  rc=$$?; if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; \
 	fi
 
 $(STAMP): $(addsuffix /pyproject.toml,$(DISTRIBUTIONS)) requirements-dev.txt
