@@ -101,7 +101,24 @@ def create_sandbox(path: Path, vni: int, local_ip: str, gateway: ipaddress.IPv4I
 
 
 def delete_sandbox(path: Path) -> None:
-    """Deleting the namespace deletes br0, vxlan0 and the veth ends in it."""
+    """Delete vxlan0 first, then the namespace (which takes br0 and the veth ends with it).
+
+    The kernel tears a namespace down asynchronously; until it has, a VXLAN device left in it
+    still holds its VNI on the daemon namespace's UDP socket, and a new network given the same
+    VNI at once would fail with EEXIST. Deleting the device explicitly frees the VNI at once.
+    """
+    if netns.is_mounted(path):
+
+        def inside() -> None:
+            with IPRoute() as ipr:
+                index = _index(ipr, "vxlan0")
+                if index is not None:
+                    ipr.link("del", index=index)
+
+        try:
+            netns.run_in(path, inside)
+        except (OSError, NetlinkError):
+            pass  # the namespace goes anyway
     netns.delete(path)
 
 

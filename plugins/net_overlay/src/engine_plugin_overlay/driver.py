@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.drivers import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION, netns
 from engine.drivers.cluster import ClusterConfig, advertise_ip, parse_cluster
 from engine.drivers.network import (
     Capability,
@@ -28,6 +28,7 @@ from engine.drivers.network import (
     Peer,
     SandboxInfo,
 )
+from engine.drivers.records import RecordDir
 from engine.errors import EngineError, InvalidParameter, NotFound, Unavailable
 
 from . import dataplane
@@ -49,7 +50,28 @@ class _Local:
     network_id: str
     address: ipaddress.IPv4Interface
     mac: str
+    name: str = ""
+    aliases: tuple[str, ...] = ()
     joined: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "network_id": self.network_id,
+            "address": str(self.address),
+            "mac": self.mac,
+            "name": self.name,
+            "aliases": list(self.aliases),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> _Local:
+        return cls(
+            data["network_id"],
+            ipaddress.IPv4Interface(data["address"]),
+            data["mac"],
+            data.get("name", ""),
+            tuple(data.get("aliases") or ()),
+        )
 
 
 class OverlayNetworkDriver(NetworkDriver):
@@ -72,6 +94,9 @@ class OverlayNetworkDriver(NetworkDriver):
         self._sandboxes: dict[str, Path] = {}  # network id -> the network's namespace here
         self._local: dict[str, _Local] = {}  # endpoint id -> this host's endpoint
         self._pending: dict[str, list[str]] = {}  # network id -> subnets reserved by assign_subnets
+        #: this host's endpoints on disk, so that a restarted daemon re-adopts (live-restore) or
+        #: withdraws (crash) them
+        self._records = RecordDir(Path(context.state_dir) / "endpoints")
 
     # ---- life ------------------------------------------------------------------------------------
 
@@ -94,21 +119,62 @@ class OverlayNetworkDriver(NetworkDriver):
             log.warning("overlay: cluster store %s not reachable yet; retrying in the background", self.cluster.store)
 
     def stop(self) -> None:
-        if self.state is not None:
-            self.state.stop()  # revokes the lease: this engine's endpoints leave the store at once
+        """Networks with a joined endpoint (containers kept by live-restore) keep their data path
+        and their endpoints stay in the store until the lease runs out; the rest goes now."""
         with self._lock:
-            for path in self._sandboxes.values():
-                dataplane.delete_sandbox(path)
+            live = {e.network_id for e in self._local.values() if e.joined}
+            for network_id, path in list(self._sandboxes.items()):
+                if network_id not in live:
+                    dataplane.delete_sandbox(path)
             self._sandboxes.clear()
             self._local.clear()
+        if self.state is not None:
+            # without live endpoints the lease is revoked: this engine's keys leave the store at once
+            self.state.stop(revoke=not live)
+
+    def restore_endpoint(
+        self,
+        network_id: str,
+        endpoint_id: str,
+        iface: EndpointInterface,
+        sandbox: SandboxInfo,
+        ports: list[Any],
+    ) -> None:
+        local = self._local_of(endpoint_id)
+        if local is None:
+            return
+        local.joined = True
+        with self._lock:
+            self._local[endpoint_id] = local
+        state = self._need()
+        data = self._network(state, network_id)
+        path = self._sandbox_path(network_id, data)
+        if netns.is_mounted(path):
+            with self._lock:
+                self._sandboxes[network_id] = path
+        # the address and the endpoint under this instance's lease
+        state.claim_address(network_id, str(local.address.ip), endpoint_id)
+        state.publish_endpoint(self._remote(state, network_id, endpoint_id, local))
 
     def reconcile(self, endpoint_ids: set[str]) -> None:
-        # namespaces of networks a killed daemon left behind (nothing is joined at start)
+        """Withdraw the endpoints a killed daemon left (in the store and here), and the namespaces of
+        networks no endpoint here uses."""
+        for endpoint_id, data in self._records.load_all().items():
+            if endpoint_id not in endpoint_ids:
+                self.delete_endpoint(data["network_id"], endpoint_id)
         with self._lock:
             mine = set(self._sandboxes.values())
         for path in sorted(self.root.glob("*")) if self.root.exists() else []:
             if path not in mine:
                 dataplane.delete_sandbox(path)
+
+    def _local_of(self, endpoint_id: str) -> _Local | None:
+        with self._lock:
+            local = self._local.get(endpoint_id)
+        if local is None:
+            data = self._records.load(endpoint_id)
+            local = _Local.from_json(data) if data else None
+        return local
 
     def _need(self) -> ClusterState:
         """The cluster state, or the error that says why overlay work cannot be done."""
@@ -161,7 +227,7 @@ class OverlayNetworkDriver(NetworkDriver):
                     state.take_address(spec.network_id, pool.pool, "", str(pool.gateway.ip), "gateway", False)
                 for name, aux in pool.aux_addresses.items():
                     state.take_address(spec.network_id, pool.pool, "", str(aux.ip), f"aux:{name}", False)
-            data = {"record": dict(spec.record), "vni": vni, "subnets": subnets}
+            data = {"record": dict(spec.record), "vni": vni, "subnets": subnets, "pools": _pools(spec)}
             state.publish_network(spec.network_id, data, create=True)
         except BaseException:
             state.release_vni(vni)
@@ -213,37 +279,35 @@ class OverlayNetworkDriver(NetworkDriver):
     ) -> None:
         state = self._need()
         data = self._network(state, network_id)
-        pools = [c for c in data["record"].get("ipam_config", []) if ":" not in c.get("subnet", "")]
-        if not pools:
+        if not data.get("pools"):
             raise InvalidParameter("overlay network has no IPv4 subnet")
-        pool = pools[0]
+        pool = data["pools"][0]
         subnet = ipaddress.IPv4Network(pool["subnet"])
         wanted = str(options.get("ipv4_address") or "")
         ip = state.take_address(network_id, subnet, pool.get("ip_range") or "", wanted, endpoint_id, True)
         address = ipaddress.IPv4Interface(f"{ip}/{subnet.prefixlen}")
         mac = str(options.get("mac_address") or "") or dataplane.mac_of(ip)
+        name = str(options.get("container_name") or "").lstrip("/")
+        local = _Local(network_id, address, mac, name, tuple(options.get("aliases") or ()))
         try:
-            state.publish_endpoint(
-                RemoteEndpoint(
-                    network_id=network_id,
-                    endpoint_id=endpoint_id,
-                    ip=address,
-                    mac=mac,
-                    host=state.me,
-                    name=str(options.get("container_name") or ""),
-                    aliases=tuple(options.get("aliases") or ()),
-                )
-            )
+            self._records.save(endpoint_id, local.to_json())
+            state.publish_endpoint(self._remote(state, network_id, endpoint_id, local))
         except BaseException:
+            self._records.delete(endpoint_id)
             state.release_address(network_id, str(ip))
             raise
         iface.address, iface.mac_address = address, mac
         with self._lock:
-            self._local[endpoint_id] = _Local(network_id, address, mac)
+            self._local[endpoint_id] = local
+
+    @staticmethod
+    def _remote(state: ClusterState, network_id: str, endpoint_id: str, local: _Local) -> RemoteEndpoint:
+        return RemoteEndpoint(network_id, endpoint_id, local.address, local.mac, state.me, local.name, local.aliases)
 
     def delete_endpoint(self, network_id: str, endpoint_id: str) -> None:
+        local = self._local_of(endpoint_id)
         with self._lock:
-            local = self._local.pop(endpoint_id, None)
+            self._local.pop(endpoint_id, None)
         if local is None:
             return
         state = self.state
@@ -253,6 +317,7 @@ class OverlayNetworkDriver(NetworkDriver):
                 state.release_address(network_id, str(local.address.ip))
             except Unavailable as exc:  # the lease takes them away when the store is back
                 log.warning("overlay: %s", exc.message)
+        self._records.delete(endpoint_id)
         with self._lock:
             still_used = any(e.network_id == network_id for e in self._local.values())
         if not still_used:
@@ -260,8 +325,8 @@ class OverlayNetworkDriver(NetworkDriver):
 
     def join(self, network_id: str, endpoint_id: str, sandbox: SandboxInfo) -> JoinInfo:
         state = self._need()
+        local = self._local_of(endpoint_id)
         with self._lock:
-            local = self._local.get(endpoint_id)
             if local is None:
                 raise NotFound(f"overlay endpoint {endpoint_id} not found")
             path = self._ensure_sandbox(state, network_id)
@@ -285,18 +350,18 @@ class OverlayNetworkDriver(NetworkDriver):
         if path is not None:
             return path
         data = self._network(state, network_id)
-        gateway = None
-        for cfg in data["record"].get("ipam_config", []):
-            if cfg.get("gateway") and ":" not in cfg["gateway"]:
-                gateway = ipaddress.IPv4Interface(f"{cfg['gateway']}/{ipaddress.ip_network(cfg['subnet']).prefixlen}")
-                break
-        path = self.root / f"{data['vni']}-{network_id[:12]}"
+        pool = data["pools"][0] if data.get("pools") else {}
+        gateway = ipaddress.IPv4Interface(pool["gateway"]) if pool.get("gateway") else None
+        path = self._sandbox_path(network_id, data)
         dataplane.create_sandbox(path, int(data["vni"]), state.me, gateway, self.context.instance)
         self._sandboxes[network_id] = path
         for ep in state.endpoints_of(network_id):
             if ep.host != state.me:
                 dataplane.add_peer(path, ep.ip.ip, ep.mac, ep.host)
         return path
+
+    def _sandbox_path(self, network_id: str, data: Mapping[str, Any]) -> Path:
+        return self.root / f"{data['vni']}-{network_id[:12]}"
 
     def _drop_sandbox(self, network_id: str) -> None:
         with self._lock:
@@ -330,9 +395,22 @@ class OverlayNetworkDriver(NetworkDriver):
     def leftovers(self) -> list[str]:
         out = [str(p) for p in sorted(self.root.glob("*"))] if self.root.exists() else []
         out += [f"link {name}" for name in dataplane.vxlan_leftovers(self.context.instance)]
-        if self.state is not None and any(t.is_alive() for t in self.state._threads):
-            out.append("overlay store threads")
+        if self.state is not None and self.state.stopped and self.state.threads_alive():
+            out.append("overlay store threads still running after stop")
         return out
+
+
+def _pools(spec: NetworkSpec) -> list[dict[str, str]]:
+    """The network's IPv4 pools as the store keeps them (the ``--ip-range`` from core's record)."""
+    ranges = {c.get("subnet"): c.get("ip_range") or "" for c in spec.record.get("ipam_config", [])}
+    return [
+        {
+            "subnet": str(p.pool),
+            "gateway": str(p.gateway) if p.gateway is not None else "",
+            "ip_range": ranges.get(str(p.pool), ""),
+        }
+        for p in spec.ipv4
+    ]
 
 
 __all__ = ["OverlayNetworkDriver"]

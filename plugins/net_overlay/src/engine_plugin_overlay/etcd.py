@@ -92,6 +92,11 @@ def absent(key: str) -> dict[str, Any]:
     return {"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
 
 
+def value_is(key: str, value: str) -> dict[str, Any]:
+    """Compare: the key holds ``value``."""
+    return {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(value)}
+
+
 def unchanged(key: str, mod_revision: int) -> dict[str, Any]:
     """Compare: the key was not modified since ``mod_revision`` (compare-and-swap)."""
     return {"key": _b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": str(mod_revision)}

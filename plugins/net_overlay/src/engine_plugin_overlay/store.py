@@ -33,7 +33,7 @@ from typing import Any
 from engine.drivers.cluster import ClusterConfig
 from engine.errors import Conflict, Forbidden, InvalidParameter, Unavailable
 
-from .etcd import KV, Etcd, StoreUnavailable, absent, delete_op, put_op
+from .etcd import KV, Etcd, StoreUnavailable, absent, delete_op, put_op, value_is
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +87,23 @@ class ClusterState:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, revoke: bool = True) -> None:
         self._stopping.set()
         self.etcd.close()
-        if self._lease:
+        if self._lease and revoke:
             try:  # endpoints and the node key go at once instead of at lease expiry
                 self.etcd.revoke(self._lease)
             except Unavailable:
                 pass
         for thread in self._threads:
             thread.join(timeout=5)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
+    def threads_alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
 
     def require(self) -> None:
         """Raise the store's error when it is not reachable (overlay work needs it)."""
@@ -319,6 +326,18 @@ class ClusterState:
                 self._remember(key, owner, lease)
                 return address
         raise Unavailable("No available addresses on this pool")
+
+    def claim_address(self, network_id: str, address: str, owner: str) -> None:
+        """Put an address this endpoint already held under this instance's lease (after a restart)."""
+        key = self.prefix + f"ipam/{network_id}/{address}"
+        lease = self.lease()
+        mine = value_is(key, owner)
+        if not (
+            self.etcd.txn([absent(key)], [put_op(key, owner, lease)])
+            or self.etcd.txn([mine], [put_op(key, owner, lease)])
+        ):
+            raise Forbidden(f"address {address} was taken by another endpoint while this engine was down")
+        self._remember(key, owner, lease)
 
     def release_address(self, network_id: str, address: str) -> None:
         key = self.prefix + f"ipam/{network_id}/{address}"
