@@ -95,6 +95,8 @@ class Etcd:
         self.data = root / "etcd"
         self.log = root / "etcd.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []  # more etcd flags (TLS)
+        self.health: list[str] = []  # more curl flags for the health check (TLS)
 
     def start(self) -> Etcd:
         peer = f"http://{self.address}:{self.port + 1}"
@@ -103,6 +105,7 @@ class Etcd:
             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"t={peer}", "--initial-cluster-state", "new",
+            *self.extra,
         ]  # fmt: skip
         if self.ns:
             cmd = ["ip", "netns", "exec", self.ns, *cmd]
@@ -112,7 +115,7 @@ class Etcd:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"etcd exited: {self.log.read_text()}")
-            health = ["curl", "-sf", f"{self.url}/health"]
+            health = ["curl", "-sf", *self.health, f"{self.url}/health"]
             if self.ns:
                 health = ["ip", "netns", "exec", self.ns, *health]
             if subprocess.run(health, capture_output=True).returncode == 0:
