@@ -131,6 +131,26 @@ def test_engine_with_unreachable_store_starts_and_refuses_overlay_work(cluster: 
         engine.cleanup()
 
 
+def test_store_outage_keeps_traffic_refuses_overlay_work_and_reconnects(cluster: dict[str, Any]) -> None:
+    one, two = cluster["engines"]
+    etcd = cluster["etcd"]
+    ip_b = container_ip(two, "b1", "ov1")
+    etcd.stop()
+    try:
+        res = one.docker.fails("network", "create", "-d", "overlay", "ovback")
+        assert etcd.store in res.stderr
+        # the data path does not depend on the store, and neither do local listings
+        one.docker("exec", "a1", "ping", "-c", "1", "-W", "3", ip_b)
+        assert "ov1" in one.docker("network", "ls", "--format", "{{.Name}}").lines()
+    finally:
+        etcd.start()
+    # the engine reconnects by itself: overlay work succeeds again and reaches the other engine
+    eventually(lambda: one.docker.run("network", "create", "-d", "overlay", "ovback").returncode == 0, "reconnect")
+    eventually(lambda: inspect_net(two, "ovback"), "ovback on the second engine")
+    one.docker("network", "rm", "ovback")
+    eventually(lambda: inspect_net(two, "ovback") is None, "ovback gone from the second engine")
+
+
 def test_endpoints_of_a_dead_engine_expire(cluster: dict[str, Any]) -> None:
     one, _ = cluster["engines"]
     hosts = cluster["hosts"]
