@@ -71,6 +71,17 @@ def test_containers_on_two_hosts_reach_each_other_by_ip_and_name(cluster: dict[s
     one.docker("exec", "a1", "ping", "-c", "1", "-W", "3", "b1")
 
 
+def test_a_restarted_engine_knows_the_cluster_networks_from_the_store(cluster: dict[str, Any]) -> None:
+    one, two = cluster["engines"]
+    two.stop()  # its containers stop with it (no live-restore); its lease is revoked
+    eventually(lambda: one.docker.run("exec", "a1", "nslookup", "b1").returncode != 0, "b1 withdrawn")
+    two.start()
+    assert inspect_net(two, "ov1") is not None  # never stored locally: learnt from etcd at start
+    two.docker("start", "b1")
+    two.docker("exec", "b1", "ping", "-c", "1", "-W", "3", container_ip(one, "a1", "ov1"))
+    eventually(lambda: one.docker.run("exec", "a1", "ping", "-c", "1", "-W", "3", "b1").returncode == 0, "b1 again")
+
+
 def test_static_ip_is_refused_when_another_host_holds_it(cluster: dict[str, Any]) -> None:
     one, two = cluster["engines"]
     ip_a = container_ip(one, "a1", "ov1")

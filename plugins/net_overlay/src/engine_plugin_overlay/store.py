@@ -76,7 +76,7 @@ class ClusterState:
         self.on_endpoint: Callable[[RemoteEndpoint, bool], None] = lambda ep, added: None
         #: called when a network vanished from the store
         self.on_network_gone: Callable[[str], None] = lambda network_id: None
-        self._own: dict[str, tuple[str, bytes]] = {}  # this engine's leased keys, re-put after a lease loss
+        self._own: dict[str, bytes] = {}  # this engine's leased keys and values, put back after a lease loss
 
     # ---- life ------------------------------------------------------------------------------------
 
@@ -215,7 +215,7 @@ class ClusterState:
             self._lease = lease
             own = dict(self._own)
         self.etcd.put(self.prefix + f"nodes/{self.me}", json.dumps({"instance": self.instance}), lease)
-        for key, (_, value) in own.items():
+        for key, value in own.items():
             self.etcd.put(key, value, lease)
 
     def lease(self) -> int:
@@ -348,7 +348,7 @@ class ClusterState:
     def _remember(self, key: str, value: str, lease: int) -> None:
         if lease:
             with self._lock:
-                self._own[key] = ("", value.encode())
+                self._own[key] = value.encode()
 
     # ---- endpoints -------------------------------------------------------------------------------
 
@@ -359,7 +359,7 @@ class ClusterState:
         ).encode()
         self.etcd.put(key, value, self.lease())
         with self._lock:
-            self._own[key] = ("", value)
+            self._own[key] = value
             self.endpoints.setdefault(ep.network_id, {})[ep.endpoint_id] = ep
 
     def withdraw_endpoint(self, network_id: str, endpoint_id: str) -> None:
