@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -88,6 +89,24 @@ def test_static_ip_is_refused_when_another_host_holds_it(cluster: dict[str, Any]
     res = two.docker.fails("run", "-d", "--name", "b2", "--network", "ov1", "--ip", ip_a, "busybox", "sleep", "60")
     assert "Address already in use" in res.stderr
     two.docker.run("rm", "-f", "b2")
+
+
+def test_two_engines_starting_containers_at_once_never_share_an_address(cluster: dict[str, Any]) -> None:
+    one, two = cluster["engines"]
+    runs = [
+        (engine, f"p{n}{i}", engine.docker.popen("run", "-d", "--name", f"p{n}{i}", "--network", "ov1", "busybox",
+                                                 "sleep", "600", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for i in range(4)
+        for n, engine in ((1, one), (2, two))
+    ]  # fmt: skip
+    try:
+        for _, _, proc in runs:
+            assert proc.wait(120) == 0
+        addresses = [container_ip(engine, name, "ov1") for engine, name, _ in runs]
+        assert len(set(addresses)) == len(addresses), addresses
+    finally:
+        for engine, name, _ in runs:
+            engine.docker.run("rm", "-f", name)
 
 
 def test_internal_network(cluster: dict[str, Any]) -> None:
