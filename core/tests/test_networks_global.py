@@ -101,6 +101,7 @@ def test_a_global_network_shows_on_every_controller_and_goes_everywhere(pair: li
     assert not (a.root / "networks" / f"{net.id}.json").exists()  # the store's, not this engine's
     seen = b.get("g1")
     assert seen.id == net.id and seen.scope == "global" and seen.attachable
+    assert last_network_event(b) == ("create", net.id)  # b's /events tell of a's network
     assert [n.name for n in b.list() if n.scope == "global"] == ["g1"]
     # an endpoint of the other engine is a peer here (what the embedded DNS answers)
     InMemoryClusterDriver.store["peers"] = {"e9": (net.id, "c9", "10.230.0.9", a._drivers["fakeglobal"])}
@@ -108,6 +109,12 @@ def test_a_global_network_shows_on_every_controller_and_goes_everywhere(pair: li
     InMemoryClusterDriver.store["peers"] = {}
     a.remove("g1")
     assert [n.name for n in b.list() if n.scope == "global"] == []
+    assert last_network_event(b) == ("destroy", net.id)
+
+
+def last_network_event(ctl: NetworkController) -> tuple[str, str]:
+    events = [(e["Action"], e["Actor"]["ID"]) for e in ctl.daemon.events.history() if e["Type"] == "network"]
+    return events[-1]
 
 
 def test_shutdown_never_deletes_a_global_network(pair: list[NetworkController]) -> None:

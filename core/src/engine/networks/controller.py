@@ -505,6 +505,7 @@ class NetworkController:
             records = drv.global_networks()
             if records is None:
                 continue
+            added, dropped = [], []
             with self._global_lock:
                 ids = set()
                 for record in records:
@@ -513,10 +514,15 @@ class NetworkController:
                         net = Network.from_json(record)
                         net.scope = "global"
                         self.networks[net.id] = net
+                        added.append(net)
                 for net in list(self.networks.values()):
                     if net.driver == drv.name and net.id not in ids and not self._containers_of(net.id):
                         self._release_pools(net)
                         self.networks.pop(net.id, None)
+                        dropped.append(net)
+            # this engine's /events tell of networks other engines created or removed, as of its own
+            for net, action in [(n, "create") for n in added] + [(n, "destroy") for n in dropped]:
+                self.daemon.events.publish("network", action, net.id, {"name": net.name, "type": net.driver})
 
     def peers(self, network_id: str) -> list[Peer]:
         """The endpoints of a global-scope network on other engines (for the embedded DNS)."""
