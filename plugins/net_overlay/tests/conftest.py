@@ -22,6 +22,7 @@ import pytest
 from engine_testkit.busybox import busybox_rootfs_tar
 from engine_testkit.cli import DockerCLI
 from engine_testkit.daemon import EngineDaemon
+from engine_testkit.network import free_port
 
 ETCD = shutil.which("etcd")
 UNDERLAY = "198.18.0"
@@ -99,7 +100,8 @@ class Etcd:
         self.health: list[str] = []  # more curl flags for the health check (TLS)
 
     def start(self) -> Etcd:
-        peer = f"http://{self.address}:{self.port + 1}"
+        # in its own namespace any port is free; on the machine's loopback ask for a free one
+        peer = f"http://{self.address}:{self.port + 1 if self.ns else free_port()}"
         cmd = [
             str(ETCD), "--name", "t", "--data-dir", str(self.data), "--logger", "zap", "--log-outputs", "stderr",
             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,

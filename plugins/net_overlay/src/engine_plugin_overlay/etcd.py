@@ -116,6 +116,7 @@ class Etcd:
         self._preferred = 0
         self._lock = threading.Lock()
         self._watches: set[socket.socket] = set()
+        self._closed = False  # close() ran: no new watch streams
 
     def _connect(self, index: int, timeout: float | None) -> http.client.HTTPConnection:
         host, port = self.cluster.endpoints[index]
@@ -218,10 +219,14 @@ class Etcd:
         }
         conn, resp = self._open("/v3/watch", body, TIMEOUT)
         sock = conn.sock
-        if sock is not None:
-            sock.settimeout(None)
-            with self._lock:
+        with self._lock:
+            closed = self._closed
+            if sock is not None and not closed:
+                sock.settimeout(None)
                 self._watches.add(sock)
+        if closed:  # close() ran while this stream was being opened: it would never be ended
+            conn.close()
+            return
         try:
             while True:
                 line = resp.readline()
@@ -238,8 +243,9 @@ class Etcd:
             conn.close()
 
     def close(self) -> None:
-        """End every watch stream."""
+        """End every watch stream (and refuse new ones); plain calls keep working."""
         with self._lock:
+            self._closed = True
             socks = list(self._watches)
         for sock in socks:
             try:
