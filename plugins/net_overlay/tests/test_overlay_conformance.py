@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Etcd, skip_reason
+from overlay_testhosts import Etcd, skip_reason
 
 from engine_testkit.network import NetworkDriverSuite, free_port
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import HostEngine, engine_config
+from overlay_testhosts import HostEngine, engine_config
 
 pytestmark = [pytest.mark.privileged, pytest.mark.e2e]
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Etcd, skip_reason
 from engine_plugin_overlay.etcd import Etcd as EtcdClient
 from engine_plugin_overlay.store import ClusterState
+from overlay_testhosts import Etcd, skip_reason
 
 from engine.drivers.cluster import parse_cluster
 from engine.errors import Forbidden, Unavailable
