@@ -205,7 +205,9 @@ class NetworkDriver(abc.ABC):
     ) -> None:
         """Prepare an endpoint (e.g. the veth pair); may fill ``iface.mac_address``.
 
-        ``options`` may hold ``mac_address`` (the user's ``--mac-address``).
+        ``options`` may hold ``mac_address`` (the user's ``--mac-address``), and holds
+        ``container_name``, ``container_id`` and ``aliases`` (the endpoint's network aliases);
+        with ``allocates_addresses``, ``ipv4_address`` (the user's ``--ip``, or "").
         """
 
     @abc.abstractmethod
