@@ -8,9 +8,13 @@ PIP := $(VENV)/bin/pip
 # importable from Debian's python3, hence a venv made from /usr/bin/python3 with system site-packages.
 # docker-compose (v1, with its own docker-py) is for the compose interop test; it Recommends docker.io,
 # which --no-install-recommends keeps out (installing docker.io would start a real dockerd).
+# etcd-server/etcd-client are the overlay driver's cluster store in its tests, which start their own
+# etcd: a policy-rc.d (exit 101) is put in place for the install when the machine has none, so that
+# installing etcd-server never starts a system etcd on 2379, and the unit it enables is disabled again
+# (no etcd at the next boot either) when this install is what brought etcd-server.
 APT_PACKAGES := python3 python3-venv python3-dev gcc make runc busybox-static iptables nftables \
 	iproute2 btrfs-progs python3-btrfsutil zfs-fuse rsyslog rsyslog-gnutls python3-systemd uidmap rootlesskit slirp4netns fuse-overlayfs tini kmod libc6-dev xfsprogs zstd openssl procps util-linux \
-	docker-compose docker-registry apache2-utils python3-jsonschema
+	docker-compose docker-registry apache2-utils python3-jsonschema etcd-server etcd-client
 # only for `make test-guest-devicemapper` (a qemu guest with a kernel that has dm-thin)
 GUEST_APT_PACKAGES := qemu-system-x86 thin-provisioning-tools
 DISTRIBUTIONS := core testkit $(sort $(wildcard plugins/*))
@@ -42,7 +46,13 @@ system-packages:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1; fi; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  rc=$$?; if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	  case " $$missing " in *" etcd-server "*) systemctl disable etcd.service >/dev/null 2>&1 || \
+	    rm -f /etc/systemd/system/multi-user.target.wants/etcd.service;; esac; \
+	  exit $$rc; \
 	fi
 
 $(STAMP): $(addsuffix /pyproject.toml,$(DISTRIBUTIONS)) requirements-dev.txt

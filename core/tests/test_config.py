@@ -532,8 +532,26 @@ def test_plugin_keys_get_flags_and_checks(tmp_path):
 
 
 def test_unsupported_keys_are_accepted_and_reported(schema, tmp_path):
-    config = config_from(schema, tmp_path, {"cluster-store": "consul://x", "containerd": "/run/c.sock"})
-    assert config.unsupported_keys(schema) == ["cluster-store", "containerd"]
+    config = config_from(schema, tmp_path, {"cri-containerd": True, "containerd": "/run/c.sock"})
+    assert config.unsupported_keys(schema) == ["containerd", "cri-containerd"]
+
+
+def test_cluster_store_keys_are_checked_together(schema, tmp_path):
+    good = {
+        "cluster-store": "etcd://127.0.0.1:2379,10.0.0.2:2379",
+        "cluster-advertise": "eth0:2376",
+        "cluster-store-opts": {"kv.cacertfile": "/ca.pem"},
+    }
+    config = config_from(schema, tmp_path, good)
+    assert config["cluster-store"] == good["cluster-store"] and config.unsupported_keys(schema) == []
+    assert "unsupported cluster store" in fails(schema, tmp_path, {"cluster-store": "consul://x:8500"})
+    assert "want host:port" in fails(schema, tmp_path, {"cluster-store": "etcd://x"})
+    assert "must be accompanied by --cluster-store" in fails(schema, tmp_path, {"cluster-advertise": "1.2.3.4:2376"})
+    assert "want <ip|interface>:<port>" in fails(
+        schema, tmp_path, {"cluster-store": "etcd://x:1", "cluster-advertise": "eth0"}
+    )
+    bad_opt = {"cluster-store": "etcd://x:1", "cluster-store-opts": {"kv.path": "/p"}}
+    assert "unsupported cluster-store-opts kv.path" in fails(schema, tmp_path, bad_opt)
 
 
 # ---- SIGHUP ------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from engine import hosts, rootless
 from engine.config_schema import BOOL, INT, LIST, MAP, OBJECT, STR, ConfigSchema, Option, type_error
+from engine.drivers.cluster import parse_cluster
 from engine.drivers.strconv import parse_int
 from engine.drivers.units import parse_size
 from engine.rootless import ROOTLESSKIT
@@ -494,12 +495,12 @@ def _core_options() -> list[Option]:
         opt("containerd-plugins-namespace", STR, "plugins.moby", ("--containerd-plugins-namespace",),
           "Containerd namespace to use for plugins", supported=False),
         opt("cri-containerd", BOOL, False, ("--cri-containerd",), "start containerd with cri", supported=False),
-        opt("cluster-store", STR, "", ("--cluster-store",), "URL of the distributed storage backend (deprecated)",
-          supported=False),
-        opt("cluster-store-opts", MAP, {}, ("--cluster-store-opt",), "Set cluster store options (deprecated)",
-          flag_value=map_item, supported=False),
-        opt("cluster-advertise", STR, "", ("--cluster-advertise",), "Address or interface name to advertise (deprecated)",
-          supported=False),
+        # the cluster store of global-scope networks (overlay): checked together by _check_cluster,
+        # read by drivers through engine.drivers.cluster.parse_cluster
+        opt("cluster-store", STR, "", ("--cluster-store",), "URL of the distributed storage backend: etcd://host:port[,host:port][/path] (overlay networks)"),
+        opt("cluster-store-opts", MAP, {}, ("--cluster-store-opt",), "Set cluster store options: kv.cacertfile, kv.certfile, kv.keyfile (TLS to etcd)",
+          flag_value=map_item),
+        opt("cluster-advertise", STR, "", ("--cluster-advertise",), "Address or interface name to advertise, with a port: <ip|interface>:<port>"),
     ]  # fmt: skip
 
 
@@ -509,7 +510,12 @@ def _check_default_runtime(values: dict[str, Any]) -> None:
         raise ValueError(f"specified default runtime '{name}' does not exist")
 
 
+def _check_cluster(values: dict[str, Any]) -> None:
+    parse_cluster(values)
+
+
 def core_schema() -> ConfigSchema:
     schema = ConfigSchema(_core_options())
     schema.add_check(_check_default_runtime)
+    schema.add_check(_check_cluster)
     return schema

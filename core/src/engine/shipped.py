@@ -22,6 +22,7 @@ SHIPPED = frozenset(
         "engine-plugin-json-file",
         "engine-plugin-local",
         "engine-plugin-none",
+        "engine-plugin-overlay",
         "engine-plugin-overlay2",
         "engine-plugin-rootless",
         "engine-plugin-syslog",

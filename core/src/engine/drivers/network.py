@@ -38,6 +38,7 @@ __all__ = [
     "NetworkDriverContext",
     "NetworkSpec",
     "NoDataPathNetworkDriver",
+    "Peer",
     "PortBinding",
     "SandboxInfo",
 ]
@@ -71,6 +72,9 @@ class NetworkSpec:
     enable_ipv6: bool = False
     #: the daemon's own default network (``bridge``): configured from daemon.json, not from options
     default: bool = False
+    #: core's record of the network (opaque JSON): a global-scope driver keeps it in its cluster
+    #: store and hands it back from :meth:`NetworkDriver.global_networks` on every engine
+    record: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +134,15 @@ class JoinInfo:
 
 
 @dataclass(frozen=True)
+class Peer:
+    """An endpoint of a global-scope network on another engine, as the embedded DNS answers it."""
+
+    name: str  # the container's name
+    ipv4: str  # its address, without prefix length
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class NetworkDriverContext:
     """What core hands a driver when it constructs it."""
 
@@ -161,6 +174,11 @@ class NetworkDriver(abc.ABC):
     #: whether a container may join more networks besides one of this driver (host, null: no)
     exclusive: ClassVar[bool] = False
 
+    #: the driver hands out endpoint addresses itself (the cluster-wide IPAM of a global-scope
+    #: driver): core's IPAM reserves only the network's pools, and ``create_endpoint`` fills
+    #: ``iface.address`` (``options["ipv4_address"]`` holds the user's ``--ip``, if any)
+    allocates_addresses: ClassVar[bool] = False
+
     def __init__(self, context: NetworkDriverContext) -> None:
         self.context = context
 
@@ -187,7 +205,9 @@ class NetworkDriver(abc.ABC):
     ) -> None:
         """Prepare an endpoint (e.g. the veth pair); may fill ``iface.mac_address``.
 
-        ``options`` may hold ``mac_address`` (the user's ``--mac-address``).
+        ``options`` may hold ``mac_address`` (the user's ``--mac-address``), and holds
+        ``container_name``, ``container_id`` and ``aliases`` (the endpoint's network aliases);
+        with ``allocates_addresses``, ``ipv4_address`` (the user's ``--ip``, or "").
         """
 
     @abc.abstractmethod
@@ -234,6 +254,21 @@ class NetworkDriver(abc.ABC):
     def network_info(self, network_id: str) -> dict[str, str]:
         """Extra options to show in ``docker network inspect`` ``Options``."""
         return {}
+
+    def assign_subnets(self, network_id: str, subnets: list[str]) -> list[str]:
+        """Global scope: reserve a new network's subnets cluster-wide before core's IPAM takes them
+        on this host; ``""`` asks for a free one. Returns the subnets to use (same order)."""
+        return subnets
+
+    def global_networks(self) -> list[Mapping[str, Any]] | None:
+        """Global scope: the records (:attr:`NetworkSpec.record`) of every network of this driver in
+        the cluster, created on any engine; ``None`` when the driver cannot tell (no store, or
+        unreachable): core then keeps the networks it knows. Called often: answer from memory."""
+        return None
+
+    def peers(self, network_id: str) -> list[Peer]:
+        """Global scope: the network's endpoints on other engines (the embedded DNS answers them)."""
+        return []
 
     def leftovers(self) -> list[str]:
         """What this driver still has on the host (links, rules, processes), for leak checks.

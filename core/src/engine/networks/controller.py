@@ -20,18 +20,21 @@ import hashlib
 import ipaddress
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine import opcounters
+from engine.drivers.cluster import parse_cluster
 from engine.drivers.locks import KeyedLocks
 from engine.drivers.network import (
     IPAMData,
     NetworkDriver,
     NetworkDriverContext,
     NetworkSpec,
+    Peer,
 )
 from engine.drivers.records import RecordDir
 from engine.drivers.timefmt import parse_rfc3339nano, rfc3339nano
@@ -133,6 +136,7 @@ class NetworkController:
         #: per-key locks shared with the sandboxes: a network ID, or ``c:<container ID>``
         self.locks = KeyedLocks()
         self._sandboxes = Sandboxes(self, self.root, self.netns_dir, containers_root)
+        self._global_lock = threading.Lock()
 
     @property
     def sandboxes(self) -> dict[str, SandboxRecord]:
@@ -197,6 +201,8 @@ class NetworkController:
             self.networks[net.id] = net
         self._sandboxes.load()
         self._ensure_predefined()
+        self._load_global_drivers()
+        self.sync_global()
         for net in sorted(self.networks.values(), key=lambda n: (not n.predefined, n.created)):
             try:
                 self._driver_create(net)
@@ -211,6 +217,8 @@ class NetworkController:
         for net in list(self.networks.values()):
             if net.id in live:
                 continue  # a container kept running (live-restore): keep its data path
+            if net.scope == "global":
+                continue  # the cluster's, not this engine's: the driver's stop releases its data path here
             try:
                 self.driver(net.driver).delete_network(net.id)
             except Exception:
@@ -316,6 +324,7 @@ class NetworkController:
             internal=net.internal,
             enable_ipv6=net.enable_ipv6,
             default=net.predefined and net.name == "bridge",
+            record=net.to_json(),
         )
 
     def _allocate_pools(self, net: Network, configs: list[dict[str, Any]], default_bridge: bool = False) -> None:
@@ -415,15 +424,25 @@ class NetworkController:
         )
         configs = list(ipam.get("Config") or [])
         _validate_ipam_configs(configs)
+        is_global = drv.capability.data_scope == "global"
+        net.scope = drv.capability.data_scope
         with self.locks(net.id):
-            if drv.uses_ipam:
-                self._allocate_pools(net, configs)
             try:
+                if is_global and drv.uses_ipam:
+                    # the subnets are the cluster's: the driver reserves them in its store first
+                    wanted = [dict(c) for c in configs] or [{}]
+                    subnets = drv.assign_subnets(net.id, [c.get("Subnet") or "" for c in wanted])
+                    configs = [{**c, "Subnet": subnet} for c, subnet in zip(wanted, subnets, strict=True)]
+                if drv.uses_ipam:
+                    self._allocate_pools(net, configs)
                 self._driver_create(net)
             except BaseException:
                 self._release_pools(net)
+                if is_global:
+                    drv.delete_network(net.id)  # gives back what assign_subnets reserved
                 raise
-            self._save_network(net)
+            if not is_global:  # a global network lives in the driver's cluster store
+                self._save_network(net)
             self.networks[net.id] = net
         self.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
         self.hooks.network_created(self.inspect(net))
@@ -437,6 +456,7 @@ class NetworkController:
         """A network by full ID, name, or unique ID prefix (dockerd's lookup order)."""
         if not ref:
             raise NotFound("network  not found")
+        self.sync_global()
         nets = list(self.networks.values())
         for net in nets:
             if net.id == ref:
@@ -456,6 +476,7 @@ class NetworkController:
     def list(self, filters: Filters | None = None) -> list[Network]:
         filters = filters or Filters()
         out = []
+        self.sync_global()
         for net in sorted(self.networks.values(), key=lambda n: n.created):
             if not filters.match_any("driver", [net.driver]):
                 continue
@@ -481,6 +502,63 @@ class NetworkController:
                     continue
             out.append(net)
         return out
+
+    # ---- global-scope networks (a cluster store shared by several engines) ------------------------
+
+    def _load_global_drivers(self) -> None:
+        """With a cluster store configured, the global-scope drivers start with the daemon, so that
+        the networks other engines created are known before anyone asks."""
+        try:
+            if parse_cluster(self.config) is None:
+                return
+        except ValueError:
+            return
+        for name in self._driver_registry.names():
+            try:
+                cls = self._driver_registry.load(name, explicit=False)
+            except EngineError:
+                continue
+            if cls.capability.data_scope == "global":
+                try:
+                    self.driver(name)
+                except EngineError as exc:
+                    log.error("cannot start network driver %s: %s", name, exc.message)
+
+    def sync_global(self) -> None:
+        """Match the global-scope networks to what their drivers' stores hold: add the ones other
+        engines created, drop the ones removed there (unless a container here still uses one)."""
+        for drv in list(self._drivers.values()):
+            if drv.capability.data_scope != "global":
+                continue
+            records = drv.global_networks()
+            if records is None:
+                continue
+            added, dropped = [], []
+            with self._global_lock:
+                ids = set()
+                for record in records:
+                    ids.add(record["id"])
+                    if record["id"] not in self.networks:
+                        net = Network.from_json(record)
+                        net.scope = "global"
+                        self.networks[net.id] = net
+                        added.append(net)
+                for net in list(self.networks.values()):
+                    if net.driver == drv.name and net.id not in ids and not self._containers_of(net.id):
+                        self._release_pools(net)
+                        self.networks.pop(net.id, None)
+                        dropped.append(net)
+            # this engine's /events tell of networks other engines created or removed, as of its own
+            for net, action in [(n, "create") for n in added] + [(n, "destroy") for n in dropped]:
+                self.events.publish("network", action, net.id, {"name": net.name, "type": net.driver})
+
+    def peers(self, network_id: str) -> list[Peer]:
+        """The endpoints of a global-scope network on other engines (for the embedded DNS)."""
+        net = self.networks.get(network_id)
+        drv = self._drivers.get(net.driver) if net is not None else None
+        if drv is None or net is None or net.scope != "global":
+            return []
+        return drv.peers(network_id)
 
     def _containers_of(self, network_id: str) -> list[Endpoint]:
         return [ep for ep in self.endpoints.values() if ep.network_id == network_id]

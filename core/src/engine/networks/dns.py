@@ -220,6 +220,12 @@ class EmbeddedDNS:
                     yield n.lower(), ip4, net.name, ip6
                     if with_aliases:
                         yield f"{n}.{net.name}".lower(), ip4, net.name, ip6
+            # endpoints of a global-scope network on other engines (from the driver's cluster store)
+            for peer in ctl.peers(net_id):
+                for n in [peer.name, *(peer.aliases if with_aliases else ())]:
+                    yield n.lower(), peer.ipv4, net.name, ""
+                    if with_aliases:
+                        yield f"{n}.{net.name}".lower(), peer.ipv4, net.name, ""
             # --link target:alias on a user-defined network: the alias resolves for the linking container only
             for link in mine.links if mine and with_aliases else []:
                 target, _, alias = link.partition(":")

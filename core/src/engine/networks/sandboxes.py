@@ -258,16 +258,21 @@ class Sandboxes:
                 raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
             iface = EndpointInterface()
             try:
-                if drv.uses_ipam:
+                if drv.uses_ipam and not drv.allocates_addresses:
                     self._allocate_endpoint(net, ep, iface)
                 ep.ifname = _next_ifname(self._sandbox_endpoints(sb)) if drv.needs_sandbox else ""
                 opts = {
                     "mac_address": config.get("MacAddress") or "",
                     "container_name": sb.name,
                     "container_id": sb.container_id,
+                    "aliases": list(ep.aliases),
                 }
+                if drv.allocates_addresses:
+                    opts["ipv4_address"] = (ep.ipam_config or {}).get("IPv4Address") or ""
                 drv.create_endpoint(net.id, ep.id, iface, opts)
                 ep.mac_address = iface.mac_address
+                if drv.allocates_addresses and iface.address is not None:
+                    ep.ipv4 = str(iface.address)
                 self.ctl.endpoints[ep.id] = ep
                 sb.endpoints.append(net.id)
                 sb.endpoint_ids[net.id] = ep.id

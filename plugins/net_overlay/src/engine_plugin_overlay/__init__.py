@@ -1,0 +1,1 @@
+"""engine-plugin-overlay: the ``overlay`` network driver (VXLAN between engines sharing an etcd cluster store)."""
