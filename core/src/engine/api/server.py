@@ -44,6 +44,15 @@ def _use_python_request_parser() -> None:
     aiohttp.web_protocol.HttpRequestParser = aiohttp.http_parser.HttpRequestParserPy  # type: ignore[misc]
 
 
+def listen_backlog() -> int:
+    """The accept queue Go's net package gives dockerd's listeners: the kernel's somaxconn (asyncio's
+    default of 100 turns a burst of a few hundred clients away: a unix socket connect fails EAGAIN)."""
+    try:
+        return int(Path("/proc/sys/net/core/somaxconn").read_text()) or 128
+    except (OSError, ValueError):
+        return 128
+
+
 def tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
     """The server TLS context (go-connections ``tlsconfig.Server``), or None without TLS.
 
@@ -234,7 +243,7 @@ class APIServer:
         )
         await self.runner.setup()
         for sock, context, shown in self._bound:
-            site = web.SockSite(self.runner, sock, ssl_context=context)
+            site = web.SockSite(self.runner, sock, ssl_context=context, backlog=listen_backlog())
             await site.start()
             self.sites.append(site)
             log.info("API listen on %s", shown)
