@@ -202,6 +202,11 @@ def startup_dockerd() -> float:
         _stop(proc)
         # reference-dockerd stop: unmounts what is left under the root, removes it
         subprocess.run([str(REPO / "scripts" / "reference-dockerd"), "stop"], env={**os.environ, "ROOT": str(root)})
+        from engine_testkit.daemon import mounts_under
+
+        # dockerd bind-mounts its data-root on itself (private propagation): whatever is still mounted goes
+        for mountpoint in sorted(mounts_under(root), reverse=True):
+            subprocess.run(["umount", "-l", mountpoint], check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 

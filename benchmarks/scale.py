@@ -153,6 +153,11 @@ class Dockerd(Daemon):
         subprocess.run(
             [str(REPO / "scripts" / "reference-dockerd"), "stop"], env={**os.environ, "ROOT": str(self.root)}
         )
+        from engine_testkit.daemon import mounts_under
+
+        # dockerd bind-mounts its data-root on itself (private propagation): whatever is still mounted goes
+        for mountpoint in sorted(mounts_under(self.root), reverse=True):
+            subprocess.run(["umount", "-l", mountpoint], check=False)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
