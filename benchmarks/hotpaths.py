@@ -8,6 +8,7 @@ medians of the rounds).
 Measured per target:
 - ``docker exec C true`` (the CLI's wall time) in a running busybox (``--network none``);
 - exec_create + exec_start of ``true`` over docker-py's APIClient (one kept client);
+- with --runc-root: ``runc exec`` of ``true`` alone in the same container (the floor of both);
 - raw ``GET /_ping`` on one kept-alive connection (median of 200 per round);
 - 500 parallel ``GET /containers/json``, each on its own connection, all sent at once (p50 and p90
   of the latencies, from the moment all are launched);
@@ -127,6 +128,16 @@ def bench_exec_cli(host: str, name: str, n: int) -> float:
     return statistics.median(samples)
 
 
+def bench_runc_exec(runc_root: str, container_id: str, n: int) -> float:
+    """``runc exec`` alone in the same container: the floor under any daemon's exec."""
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        subprocess.run(["runc", "--root", runc_root, "exec", container_id, "true"], check=True)
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
 def bench_exec_sdk(client: Any, name: str, n: int) -> float:
     samples = []
     for _ in range(n):
@@ -220,10 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exec-runs", type=int, default=10, help="execs per round and target")
     parser.add_argument("--parallel", type=int, default=500)
     parser.add_argument("--startup", action="store_true")
+    parser.add_argument(
+        "--runc-root", action="append", default=[], help="label=DIR: also time `runc --root DIR exec` alone"
+    )
     parser.add_argument("--only", default="", help="comma list: exec,ping,list,startup (default all)")
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(","))) or {"exec", "ping", "list", "startup"}
     targets = dict(t.split("=", 1) for t in args.target)
+    runc_roots = dict(t.split("=", 1) for t in args.runc_root)
     load_start = os.getloadavg()[0]
     rounds: dict[str, dict[str, list[float]]] = {label: {} for label in targets}
 
@@ -248,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
                 if "exec" in only:
                     add(label, "exec CLI ms", bench_exec_cli(host, names[label], args.exec_runs))
                     add(label, "exec SDK ms", bench_exec_sdk(clients[label], names[label], args.exec_runs))
+                    if label in runc_roots:
+                        cid = clients[label].inspect_container(names[label])["Id"]
+                        add(
+                            label, "runc exec alone ms (floor)", bench_runc_exec(runc_roots[label], cid, args.exec_runs)
+                        )
                 if "ping" in only:
                     add(label, "GET /_ping keep-alive ms", bench_ping(host))
                 if "list" in only:
