@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from logs_helpers import ContainersStandIn, make_container, make_daemon
 
 from engine.api import middlewares
 from engine.api.keys import DAEMON, OPEN_STREAMS
-from engine.api.router import Router
+from engine.api.router import Router, make_application
 from engine.api.routes import logs as logs_route
 from engine.logs import start_logging
 
@@ -61,7 +60,7 @@ def serve(tmp_path: Path, scenario: Callable[[TestClient, Any, Any], Awaitable[N
         daemon.containers = ContainersStandIn(container, logging=daemon)  # type: ignore[assignment]
         logger = start_logging(daemon, container, source(ITEMS))
         await logger.close()
-        app = web.Application(middlewares=[middlewares.errors])
+        app = make_application(middlewares=[middlewares.errors])
         app[DAEMON] = daemon
         app[OPEN_STREAMS] = weakref.WeakSet()
         logs_route.setup(Router(app))

@@ -31,6 +31,7 @@ from engine.drivers.storage import IDENTITY, IdMap, StorageDriver
 from engine.errors import ConfigError
 from engine.events import EventBus
 from engine.hooks import DaemonContext, Hooks
+from engine.memtrim import MemoryTrimmer
 
 if TYPE_CHECKING:
     from engine.api.authz import AuthzChain
@@ -76,6 +77,7 @@ class Daemon:
         self.authz: AuthzChain | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._trimmer = MemoryTrimmer()
 
     # -- paths -------------------------------------------------------------------------------------
 
@@ -182,6 +184,7 @@ class Daemon:
         log.info("engine %s started (storage driver %s, data-root %s)", self.id, self.storage.name, self.data_root)
         # a moment later, off the start-up path (a full collection takes ~50 ms here)
         asyncio.get_running_loop().call_later(FREEZE_DELAY, _freeze_startup_objects)
+        self._trimmer.start()  # memory kept after bursts of work goes back to the system
 
     def _make_subsystems(self) -> list[Stage]:
         """Construct the subsystems in start order, each with the collaborators it names."""
@@ -207,6 +210,7 @@ class Daemon:
         )
 
     async def stop(self) -> None:
+        self._trimmer.stop()
         self.hooks.daemon_stopping(self.context())
         if self.api is not None:
             await self.api.stop()

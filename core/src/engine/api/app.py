@@ -10,7 +10,7 @@ from aiohttp import web
 from engine import API_VERSION, DOCKER_VERSION
 from engine.api import middlewares
 from engine.api.keys import DAEMON, OPEN_STREAMS
-from engine.api.router import Router
+from engine.api.router import Router, make_application
 from engine.api.routes import ROUTE_MODULES
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ async def _close_open_streams(app: web.Application) -> None:
 
 
 def make_app(daemon: Daemon) -> web.Application:
-    app = web.Application(
+    app = make_application(
         middlewares=[middlewares.errors, middlewares.api_versions, middlewares.authorization],
         client_max_size=0,  # image loads and archive uploads are unbounded streams
     )

@@ -34,7 +34,9 @@ IMPLEMENTS = "authz"
 MIME = "application/vnd.docker.plugins.v1.2+json"
 #: request and response bodies are sent to plugins only when JSON and under this size (as dockerd)
 MAX_BODY = 1 << 20
-TIMEOUT = aiohttp.ClientTimeout(total=30)
+#: seconds a plugin has to answer (aiohttp.ClientTimeout is built with the first session: importing
+#: aiohttp's client package costs engined ~30% of its start-up)
+TIMEOUT_SECONDS = 30
 
 
 def find_plugin(name: str) -> str:
@@ -78,7 +80,9 @@ class PluginClient:
                 connector = aiohttp.UnixConnector(path=self.address[len("unix://") :])
             else:
                 connector = aiohttp.TCPConnector()
-            self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
+            )
         if self.address.startswith("unix://"):
             return self._session, "http://plugin"
         return self._session, "http://" + self.address.split("://", 1)[1].rstrip("/")

@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 DEFAULT_SOCKET_GROUP = "engine"
 
 
+def listen_backlog() -> int:
+    """The accept queue Go's net package gives dockerd's listeners: the kernel's somaxconn (asyncio's
+    default of 100 turns a burst of a few hundred clients away: a unix socket connect fails EAGAIN)."""
+    try:
+        return int(Path("/proc/sys/net/core/somaxconn").read_text()) or 128
+    except (OSError, ValueError):
+        return 128
+
+
 def tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
     """The server TLS context (go-connections ``tlsconfig.Server``), or None without TLS.
 
@@ -221,8 +230,7 @@ class APIServer:
         )
         await self.runner.setup()
         for sock, context, shown in self._bound:
-            # Go listens with the kernel's somaxconn; aiohttp would re-listen with 128 (bursts of clients fail)
-            site = web.SockSite(self.runner, sock, ssl_context=context, backlog=socket.SOMAXCONN)
+            site = web.SockSite(self.runner, sock, ssl_context=context, backlog=listen_backlog())
             await site.start()
             self.sites.append(site)
             log.info("API listen on %s", shown)

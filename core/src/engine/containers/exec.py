@@ -252,7 +252,9 @@ class ExecManager:
         try:
             result = await session.run(task, task.output("start", follow=True))
             if result == "exited":
-                await asyncio.shield(waiter)
+                # until the exit code is known and exec_die published (the CLI inspects the exec next);
+                # removing the exec's state directory goes on after the stream closes
+                await asyncio.shield(instance.done.wait() if instance.done is not None else waiter)
         finally:
             conn.close()
 

@@ -134,13 +134,10 @@ def _observe(request: Any, response: Any, seconds: float) -> None:
 
 def route_of(request: Any) -> str:
     """The declared route of an aiohttp request, ``/containers/{id}/json``; empty when none matched."""
-    try:
-        canonical = request.match_info.route.resource.canonical
+    try:  # routes are registered unversioned (engine.api.router strips /vX.Y before matching)
+        return str(request.match_info.route.resource.canonical)
     except AttributeError:
         return ""
-    if canonical.startswith("/v{version}"):
-        canonical = canonical[len("/v{version}") :]
-    return canonical
 
 
 class DaemonCollector(Collector):

@@ -221,6 +221,11 @@ class Process:
                 pass
             finally:
                 writer.close()
+            if answer:
+                # the shim answers once the exit is recorded: one small read, no thread hop
+                status = self.exit_status()
+                if status is not None:
+                    return status
             if answer or not await asyncio.to_thread(self._turned_away):
                 return await asyncio.to_thread(self._final_status)
             await asyncio.sleep(0.05)
