@@ -14,3 +14,6 @@ if TYPE_CHECKING:
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
 #: open streaming responses (events, logs -f, attach) closed at shutdown
 OPEN_STREAMS = web.AppKey("open_streams", weakref.WeakSet)
+#: a request body that a middleware already read whole (the authorization check): the handler's
+#: read (engine.api.util.read_body) takes it from here, since the stream is spent
+READ_BODY = "engine.read_body"

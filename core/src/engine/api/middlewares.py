@@ -11,7 +11,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from engine import API_VERSION, MIN_API_VERSION
 from engine.api import authz
-from engine.api.keys import DAEMON
+from engine.api.keys import DAEMON, READ_BODY
 from engine.api.protocol import UnexpectedEOF
 from engine.api.util import dumps, version_tuple
 from engine.errors import EngineError, Forbidden, InvalidParameter, os_error_message
@@ -138,6 +138,7 @@ async def authorization(request: web.Request, handler: Handler) -> web.StreamRes
         and 0 < (request.content_length or 0) < authz.MAX_BODY
     ):
         body = await request.read()
+        request[READ_BODY] = body
     user = tls_user(request)
     headers = _canonical_headers(request.headers)
     if hooks.wants_authorization():

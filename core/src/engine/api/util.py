@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from engine.api import bodies
+from engine.api.keys import READ_BODY
 from engine.errors import InvalidParameter
 
 
@@ -43,6 +44,11 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refused (400) past ``limit`` bytes rather than held in memory."""
+    already = request.get(READ_BODY)
+    if already is not None:  # the authorization middleware read it (small JSON bodies only)
+        if len(already) > limit:
+            raise InvalidParameter(f"request body too large: more than {limit} bytes")
+        return already
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(1 << 16):
