@@ -143,7 +143,7 @@ def test_unknown_keys_stop_start_up_with_dockerd_words(schema, tmp_path):
 def test_unknown_plugin_key_names_the_distribution(schema, tmp_path):
     message = fails(schema, tmp_path, {"iptables": False})
     assert "don't match any configuration option: iptables" in message
-    assert "pip install engine-plugin-bridge" in message
+    assert "engine-plugin-bridge from engine's source tree: `pip install ./plugins/net_bridge`" in message
 
 
 def test_dockerd_quirks_of_the_unknown_key_check(schema, tmp_path):

@@ -96,7 +96,10 @@ def test_the_hint_sends_users_only_to_a_distribution_that_exists(monkeypatch, sh
     with pytest.raises(DriverNotInstalled) as info:
         reg.load("devicemapper")
     if shipped:
-        assert "is not installed; install it with `pip install engine-plugin-devicemapper`" in info.value.message
+        assert (
+            "is not installed; install engine-plugin-devicemapper from engine's source tree: "
+            "`pip install ./plugins/storage_devmapper`"
+        ) in info.value.message
     else:
         assert "pip install" not in info.value.message
         assert "it would come from engine-plugin-devicemapper, which is not available yet" in info.value.message

@@ -21,7 +21,9 @@ def test_shipped_is_what_the_repository_builds():
 
 
 def test_hints():
-    assert install_hint("engine-plugin-overlay2") == "install it with `pip install engine-plugin-overlay2`"
+    assert install_hint("engine-plugin-overlay2") == (
+        "install engine-plugin-overlay2 from engine's source tree: `pip install ./plugins/storage_overlay2`"
+    )
     assert install_hint("engine-plugin-floppy") == "it would come from engine-plugin-floppy, which is not available yet"
     assert install_hint(None) == ""
 

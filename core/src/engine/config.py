@@ -47,7 +47,7 @@ from engine.config_schema import (
     is_zero,
 )
 from engine.errors import ConfigError
-from engine.shipped import is_shipped
+from engine.shipped import install_hint, is_shipped
 
 __all__ = [
     "ANY",
@@ -272,7 +272,7 @@ def _check_keys(
         for dist in hints:
             keys = ", ".join(k for k in unknown if PLUGIN_KEYS.get(k) == dist)
             if is_shipped(dist):
-                message += f" ({keys}: provided by {dist}, which is not installed: pip install {dist})"
+                message += f" ({keys}: provided by {dist}, which is not installed; {install_hint(dist)})"
             else:
                 message += f" ({keys}: would be provided by {dist}, which is not available yet)"
         raise ConfigError(message)

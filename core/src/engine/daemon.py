@@ -32,6 +32,7 @@ from engine.errors import ConfigError
 from engine.events import EventBus
 from engine.hooks import DaemonContext, Hooks
 from engine.memtrim import MemoryTrimmer
+from engine.shipped import install_hint
 
 if TYPE_CHECKING:
     from engine.api.authz import AuthzChain
@@ -109,7 +110,7 @@ class Daemon:
         value = self.config["userns-remap"]
         if value and not self.hooks.resolves_id_map():
             raise ConfigError(
-                "userns-remap is set but no plugin resolves it: install it with `pip install engine-plugin-userns-remap`"
+                f"userns-remap is set but no plugin resolves it: {install_hint('engine-plugin-userns-remap')}"
             )
         self.id_map = self.hooks.security_resolve_id_map(self.config) or IDENTITY
         if value and self.id_map.identity:
