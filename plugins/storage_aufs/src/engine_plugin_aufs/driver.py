@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from engine.drivers import DRIVER_API_VERSION, layers, libc
+from engine.drivers import DRIVER_API_VERSION, fsinfo, layers, libc
 from engine.drivers.locks import KeyedLocks
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, Change, CreateOpts, IdMap, StorageDriver
@@ -62,8 +62,8 @@ class AufsStorageDriver(NaiveDiffMixin, StorageDriver):
         problem = host.aufs_problem()
         if problem:
             raise PrerequisitesNotMet(problem)
-        probe = host.existing_ancestor(home)
-        backing = host.fs_name(probe)
+        probe = fsinfo.existing_ancestor(home)
+        backing = fsinfo.fs_name(probe)
         if backing in ("btrfs", "aufs"):
             raise IncompatibleFS(f"AUFS is not supported over {backing}")
         driver = cls(home, options, id_map)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import subprocess
@@ -11,20 +9,6 @@ import tempfile
 from pathlib import Path
 
 from engine.drivers import libc
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-
-#: statfs magic -> the name dockerd shows as "Backing Filesystem" (a subset of moby's FsNames)
-FS_NAMES = {
-    0x61756673: "aufs",
-    0x9123683E: "btrfs",
-    0x0000EF53: "extfs",
-    0x58465342: "xfs",
-    0x01021994: "tmpfs",
-    0x794C7630: "overlayfs",
-    0x2FC12FC1: "zfs",
-    0x65735546: "fuseblk",
-}
 
 
 def filesystems(path: str = "/proc/filesystems") -> set[str]:
@@ -44,25 +28,6 @@ def aufs_problem(proc_filesystems: str = "/proc/filesystems") -> str:
         "AUFS was not found in /proc/filesystems: this kernel has no aufs (never merged upstream; "
         "`modprobe aufs` found no module); use overlay2 or a kernel built with aufs"
     )
-
-
-def fs_magic(path: Path) -> int:
-    buf = ctypes.create_string_buffer(512)
-    if _libc.statfs(os.fsencode(path), buf) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), os.fspath(path))
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
-
-
-def fs_name(path: Path) -> str:
-    magic = fs_magic(path)
-    return FS_NAMES.get(magic, f"<unknown {magic:#x}>")
-
-
-def existing_ancestor(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def _mountpoints() -> list[str]:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from engine.drivers import DRIVER_API_VERSION
+from engine.drivers import DRIVER_API_VERSION, fsinfo
 from engine.drivers.naive_diff import NaiveDiffMixin
 from engine.drivers.storage import IDENTITY, CreateOpts, IdMap, StorageDriver, SupportsQuota
 from engine.drivers.units import human_size, ram_in_bytes
@@ -79,9 +79,9 @@ class BtrfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
     def init(cls, home: Path, options: Mapping[str, str], id_map: IdMap = IDENTITY) -> Self:
         options = {key.lower(): value for key, value in options.items()}
         cls.validate_options(options)
-        probe = host.existing_ancestor(home)
-        magic = host.fs_magic(probe)
-        if magic != host.BTRFS_SUPER_MAGIC:
+        probe = fsinfo.existing_ancestor(home)
+        magic = fsinfo.fs_magic(probe)
+        if magic != fsinfo.BTRFS_SUPER_MAGIC:
             raise PrerequisitesNotMet(
                 f"prerequisites for driver not satisfied (wrong filesystem?): {probe} is not on btrfs "
                 f"(filesystem magic {magic:#x})"

@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
-
-BTRFS_SUPER_MAGIC = 0x9123683E
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-
-
-def fs_magic(path: Path) -> int:
-    """``statfs(path).f_type`` (the first, long-sized field of struct statfs)."""
-    buf = ctypes.create_string_buffer(512)
-    if _libc.statfs(os.fsencode(path), buf) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), os.fspath(path))
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
-
-
-def existing_ancestor(path: Path) -> Path:
-    """``path`` or its nearest existing parent: the home may not exist before the first start."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def build_version() -> str:

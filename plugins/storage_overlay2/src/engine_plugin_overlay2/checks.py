@@ -10,47 +10,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from engine.drivers import fsinfo
 from engine.errors import IncompatibleFS, PrerequisitesNotMet
 from engine_plugin_overlay2 import mounts
 
-#: statfs magic -> the name ``docker info`` shows as "Backing Filesystem" (moby's FsNames)
-FS_NAMES = {
-    0x61756673: "aufs",
-    0x9123683E: "btrfs",
-    0x28CD3D45: "cramfs",
-    0xF15F: "ecryptfs",
-    0xEF53: "extfs",
-    0xF2F52010: "f2fs",
-    0x65735546: "fuse",
-    0x00C36400: "ceph",
-    0x01021994: "tmpfs",
-    0x6969: "nfs",
-    0x794C7630: "overlayfs",
-    0x858458F6: "ramfs",
-    0x52654973: "reiserfs",
-    0x517B: "smb",
-    0x73717368: "squashfs",
-    0x58465342: "xfs",
-    0x2FC12FC1: "zfs",
-    0x65735543: "fusectl",
-}
 #: moby refuses overlay2 over these
 INCOMPATIBLE = ("aufs", "ecryptfs", "nfs", "overlayfs", "zfs")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def fs_magic(path: Path) -> int:
-    """``statfs(path).f_type``."""
-    buf = ctypes.create_string_buffer(512)  # struct statfs; f_type is its first (long) field
-    if _libc.statfs(os.fsencode(path), buf) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), os.fspath(path))
-    return ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
-
 
 def backing_fs(path: Path) -> str:
-    return FS_NAMES.get(fs_magic(path), "<unknown>")
+    return fsinfo.fs_name(path)
 
 
 def overlay_in_kernel() -> bool:
@@ -71,6 +40,7 @@ class _Dirent64(ctypes.Structure):
     ]
 
 
+_libc = ctypes.CDLL(None, use_errno=True)  # opendir/readdir64 for the d_type probe
 _libc.opendir.restype = ctypes.c_void_p
 _libc.opendir.argtypes = [ctypes.c_char_p]
 _libc.readdir64.restype = ctypes.POINTER(_Dirent64)

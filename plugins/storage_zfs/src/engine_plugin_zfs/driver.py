@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from engine.drivers import DRIVER_API_VERSION, libc
+from engine.drivers import DRIVER_API_VERSION, fsinfo, libc
 from engine.drivers.locks import KeyedLocks
 from engine.drivers.naive_diff import EntryDiffers, NaiveDiffMixin, entry_differs
 from engine.drivers.storage import IDENTITY, CreateOpts, IdMap, StorageDriver, SupportsQuota
@@ -67,9 +67,9 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
     def init(cls, home: Path, options: Mapping[str, str], id_map: IdMap = IDENTITY) -> Self:
         options = {key.lower(): value for key, value in options.items()}
         cls.validate_options(options)
-        probe = host.existing_ancestor(home)
-        magic = host.fs_magic(probe)
-        if magic not in (host.ZFS_SUPER_MAGIC, host.FUSE_SUPER_MAGIC):
+        probe = fsinfo.existing_ancestor(home)
+        magic = fsinfo.fs_magic(probe)
+        if magic not in (fsinfo.ZFS_SUPER_MAGIC, fsinfo.FUSE_SUPER_MAGIC):
             raise PrerequisitesNotMet(
                 f"prerequisites for driver not satisfied (wrong filesystem?): {probe} is not on zfs "
                 f"(filesystem magic {magic:#x})"
@@ -278,7 +278,7 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         its parent's copy was written looks unchanged to the naive diff. Such ties are settled by
         content, except for files the layers did not touch: same inode and changed (ctime) before the
         oldest layer between ``parent`` and ``id`` was cloned."""
-        if host.fs_magic(self.home) != host.FUSE_SUPER_MAGIC:
+        if fsinfo.fs_magic(self.home) != fsinfo.FUSE_SUPER_MAGIC:
             return entry_differs  # kernel zfs keeps nanoseconds
         since = self._cloned_since(id, parent)
 
