@@ -169,20 +169,23 @@ class DaemonConfig:
 # ---- the file ---------------------------------------------------------------------------------------
 
 
-def _go_json_error(exc: json.JSONDecodeError) -> str:
-    """Go's encoding/json syntax error for what Python's parser reports."""
-    if exc.pos >= len(exc.doc.rstrip()):
+def go_json_syntax_error(text: str, exc: json.JSONDecodeError) -> str:
+    """Go's encoding/json SyntaxError wording for where Python's decoder stopped (daemon.json here,
+    the API's request bodies in engine.api.bodies)."""
+    if exc.pos >= len(text.rstrip()):
         return "unexpected EOF"
-    ch = exc.doc[exc.pos]
+    char = text[exc.pos]
+    shown = char if char.isprintable() else repr(char)[1:-1]
     context = {
+        "Extra data": "after top-level value",
         "Expecting value": "looking for beginning of value",
         "Expecting property name enclosed in double quotes": "looking for beginning of object key string",
         "Expecting ':' delimiter": "after object key",
-        "Expecting ',' delimiter": "after object key:value pair",
-    }.get(exc.msg, "looking for beginning of value")
-    if exc.msg == "Expecting ',' delimiter" and _innermost_open(exc.doc, exc.pos) == "[":
-        context = "after array element"
-    return f"invalid character {ch!r} {context}"
+        "Expecting ',' delimiter": "after object key:value pair"
+        if _innermost_open(text, exc.pos) == "{"
+        else "after array element",
+    }.get(exc.msg, "in string literal" if "control character" in exc.msg or "escape" in exc.msg else "")
+    return f"invalid character '{shown}' {context}".rstrip()
 
 
 def _innermost_open(doc: str, pos: int) -> str:
@@ -231,7 +234,7 @@ def read_config_file(path: Path, required: bool) -> dict[str, Any] | None:
         # Go's Decoder reads one value and ignores what follows it
         data, _ = json.JSONDecoder().raw_decode(stripped)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: {_go_json_error(exc)}") from None
+        raise ConfigError(f"{where}: {go_json_syntax_error(exc.doc, exc)}") from None
     if not isinstance(data, dict):
         kind = {list: "array", str: "string", bool: "bool", int: "number", float: "number"}.get(type(data), "null")
         if data is None:

@@ -16,6 +16,7 @@ import math
 from importlib import resources
 from typing import Any
 
+from engine.config import go_json_syntax_error
 from engine.errors import InvalidParameter
 
 #: Go's integer types: the range a JSON number must fit to decode into them
@@ -65,46 +66,6 @@ def _parse_constant(name: str) -> Any:
     raise _SyntaxError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
-def _go_syntax_message(text: str, exc: json.JSONDecodeError) -> str:
-    """Go's SyntaxError wording for what Python's decoder stopped at."""
-    if exc.pos >= len(text.rstrip()):
-        return "unexpected EOF"
-    char = text[exc.pos]
-    shown = char if char.isprintable() else repr(char)[1:-1]
-    context = {
-        "Extra data": "after top-level value",
-        "Expecting value": "looking for beginning of value",
-        "Expecting property name enclosed in double quotes": "looking for beginning of object key string",
-        "Expecting ':' delimiter": "after object key",
-        "Expecting ',' delimiter": "after object key:value pair"
-        if _in_object(text, exc.pos)
-        else "after array element",
-    }.get(exc.msg, "in string literal" if "control character" in exc.msg or "escape" in exc.msg else "")
-    return f"invalid character '{shown}' {context}".rstrip()
-
-
-def _in_object(text: str, pos: int) -> bool:
-    """Whether the innermost open bracket before ``pos`` is an object (ignores brackets in strings
-    roughly: only used to pick the wording of an error)."""
-    depth: list[str] = []
-    in_string = escaped = False
-    for char in text[:pos]:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth.append(char)
-        elif char in "]}" and depth:
-            depth.pop()
-    return bool(depth) and depth[-1] == "{"
-
-
 def loads(raw: bytes) -> Any:
     """Decode a JSON body as Go's encoding/json would accept it.
 
@@ -119,7 +80,7 @@ def loads(raw: bytes) -> Any:
     except _SyntaxError as exc:
         raise InvalidParameter(exc.message) from None
     except json.JSONDecodeError as exc:
-        raise InvalidParameter(_go_syntax_message(text, exc)) from None
+        raise InvalidParameter(go_json_syntax_error(text, exc)) from None
     except RecursionError:
         raise InvalidParameter("exceeded max depth") from None
 
