@@ -40,6 +40,8 @@ class JournaldLogDriver(LogDriver):
         tag = log_tag(info, DEFAULT_TEMPLATE)
         fixed = container_fields(info, tag)
         self._fixed = [(key, value.encode()) for key, value in fixed.items()]
+        # the container's fields are the same in every entry: encoded once, not once per line
+        self._fixed_encoded = protocol.encode_entry(self._fixed)
         self._socket: protocol.JournalSocket | None = None
         self._open_lock = threading.Lock()
         self._closed = threading.Event()
@@ -71,13 +73,19 @@ class JournaldLogDriver(LogDriver):
                     self._socket = protocol.JournalSocket(self.socket_path)
         return self._socket
 
+    def _encode(self, message: LogMessage) -> bytes:
+        """``encode_entry(entry_fields(message, self._fixed))``, with the fixed part encoded ahead:
+        the per-line fields (PRIORITY, MESSAGE) come before it, the timestamp and partial ones after."""
+        fields = entry_fields(message, [])
+        return protocol.encode_entry(fields[:2]) + self._fixed_encoded + protocol.encode_entry(fields[2:])
+
     def log(self, message: LogMessage) -> None:
-        self._sock().send(protocol.encode_entry(entry_fields(message, self._fixed)))
+        self._sock().send(self._encode(message))
 
     def log_many(self, messages: Sequence[LogMessage]) -> None:
         sock = self._sock()
         for message in messages:
-            sock.send(protocol.encode_entry(entry_fields(message, self._fixed)))
+            sock.send(self._encode(message))
 
     def read_log_batches(self, config: ReadConfig) -> AsyncIterator[list[LogMessage]]:
         """Positions the journal now (so ``tail=0`` with follow means what comes after this call)."""
