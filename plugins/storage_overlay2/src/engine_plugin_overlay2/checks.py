@@ -18,10 +18,6 @@ from engine_plugin_overlay2 import mounts
 INCOMPATIBLE = ("aufs", "ecryptfs", "nfs", "overlayfs", "zfs")
 
 
-def backing_fs(path: Path) -> str:
-    return fsinfo.fs_name(path)
-
-
 def overlay_in_kernel() -> bool:
     try:
         with open("/proc/filesystems") as f:
@@ -77,7 +73,7 @@ def check_host(home: Path) -> str:
             "'overlay' not found as a supported filesystem on this host. "
             "Please ensure kernel is new enough and has overlay support loaded."
         )
-    fs = backing_fs(home)
+    fs = fsinfo.fs_name(home)
     if fs in INCOMPATIBLE:
         raise IncompatibleFS(f"'overlay2' is not supported over {fs}")
     if not supports_dtype(home):
