@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from engine.drivers.log import LogInfo
 from engine.errors import InvalidParameter
 
-__all__ = ["DEFAULT_TEMPLATE", "TagTemplateError", "check_tag", "log_tag", "render_tag"]
+__all__ = ["DEFAULT_TEMPLATE", "TagTemplateError", "check_attribute_options", "check_tag", "log_tag", "render_tag"]
 
 DEFAULT_TEMPLATE = "{{.ID}}"  # what syslog, journald... use when no tag is given
 
@@ -172,6 +172,22 @@ def check_tag(template: str) -> None:
     from pathlib import Path
 
     render_tag(template, LogInfo("0" * 64, "/x", "sha256:" + "0" * 64, "x", "", (), {}, {}, Path("/")))
+
+
+def check_attribute_options(options: Mapping[str, str]) -> None:
+    """The ``labels-regex``, ``env-regex`` and ``tag`` log options of a driver that tags and labels
+    its messages, checked at container create (dockerd finds a bad one only at start).
+
+    :raises InvalidParameter: "error parsing regexp: ...", or the template's error.
+    """
+    for key in ("labels-regex", "env-regex"):
+        if options.get(key):
+            try:
+                re.compile(options[key])
+            except re.error as exc:
+                raise InvalidParameter(f"error parsing regexp: {exc}: `{options[key]}`") from None
+    if options.get("tag"):
+        check_tag(options["tag"])
 
 
 def log_tag(info: LogInfo, default: str = "") -> str:

@@ -10,13 +10,12 @@ the journal (:mod:`engine_plugin_journald.reader`). Options and messages are doc
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, ReadConfig
-from engine.drivers.logtag import DEFAULT_TEMPLATE, check_tag, log_tag
+from engine.drivers.logtag import DEFAULT_TEMPLATE, check_attribute_options, log_tag
 from engine.errors import InvalidParameter
 from engine_plugin_journald import protocol, reader
 from engine_plugin_journald.fields import container_fields, entry_fields
@@ -51,14 +50,7 @@ class JournaldLogDriver(LogDriver):
         for key in options:
             if key not in OPTIONS:
                 raise InvalidParameter(f"unknown log opt '{key}' for journald log driver")
-        for key in ("labels-regex", "env-regex"):
-            if options.get(key):
-                try:
-                    re.compile(options[key])
-                except re.error as exc:
-                    raise InvalidParameter(f"error parsing regexp: {exc}: `{options[key]}`") from None
-        if options.get("tag"):
-            check_tag(options["tag"])
+        check_attribute_options(options)
 
     def start(self) -> None:
         """dockerd's check when the container starts: without a journal, the start fails with

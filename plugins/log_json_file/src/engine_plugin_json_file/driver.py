@@ -7,14 +7,13 @@ Writes ``<data-root>/containers/<id>/<id>-json.log`` in dockerd's exact line for
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogCapabilities, LogDriver, LogInfo, LogMessage, ReadConfig
 from engine.drivers.logfile import LogFile, Rotation, messages_of
-from engine.drivers.logtag import check_tag, log_tag
+from engine.drivers.logtag import check_attribute_options, log_tag
 from engine.drivers.strconv import atoi, parse_bool
 from engine.drivers.units import from_human_size
 from engine.errors import InvalidParameter
@@ -79,14 +78,7 @@ class JsonFileLogDriver(LogDriver):
                 raise InvalidParameter(f"unknown log opt '{key}' for json-file log driver")
         # dockerd finds these only when the container starts; failing at create is kinder
         JsonFileOptions.parse(options)
-        for key in ("labels-regex", "env-regex"):
-            if options.get(key):
-                try:
-                    re.compile(options[key])
-                except re.error as exc:
-                    raise InvalidParameter(f"error parsing regexp: {exc}: `{options[key]}`") from None
-        if options.get("tag"):
-            check_tag(options["tag"])
+        check_attribute_options(options)
 
     @property
     def log_path(self) -> str:

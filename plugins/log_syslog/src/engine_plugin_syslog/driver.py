@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from engine.drivers import DRIVER_API_VERSION
 from engine.drivers.log import LogDriver, LogInfo, LogMessage
-from engine.drivers.logtag import DEFAULT_TEMPLATE, check_tag, log_tag
+from engine.drivers.logtag import DEFAULT_TEMPLATE, check_attribute_options, log_tag
 from engine.errors import InvalidParameter
 from engine_plugin_syslog import formats, options
 from engine_plugin_syslog.writer import SyslogConnection
@@ -54,8 +54,7 @@ class SyslogLogDriver(LogDriver):
     @classmethod
     def check_options(cls, config: Mapping[str, str]) -> None:
         options.check_options(config)
-        if config.get("tag"):
-            check_tag(config["tag"])
+        check_attribute_options(config)
 
     def encode(self, message: LogMessage) -> bytes:
         severity = options.LOG_ERR if message.source == "stderr" else options.LOG_INFO

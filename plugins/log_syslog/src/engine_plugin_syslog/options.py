@@ -167,9 +167,3 @@ def check_options(options: Mapping[str, str]) -> None:
             tls_context(options)
     except ValueError as exc:
         raise InvalidParameter(str(exc)) from None
-    for key in ("labels-regex", "env-regex"):
-        if options.get(key):
-            try:
-                re.compile(options[key])
-            except re.error as exc:
-                raise InvalidParameter(f"error parsing regexp: {exc}: `{options[key]}`") from None
