@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,23 +24,6 @@ from engine.system_info import mem_total
 MAX_CONTAINERS = 500
 _TICK_SECONDS = 1 / os.sysconf("SC_CLK_TCK")
 LABELS = ["id", "name"]
-
-
-def _read(path: Path | None, name: str) -> str | None:
-    if path is None:
-        return None
-    try:
-        return (path / name).read_text()
-    except OSError:  # the container exited meanwhile, or the controller is not there
-        return None
-
-
-def _int(path: Path | None, name: str) -> int | None:
-    text = _read(path, name)
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 class ContainerCollector(Collector):
@@ -108,28 +90,27 @@ class ContainerCollector(Collector):
             labels = [container.id, container.name.lstrip("/")]  # as docker ps shows it
             path = container.task.cgroups_path
             cpuacct = cgroups.cgroup_dir("cpuacct", path)
-            usage = _int(cpuacct, "cpuacct.usage")
+            usage = cgroups.read_int(cpuacct / "cpuacct.usage") if cpuacct is not None else None
             if usage is None:
                 continue  # gone between the listing and now
             cpu.add_metric(labels, usage / 1e9)
-            ticks = dict(line.split() for line in (_read(cpuacct, "cpuacct.stat") or "").splitlines() if " " in line)
+            ticks = cgroups.read_kv(cpuacct / "cpuacct.stat")
             for mode in ("user", "system"):
                 if mode in ticks:
-                    cpu_mode.add_metric([*labels, mode], int(ticks[mode]) * _TICK_SECONDS)
+                    cpu_mode.add_metric([*labels, mode], ticks[mode] * _TICK_SECONDS)
             mem = cgroups.cgroup_dir("memory", path)
-            used = _int(mem, "memory.usage_in_bytes")
+            used = cgroups.read_int(mem / "memory.usage_in_bytes") if mem is not None else None
             if used is not None:
                 memory.add_metric(labels, used)
-            cap = _int(mem, "memory.limit_in_bytes")
+            cap = cgroups.read_int(mem / "memory.limit_in_bytes") if mem is not None else None
             if cap is not None:
                 limit.add_metric(labels, min(cap, machine) if machine else cap)
             io = {"read": 0, "write": 0}
             blk = cgroups.cgroup_dir("blkio", path)
-            for line in (_read(blk, "blkio.throttle.io_service_bytes_recursive") or "").splitlines():
-                parts = line.split()
-                if len(parts) == 3 and parts[1].lower() in io:
-                    io[parts[1].lower()] += int(parts[2])
             if blk is not None:
+                for entry in cgroups.read_blkio(blk / "blkio.throttle.io_service_bytes_recursive"):
+                    if entry["op"].lower() in io:
+                        io[entry["op"].lower()] += entry["value"]
                 for op, count in io.items():
                     blkio.add_metric([*labels, op], count)
             if (container.host_config or {}).get("NetworkMode") == "host":

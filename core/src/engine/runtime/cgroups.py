@@ -72,7 +72,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _int(path: Path) -> int | None:
+def read_int(path: Path) -> int | None:
+    """A cgroup file holding one number (None: unreadable, e.g. the container is gone)."""
     text = _read(path)
     try:
         return int(text.strip()) if text is not None else None
@@ -80,7 +81,8 @@ def _int(path: Path) -> int | None:
         return None
 
 
-def _kv(path: Path) -> dict[str, int]:
+def read_kv(path: Path) -> dict[str, int]:
+    """A cgroup file of ``key value`` lines (``cpuacct.stat``, ``memory.stat``)."""
     out = {}
     for line in (_read(path) or "").splitlines():
         key, _, value = line.partition(" ")
@@ -89,7 +91,7 @@ def _kv(path: Path) -> dict[str, int]:
     return out
 
 
-def _blkio(path: Path) -> list[dict[str, Any]]:
+def read_blkio(path: Path) -> list[dict[str, Any]]:
     """``major:minor op value`` lines (the ``Total`` line dropped), as Docker's BlkioStatEntry."""
     entries = []
     for line in (_read(path) or "").splitlines():
@@ -113,28 +115,28 @@ def stats(cgroups_path: str) -> dict[str, Any]:
     out: dict[str, Any] = {"read_ns": time.time_ns()}
     if mem is not None:
         out["memory"] = {
-            "usage": _int(mem / "memory.usage_in_bytes"),
-            "max_usage": _int(mem / "memory.max_usage_in_bytes"),
-            "limit": _int(mem / "memory.limit_in_bytes"),
-            "failcnt": _int(mem / "memory.failcnt"),
-            "stat": _kv(mem / "memory.stat"),
-            "oom_control": _kv(mem / "memory.oom_control"),
+            "usage": read_int(mem / "memory.usage_in_bytes"),
+            "max_usage": read_int(mem / "memory.max_usage_in_bytes"),
+            "limit": read_int(mem / "memory.limit_in_bytes"),
+            "failcnt": read_int(mem / "memory.failcnt"),
+            "stat": read_kv(mem / "memory.stat"),
+            "oom_control": read_kv(mem / "memory.oom_control"),
         }
     if cpuacct is not None:
         percpu = (_read(cpuacct / "cpuacct.usage_percpu") or "").split()
         out["cpuacct"] = {
-            "usage": _int(cpuacct / "cpuacct.usage"),
+            "usage": read_int(cpuacct / "cpuacct.usage"),
             "usage_percpu": [int(x) for x in percpu if x.isdigit()],
-            "stat": _kv(cpuacct / "cpuacct.stat"),  # user/system in USER_HZ ticks
+            "stat": read_kv(cpuacct / "cpuacct.stat"),  # user/system in USER_HZ ticks
         }
     if cpu is not None:
-        out["cpu"] = {"stat": _kv(cpu / "cpu.stat")}  # nr_periods, nr_throttled, throttled_time
+        out["cpu"] = {"stat": read_kv(cpu / "cpu.stat")}  # nr_periods, nr_throttled, throttled_time
     if pids is not None:
         limit = (_read(pids / "pids.max") or "").strip()
-        out["pids"] = {"current": _int(pids / "pids.current"), "limit": int(limit) if limit.isdigit() else None}
+        out["pids"] = {"current": read_int(pids / "pids.current"), "limit": int(limit) if limit.isdigit() else None}
     if blkio is not None:
         out["blkio"] = {
-            name: _blkio(blkio / f"blkio.{file}")
+            name: read_blkio(blkio / f"blkio.{file}")
             for name, file in (
                 ("io_service_bytes_recursive", "throttle.io_service_bytes_recursive"),
                 ("io_serviced_recursive", "throttle.io_serviced_recursive"),
