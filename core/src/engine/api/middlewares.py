@@ -129,7 +129,8 @@ async def authorization(request: web.Request, handler: Handler) -> web.StreamRes
     response too (AuthZRes) and may still deny it; a streamed response has gone out already."""
     daemon = request.app[DAEMON]
     hooks, chain = daemon.hooks, daemon.authz
-    if not chain and not hooks.wants_authorization():
+    in_process = hooks.wants_authorization()  # once per request: it lists the hook implementations
+    if not chain and not in_process:
         return await handler(request)
     uri = request.raw_path
     body = b""
@@ -141,7 +142,7 @@ async def authorization(request: web.Request, handler: Handler) -> web.StreamRes
         request[READ_BODY] = body
     user = tls_user(request)
     headers = _canonical_headers(request.headers)
-    if hooks.wants_authorization():
+    if in_process:
         denied = hooks.authorize_request(user, request.method, str(request.rel_url), headers, body)
         if denied is not None:
             plugin, message = denied

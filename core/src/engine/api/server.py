@@ -229,8 +229,9 @@ class APIServer:
             **protocol.server_options(),
         )
         await self.runner.setup()
+        backlog = listen_backlog()
         for sock, context, shown in self._bound:
-            site = web.SockSite(self.runner, sock, ssl_context=context, backlog=listen_backlog())
+            site = web.SockSite(self.runner, sock, ssl_context=context, backlog=backlog)
             await site.start()
             self.sites.append(site)
             log.info("API listen on %s", shown)
