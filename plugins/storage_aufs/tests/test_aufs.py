@@ -19,11 +19,12 @@ import pytest
 from engine_plugin_aufs import branches, host
 from engine_plugin_aufs.driver import AufsStorageDriver
 
+from engine.drivers import fsinfo
 from engine.drivers.storage import IDENTITY, Change, ChangeKind, CreateOpts
 from engine.errors import DriverRemoved, InvalidParameter, PrerequisitesNotMet, SystemError
 from engine.registry import STORAGE, DriverRegistry
 
-NO_AUFS = "aufs" not in host.filesystems()
+NO_AUFS = "aufs" not in fsinfo.kernel_filesystems()
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, mknod)")
 
 

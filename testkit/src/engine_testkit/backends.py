@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.drivers import fsinfo
+
 ZFS_SOCKET = Path("/var/run/zfs/zfs_socket")
 
 
@@ -61,9 +63,8 @@ def btrfs_loop(size: int = 1 << 30, parent: Path | None = None) -> Iterator[Path
         raise BackendUnavailable("needs root (losetup, mount)")
     if not shutil.which("mkfs.btrfs"):
         raise BackendUnavailable("mkfs.btrfs not installed (Debian package btrfs-progs)")
-    with open("/proc/filesystems") as f:
-        if "btrfs" not in f.read().split():
-            raise BackendUnavailable("this kernel has no btrfs")
+    if "btrfs" not in fsinfo.kernel_filesystems():
+        raise BackendUnavailable("this kernel has no btrfs")
     work = Path(tempfile.mkdtemp(prefix="engine-btrfs-", dir=parent))
     image, mnt = work / "btrfs.img", work / "mnt"
     mnt.mkdir()

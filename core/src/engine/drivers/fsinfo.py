@@ -15,6 +15,7 @@ __all__ = [
     "existing_ancestor",
     "fs_magic",
     "fs_name",
+    "kernel_filesystems",
 ]
 
 BTRFS_SUPER_MAGIC = 0x9123683E
@@ -68,3 +69,13 @@ def existing_ancestor(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def kernel_filesystems(path: str = "/proc/filesystems") -> frozenset[str]:
+    """The filesystem types this kernel has (``overlay``, ``btrfs``, ``aufs`` ...); empty when the
+    list cannot be read."""
+    try:
+        with open(path) as f:
+            return frozenset(line.split()[-1] for line in f if line.strip())
+    except OSError:
+        return frozenset()

@@ -8,21 +8,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from engine.drivers import libc
-
-
-def filesystems(path: str = "/proc/filesystems") -> set[str]:
-    with open(path) as f:
-        return {line.split()[-1] for line in f if line.strip()}
+from engine.drivers import fsinfo, libc
 
 
 def aufs_problem(proc_filesystems: str = "/proc/filesystems") -> str:
     """Why aufs cannot run here ('' when it can). dockerd tried `modprobe aufs` first; so do we."""
-    if "aufs" in filesystems(proc_filesystems):
+    if "aufs" in fsinfo.kernel_filesystems(proc_filesystems):
         return ""
     if shutil.which("modprobe"):
         subprocess.run(["modprobe", "aufs"], capture_output=True)
-        if "aufs" in filesystems(proc_filesystems):
+        if "aufs" in fsinfo.kernel_filesystems(proc_filesystems):
             return ""
     return (
         "AUFS was not found in /proc/filesystems: this kernel has no aufs (never merged upstream; "

@@ -19,11 +19,7 @@ INCOMPATIBLE = ("aufs", "ecryptfs", "nfs", "overlayfs", "zfs")
 
 
 def overlay_in_kernel() -> bool:
-    try:
-        with open("/proc/filesystems") as f:
-            return any(line.split()[-1] == "overlay" for line in f if line.strip())
-    except OSError:
-        return False
+    return "overlay" in fsinfo.kernel_filesystems()
 
 
 class _Dirent64(ctypes.Structure):
