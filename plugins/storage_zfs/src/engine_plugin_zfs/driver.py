@@ -104,6 +104,7 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
         assert self.zfs is not None
         prefix = f"{self.fsname}/"
         graph = os.path.realpath(self.home / "graph")
+        mounted = {mountpoint for mountpoint, _, _ in host.mounts()}  # read once, not once per dataset
         for name, mountpoint in self.zfs.children(self.fsname):
             id = name[len(prefix) :]
             if "/" in id:
@@ -111,7 +112,7 @@ class ZfsStorageDriver(NaiveDiffMixin, StorageDriver, SupportsQuota):
             self._datasets.add(id)
             if not mountpoint.startswith(graph + "/"):
                 continue
-            if mountpoint == os.fspath(self._mountpoint(id)) and host.is_mounted(Path(mountpoint)):
+            if mountpoint == os.fspath(self._mountpoint(id)) and os.path.realpath(mountpoint) in mounted:
                 log.info("zfs: %s is still mounted at %s; adopted", name, mountpoint)
                 self._mounted.add(id)
             else:
